@@ -1,0 +1,23 @@
+"""closedloop: close the feedback loop for LLM apps in production, on OpenTelemetry.
+
+import closedloop
+closedloop.instrument(service_name="support-bot")
+with closedloop.context(user_id=user.id, prompt_name="triage", prompt_version="v3"):
+    reply = client.chat.completions.create(...)
+    trace_id = closedloop.current_trace_id()
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("closedloop")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+from closedloop.bootstrap import instrument, uninstrument
+from closedloop.health import stats
+from closedloop.instrumentation.context import context, current_trace_id
+
+__all__ = ["__version__", "context", "current_trace_id", "instrument", "stats", "uninstrument"]

@@ -1,0 +1,115 @@
+"""Cost of an LLM call in USD from provider-reported usage, priced by ``genai-prices``.
+
+Prices are looked up once per (provider, model) and cached; an unknown model yields
+``None`` (no cost attribute, never a misleading 0) and one debug log per model. Users can
+override or add prices per model in ``instrument(prices=...)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+
+from genai_prices import Usage
+from genai_prices.data_snapshot import get_snapshot
+from genai_prices.types import ModelPrice
+
+logger = logging.getLogger("closedloop.cost")
+
+_PRICE_FIELDS = {
+    "input_per_mtok": "input_mtok",
+    "output_per_mtok": "output_mtok",
+    "cached_input_per_mtok": "cache_read_mtok",
+}
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Provider-reported usage; ``input_tokens`` includes ``cached_input_tokens``."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+
+
+def _decimal(model: str, field: str, value: object) -> Decimal:
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        number = Decimal("NaN")
+    if not number.is_finite() or number < 0:
+        raise ValueError(
+            f"prices[{model!r}][{field!r}] must be a finite non-negative number of USD per "
+            f"million tokens, got {value!r}."
+        )
+    return number
+
+
+def _model_price(model: str, spec: Mapping[str, object]) -> ModelPrice:
+    unknown = set(spec) - set(_PRICE_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"prices[{model!r}] has unknown keys {sorted(unknown)}; "
+            f"use {sorted(_PRICE_FIELDS)} (USD per million tokens)."
+        )
+    if "input_per_mtok" not in spec or "output_per_mtok" not in spec:
+        raise ValueError(
+            f"prices[{model!r}] needs both 'input_per_mtok' and 'output_per_mtok' "
+            "(USD per million tokens)."
+        )
+    return ModelPrice(
+        **{_PRICE_FIELDS[key]: _decimal(model, key, value) for key, value in spec.items()}
+    )
+
+
+class CostCalculator:
+    """Turns usage into USD; thread-safe, with per-model price lookups cached."""
+
+    def __init__(self, overrides: Mapping[str, Mapping[str, object]] | None = None) -> None:
+        self._overrides = {
+            model.lower(): _model_price(model, spec) for model, spec in (overrides or {}).items()
+        }
+        self._cache: dict[tuple[str, str], ModelPrice | None] = {}
+        self._lock = threading.Lock()
+
+    def cost_usd(self, provider: str, model: str, usage: TokenUsage) -> float | None:
+        """USD cost, or None when the model's price is unknown."""
+        price = self._price(provider, model)
+        if price is None:
+            return None
+        total = price.calc_price(
+            Usage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cached_input_tokens,
+            )
+        )["total_price"]
+        return float(total)
+
+    def _price(self, provider: str, model: str) -> ModelPrice | None:
+        key = (provider, model.lower())
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        price = self._overrides.get(key[1])
+        if price is None:
+            price = self._lookup(provider, model)
+        with self._lock:
+            self._cache[key] = price
+        return price
+
+    @staticmethod
+    def _lookup(provider: str, model: str) -> ModelPrice | None:
+        try:
+            _, info = get_snapshot().find_provider_model(model, None, provider, None)
+        except LookupError:
+            logger.debug(
+                "closedloop: no price known for %s model %r; cost not recorded", provider, model
+            )
+            return None
+        return info.get_prices(datetime.now(timezone.utc))

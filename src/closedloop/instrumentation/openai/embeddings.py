@@ -1,0 +1,51 @@
+"""Embeddings: request parameters, usage and vector size (no content is recorded)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+from closedloop.cost import TokenUsage
+from closedloop.instrumentation import attributes as attr
+from closedloop.instrumentation.openai.call import LLMCall
+from closedloop.instrumentation.openai.chat import given, number
+from closedloop.instrumentation.openai.content import ContentScrubber
+
+
+class Embeddings:
+    """``embeddings.create``; inputs are often documents, so they are never captured."""
+
+    operation_name = "embeddings"
+    api_type = None
+
+    def prepare(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(kwargs)
+
+    def request_stream_usage(self, kwargs: dict[str, Any]) -> bool:
+        return False
+
+    def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
+        encoding = given(kwargs, "encoding_format")
+        values: dict[str, Any] = {
+            attr.REQUEST_ENCODING_FORMATS: [encoding] if isinstance(encoding, str) else None,
+            attr.EMBEDDINGS_DIMENSION_COUNT: number(given(kwargs, "dimensions")),
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+    def input_content(self, kwargs: Mapping[str, Any], scrubber: ContentScrubber) -> dict[str, Any]:
+        return {}
+
+    def record_response(self, call: LLMCall, response: Any) -> None:
+        call.set({attr.RESPONSE_MODEL: response.model})
+        if response.data:
+            vector = response.data[0].embedding
+            if isinstance(vector, list):
+                call.set({attr.EMBEDDINGS_DIMENSION_COUNT: len(vector)})
+        usage = response.usage
+        if usage is not None:
+            call.record_usage(TokenUsage(usage.prompt_tokens or 0, 0, 0), None, response.model)
+
+    def stream_state(self, hide_usage_chunk: bool) -> Any:
+        raise TypeError("embeddings are never streamed")

@@ -1,0 +1,37 @@
+"""Route a parsed request to its endpoint builder, applying error scenarios around it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from closedloop.testing import _chat, _embeddings, _responses, _scenarios
+from closedloop.testing._replies import IdFactory, Reply, error_reply
+
+Handler = Callable[[Mapping[str, Any], IdFactory], Reply]
+
+_ROUTES: dict[tuple[str, str], Handler] = {
+    ("POST", "/v1/chat/completions"): _chat.reply,
+    ("POST", "/v1/responses"): _responses.reply,
+    ("POST", "/v1/embeddings"): _embeddings.reply,
+}
+
+
+def dispatch(method: str, path: str, request: object, ids: IdFactory) -> Reply:
+    """Build the reply; ``request`` is the decoded JSON body, or None if it was not JSON."""
+    handler = _ROUTES.get((method, path))
+    if handler is None:
+        return error_reply(404, f"Invalid URL ({method} {path})", "invalid_request_error")
+    if not isinstance(request, Mapping):
+        return error_reply(
+            400, "We could not parse the JSON body of your request.", "invalid_request_error"
+        )
+    canned = _scenarios.canned_reply(request)
+    if canned is not None:
+        return canned
+    try:
+        reply = handler(request, ids)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        # A request the fake model cannot interpret is the caller's bug, not a server crash.
+        return error_reply(400, f"Invalid request body: {exc!r}", "invalid_request_error")
+    return _scenarios.adjust(request, reply)

@@ -1,0 +1,106 @@
+"""Shared fixtures: the local OpenAI-compatible server, real OTel SDK, real openai client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from openai import AsyncOpenAI, OpenAI
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import closedloop
+from closedloop.health import reset_stats
+from closedloop.testing import OpenAICompatibleServer
+
+HASH_KEY = "test-hash-key"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Key files and stores go to a temp dir, never the developer's home."""
+    monkeypatch.setenv("CLOSEDLOOP_HOME", str(tmp_path_factory.mktemp("closedloop-home")))
+    monkeypatch.delenv("CLOSEDLOOP_USER_HASH_KEY", raising=False)
+    reset_stats()
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAICompatibleServer]:
+    with OpenAICompatibleServer() as running:
+        yield running
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., OpenAICompatibleServer]]:
+    """Fresh servers (ids restart at 1), to compare instrumented and bare runs exactly."""
+    started: list[OpenAICompatibleServer] = []
+
+    def make(**options: float) -> OpenAICompatibleServer:
+        running = OpenAICompatibleServer(**options)
+        running.start()
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter) -> TracerProvider:
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return tracer_provider
+
+
+@pytest.fixture
+def instrument(provider: TracerProvider) -> Iterator[Callable[..., TracerProvider]]:
+    """Call ``closedloop.instrument`` with test defaults; always uninstrumented afterwards."""
+
+    def apply(**options: object) -> TracerProvider:
+        options.setdefault("user_hash_key", HASH_KEY)
+        return closedloop.instrument(tracer_provider=provider, **options)  # type: ignore[arg-type]
+
+    yield apply
+    closedloop.uninstrument()
+
+
+@pytest.fixture
+def instrumented(instrument: Callable[..., TracerProvider]) -> TracerProvider:
+    return instrument()
+
+
+def client_for(server: OpenAICompatibleServer) -> OpenAI:
+    return OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+
+
+def async_client_for(server: OpenAICompatibleServer) -> AsyncOpenAI:
+    return AsyncOpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+
+
+@pytest.fixture
+def client(server: OpenAICompatibleServer) -> OpenAI:
+    return client_for(server)
+
+
+@pytest.fixture
+def async_client(server: OpenAICompatibleServer) -> AsyncOpenAI:
+    return async_client_for(server)
+
+
+def llm_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
+    return [
+        s for s in exporter.get_finished_spans() if s.name.split(" ")[0] in ("chat", "embeddings")
+    ]
+
+
+def only_span(exporter: InMemorySpanExporter) -> ReadableSpan:
+    spans = llm_spans(exporter)
+    assert len(spans) == 1, [s.name for s in spans]
+    return spans[0]
