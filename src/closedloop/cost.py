@@ -66,6 +66,46 @@ def _model_price(model: str, spec: Mapping[str, object]) -> ModelPrice:
     )
 
 
+@dataclass(frozen=True)
+class _LinearRates:
+    """USD per token, derived from ``genai-prices`` and verified linear."""
+
+    input: float
+    output: float
+    cached_discount: float
+
+    def cost(self, usage: TokenUsage) -> float:
+        return (
+            usage.input_tokens * self.input
+            + usage.output_tokens * self.output
+            - usage.cached_input_tokens * self.cached_discount
+        )
+
+
+def _calc(price: ModelPrice, usage: TokenUsage) -> Decimal:
+    return price.calc_price(
+        Usage(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cached_input_tokens,
+        )
+    )["total_price"]
+
+
+def _linear_rates(price: ModelPrice) -> _LinearRates | None:
+    """Per-token rates if ``price`` is linear in each token kind, else None."""
+    million = 1_000_000
+    rate_in = _calc(price, TokenUsage(input_tokens=million)) / million
+    rate_out = _calc(price, TokenUsage(output_tokens=million)) / million
+    cached = _calc(price, TokenUsage(input_tokens=million, cached_input_tokens=million)) / million
+    rates = _LinearRates(float(rate_in), float(rate_out), float(rate_in - cached))
+    probe = TokenUsage(input_tokens=3_000_017, output_tokens=5_000_011, cached_input_tokens=999_983)
+    exact = float(_calc(price, probe))
+    if abs(rates.cost(probe) - exact) > 1e-9 * max(1.0, exact):
+        return None
+    return rates
+
+
 class CostCalculator:
     """Turns usage into USD; thread-safe, with per-model price lookups cached."""
 
@@ -73,7 +113,7 @@ class CostCalculator:
         self._overrides = {
             model.lower(): _model_price(model, spec) for model, spec in (overrides or {}).items()
         }
-        self._cache: dict[tuple[str, str], ModelPrice | None] = {}
+        self._cache: dict[tuple[str, str], _LinearRates | ModelPrice | None] = {}
         self._lock = threading.Lock()
 
     def cost_usd(self, provider: str, model: str, usage: TokenUsage) -> float | None:
@@ -81,27 +121,21 @@ class CostCalculator:
         price = self._price(provider, model)
         if price is None:
             return None
-        total = price.calc_price(
-            Usage(
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cache_read_tokens=usage.cached_input_tokens,
-            )
-        )["total_price"]
-        return float(total)
+        if isinstance(price, _LinearRates):
+            return price.cost(usage)
+        return float(_calc(price, usage))
 
-    def _price(self, provider: str, model: str) -> ModelPrice | None:
+    def _price(self, provider: str, model: str) -> _LinearRates | ModelPrice | None:
         key = (provider, model.lower())
         try:
             return self._cache[key]
         except KeyError:
             pass
-        price = self._overrides.get(key[1])
-        if price is None:
-            price = self._lookup(provider, model)
+        price = self._overrides.get(key[1]) or self._lookup(provider, model)
+        priced = None if price is None else (_linear_rates(price) or price)
         with self._lock:
-            self._cache[key] = price
-        return price
+            self._cache[key] = priced
+        return priced
 
     @staticmethod
     def _lookup(provider: str, model: str) -> ModelPrice | None:

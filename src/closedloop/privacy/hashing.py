@@ -91,7 +91,8 @@ def _warn_key_file_once(path: Path) -> None:
     message = (
         f"closedloop is hashing user ids with the per-machine key in {path}: user.hash values "
         f"are only stable on this machine. Set {KEY_ENV_VAR} to the same secret on every "
-        "machine (or pass user_hash_key=...) to get hashes that match across hosts and restarts."
+        "machine and container (or pass user_hash_key=...) for hashes that match everywhere; "
+        "to keep the hashes made so far, use this file's content as that secret."
     )
     warnings.warn(message, UserWarning, stacklevel=3)
     logger.warning(message)

@@ -107,47 +107,70 @@ class _CandidateRedactor:
     """The engine of the built-ins: cheap pre-check, candidate regex, then validation.
 
     ``spans`` maps a candidate match to the absolute spans to replace (none when validation
-    fails). Without ``spans`` every candidate is replaced using ``replacement`` as an
-    ``re.sub`` template.
+    fails). With an ``anchor`` (a character every candidate contains, like ``@``), the regex
+    only searches from ``reach[0]`` characters before each occurrence to ``reach[1]`` after,
+    instead of through the whole text.
     """
 
-    __slots__ = ("_candidates", "_name", "_precheck", "_replacement", "_spans")
+    __slots__ = ("_anchor", "_candidates", "_name", "_placeholder", "_precheck", "_reach", "_spans")
 
     def __init__(
         self,
         name: str,
         candidates: re.Pattern[str],
-        replacement: str,
+        placeholder: str,
+        spans: Callable[[re.Match[str]], Iterable[Span]],
         *,
-        spans: Callable[[re.Match[str]], Iterable[Span]] | None = None,
         precheck: Callable[[str], bool] | None = None,
+        anchor: str | None = None,
+        reach: tuple[int, int] = (0, 0),
     ) -> None:
         self._name = name
         self._candidates = candidates
-        self._replacement = replacement
+        self._placeholder = placeholder
         self._spans = spans
         self._precheck = precheck
+        self._anchor = anchor
+        self._reach = reach
 
     def __call__(self, text: str) -> tuple[str, int]:
         if self._precheck is not None and not self._precheck(text):
             return text, 0
-        if self._spans is None:
-            return self._candidates.subn(self._replacement, text)
         parts: list[str] = []
-        last = 0
-        for match in self._candidates.finditer(text):
+        last = pos = 0
+        while (match := self._next(text, pos)) is not None:
             for start, end in self._spans(match):
                 parts.append(text[last:start])
-                parts.append(self._replacement)
+                parts.append(self._placeholder)
                 last = end
+            # Resume after the last replacement: it can end before the candidate does (an IBAN
+            # that swallowed the next word), and what follows may start another entity.
+            pos = last if last > match.start() else match.end()
         if not parts:
             return text, 0
         count = len(parts) // 2
         parts.append(text[last:])
         return "".join(parts), count
 
+    def _next(self, text: str, pos: int) -> re.Match[str] | None:
+        """The first candidate at or after ``pos``."""
+        if self._anchor is None:
+            return self._candidates.search(text, pos)
+        before, after = self._reach
+        at = text.find(self._anchor, pos)
+        while at >= 0:
+            match = self._candidates.search(text, max(pos, at - before), at + after)
+            if match is not None:
+                return match
+            at = text.find(self._anchor, at + 1)
+        return None
+
     def __repr__(self) -> str:
         return f"<built-in redactor {self._name}>"
+
+
+def _span(match: re.Match[str]) -> tuple[Span]:
+    return (match.span(),)
 
 
 class _Chain:
@@ -185,22 +208,19 @@ _ASCII_DIGITS = b"0123456789"
 def _digit_count(text: str) -> int:
     """ASCII digits in ``text``, in two C passes: far cheaper than scanning with a regex.
 
-    Most entities need several digits, and most chat text has few, so this rejects it early.
+    Most entities need several digits and most chat text has few, so this rejects it early.
     """
-    encoded = text.encode("utf-8", "surrogatepass")
-    return len(encoded) - len(encoded.translate(None, _ASCII_DIGITS))
+    ascii_only = text.encode("ascii", "ignore")
+    return len(ascii_only) - len(ascii_only.translate(None, _ASCII_DIGITS))
 
 
-# Regexes that ``re`` must scan character by character cost about 5 µs per KB each. Patterns
-# therefore start with a literal (found at memchr speed) where they can, and otherwise run only
-# after a cheap pre-check. A pattern that starts with one character and then checks what
-# precedes it uses a width-2 lookbehind (``x(?<!\w.)``): a leading lookbehind would stop ``re``
-# from skipping ahead to that first character.
+# A regex scan that cannot skip ahead by a literal costs about 5 µs per KB, so patterns start
+# with a literal (found at memchr speed) where they can, and otherwise run only after a cheap
+# pre-check. Patterns check what precedes their first character with a width-2 lookbehind
+# placed after it (``x(?<!\w.)``): a leading lookbehind would make ``re`` try every position.
 
 # --- Secrets -------------------------------------------------------------------------------
 
-# Substrings one of which every secret below contains; each test runs at memchr-like speed.
-_SECRET_HINTS = ("sk-", "IA", "_", "xox", "eyJ", "earer", "EARER")
 _B = r"(?<![\w-].)"  # the first character starts a word
 _TOKEN = r"[ \t]+(?![A-Z]?[a-z]+(?![\w\-.~+/=]))[\w\-.~+/]{16,}=*"  # not a plain word
 _SECRETS = re.compile(
@@ -216,10 +236,16 @@ _SECRETS = re.compile(
 
 
 def _has_secret_hint(text: str) -> bool:
-    for hint in _SECRET_HINTS:
-        if hint in text:
-            return True
-    return False
+    # A substring every secret below contains; each test runs at memchr-like speed.
+    return (
+        "_" in text
+        or "sk-" in text
+        or "IA" in text
+        or "xox" in text
+        or "eyJ" in text
+        or "earer" in text
+        or "EARER" in text
+    )
 
 
 def _secret_spans(match: re.Match[str]) -> tuple[Span, ...]:
@@ -230,137 +256,29 @@ def _secret_spans(match: re.Match[str]) -> tuple[Span, ...]:
 
 
 redact_secrets = _CandidateRedactor(
-    "secrets", _SECRETS, "<SECRET>", spans=_secret_spans, precheck=_has_secret_hint
+    "secrets", _SECRETS, "<SECRET>", _secret_spans, precheck=_has_secret_hint
 )
 
 # --- E-mail --------------------------------------------------------------------------------
 
 _EMAIL = re.compile(
-    r"[\w.%+-](?<![\w.%+-].)"  # only at the start of a local-part run: linear time
-    r"[\w.%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])",
-    re.ASCII,
+    r"[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])", re.ASCII
 )
 
-redact_emails = _CandidateRedactor("emails", _EMAIL, "<EMAIL>", precheck=lambda text: "@" in text)
+# Searched only around each "@": RFC 5321 caps the local part at 64 characters and the domain
+# at 255. The bounded window also keeps the unanchored local-part scan cheap.
+redact_emails = _CandidateRedactor("emails", _EMAIL, "<EMAIL>", _span, anchor="@", reach=(64, 256))
 
 # --- IBAN ----------------------------------------------------------------------------------
 
 # ISO 13616 registry countries plus those with widely used national IBAN formats.
-_IBAN_COUNTRIES = frozenset(
-    [
-        "AD",
-        "AE",
-        "AL",
-        "AO",
-        "AT",
-        "AZ",
-        "BA",
-        "BE",
-        "BF",
-        "BG",
-        "BH",
-        "BI",
-        "BJ",
-        "BR",
-        "BY",
-        "CF",
-        "CG",
-        "CH",
-        "CI",
-        "CM",
-        "CR",
-        "CV",
-        "CY",
-        "CZ",
-        "DE",
-        "DJ",
-        "DK",
-        "DO",
-        "DZ",
-        "EE",
-        "EG",
-        "ES",
-        "FI",
-        "FK",
-        "FO",
-        "FR",
-        "GA",
-        "GB",
-        "GE",
-        "GI",
-        "GL",
-        "GQ",
-        "GR",
-        "GT",
-        "GW",
-        "HN",
-        "HR",
-        "HU",
-        "IE",
-        "IL",
-        "IQ",
-        "IR",
-        "IS",
-        "IT",
-        "JO",
-        "KM",
-        "KW",
-        "KZ",
-        "LB",
-        "LC",
-        "LI",
-        "LT",
-        "LU",
-        "LV",
-        "LY",
-        "MA",
-        "MC",
-        "MD",
-        "ME",
-        "MG",
-        "MK",
-        "ML",
-        "MN",
-        "MR",
-        "MT",
-        "MU",
-        "MZ",
-        "NE",
-        "NI",
-        "NL",
-        "NO",
-        "OM",
-        "PK",
-        "PL",
-        "PS",
-        "PT",
-        "QA",
-        "RO",
-        "RS",
-        "RU",
-        "SA",
-        "SC",
-        "SD",
-        "SE",
-        "SI",
-        "SK",
-        "SM",
-        "SN",
-        "SO",
-        "ST",
-        "SV",
-        "TD",
-        "TG",
-        "TL",
-        "TN",
-        "TR",
-        "UA",
-        "VA",
-        "VG",
-        "XK",
-        "YE",
-    ]
+_IBAN_COUNTRY_CODES = (
+    "AD AE AL AO AT AZ BA BE BF BG BH BI BJ BR BY CF CG CH CI CM CR CV CY CZ DE DJ DK DO "
+    "DZ EE EG ES FI FK FO FR GA GB GE GI GL GQ GR GT GW HN HR HU IE IL IQ IR IS IT JO KM "
+    "KW KZ LB LC LI LT LU LV LY MA MC MD ME MG MK ML MN MR MT MU MZ NE NI NL NO OM PK PL "
+    "PS PT QA RO RS RU SA SC SD SE SI SK SM SN SO ST SV TD TG TL TN TR UA VA VG XK YE"
 )
+_IBAN_COUNTRIES = frozenset(_IBAN_COUNTRY_CODES.split())
 _IBAN_DIGITS = {ord(letter): str(value) for value, letter in enumerate(string.ascii_uppercase, 10)}
 _IBAN = re.compile(
     r"[A-Z](?<!\w.)[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])",
@@ -391,38 +309,37 @@ def _iban_spans(match: re.Match[str]) -> tuple[Span, ...]:
 
 # Check digits plus a (mostly) numeric account number: real IBANs carry at least 12 digits.
 redact_ibans = _CandidateRedactor(
-    "ibans", _IBAN, "<IBAN>", spans=_iban_spans, precheck=lambda text: _digit_count(text) >= 10
+    "ibans", _IBAN, "<IBAN>", _iban_spans, precheck=lambda text: _digit_count(text) >= 10
 )
 
 # --- Payment cards -------------------------------------------------------------------------
 
 # Groups of 3+ digits joined by one space or dash: "4111 1111 1111 1111", "3782-822463-10005".
-# Shorter groups end the run, so an expiry month after the number ("... 1111 12/26") stays out.
+# Shorter groups end the run, so an expiry month after the number ("... 1111 12/26") stays out,
+# and so does a group that continues as another number ("1111 123-45-6789", "1111 10.0.0.1").
 _CARD_RUN = re.compile(
-    r"\d(?<![\w+].)(?=(?:[ -]?\d){12})\d{2,}(?:[ -]\d{3,})*(?!\w)",
+    r"\d(?<![\w+].)(?<!\d[-.].)(?=(?:[ -]?\d){12})\d{2,}(?:[ -]\d{3,})*(?!\w|[-.]\d)",
     re.ASCII,
 )
 _DIGIT_GROUP = re.compile(r"\d+", re.ASCII)
-_LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+_LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")  # digit sum of 2 * d
 
 
 def _luhn_valid(digits: str) -> bool:
-    total = sum(map(int, digits[-1::-2]))
-    for digit in digits[-2::-2]:
-        total += _LUHN_DOUBLED[int(digit)]
-    return total % 10 == 0
+    doubled = digits[-2::-2].translate(_LUHN_DOUBLED)
+    return (sum(map(int, digits[-1::-2])) + sum(map(int, doubled))) % 10 == 0
 
 
 def _card_spans(match: re.Match[str]) -> list[Span]:
     run = match.group()
-    groups = [(group.start(), group.end()) for group in _DIGIT_GROUP.finditer(run)]
-    digits = "".join(run[start:end] for start, end in groups)
+    digits = run.replace(" ", "").replace("-", "")
     if len(digits) < 13:
         return []
     if len(digits) <= 19:
         return [match.span()] if _luhn_valid(digits) else []
     # Longer than any card: a card next to other numbers. Try each run of whole groups with a
     # card's length and redact the union of the valid ones, so no card digit can leak.
+    groups = [(group.start(), group.end()) for group in _DIGIT_GROUP.finditer(run)]
     base = match.start()
     spans: list[Span] = []
     offset = 0  # position in ``digits`` of the first group's first digit
@@ -442,7 +359,7 @@ def _card_spans(match: re.Match[str]) -> list[Span]:
 
 
 redact_cards = _CandidateRedactor(
-    "cards", _CARD_RUN, "<CARD>", spans=_card_spans, precheck=lambda text: _digit_count(text) >= 13
+    "cards", _CARD_RUN, "<CARD>", _card_spans, precheck=lambda text: _digit_count(text) >= 13
 )
 
 # --- US social security numbers ------------------------------------------------------------
@@ -459,7 +376,7 @@ def _ssn_spans(match: re.Match[str]) -> tuple[Span, ...]:
     return ((start, end),)
 
 
-redact_ssns = _CandidateRedactor("ssns", _SSN, "<SSN>", spans=_ssn_spans)
+redact_ssns = _CandidateRedactor("ssns", _SSN, "<SSN>", _ssn_spans)
 
 # --- IP addresses --------------------------------------------------------------------------
 
@@ -491,30 +408,39 @@ def _ipv6_valid(address: str) -> bool:
     return True
 
 
+# Every IPv6 form has two colons at most four hex digits apart ("::" or ":db8:"); starting
+# with a literal, this finds them at memchr speed, unlike the full pattern.
+_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
+
+
 def _may_hold_ipv6(text: str) -> bool:
-    # Full forms have 7 colons (6 with an IPv4 suffix); compressed forms contain "::".
-    colons = text.count(":")
-    return colons >= 6 or (colons >= 2 and "::" in text)
+    return _IPV6_HINT.search(text) is not None
 
 
 redact_ips = _Chain(
     "ips",
-    _CandidateRedactor("ipv6", _IPV6, "<IP>", spans=_whole(_ipv6_valid), precheck=_may_hold_ipv6),
-    _CandidateRedactor("ipv4", _IPV4, "<IP>", spans=_whole(_ipv4_valid), precheck=_may_hold_ipv4),
+    _CandidateRedactor("ipv6", _IPV6, "<IP>", _whole(_ipv6_valid), precheck=_may_hold_ipv6),
+    _CandidateRedactor("ipv4", _IPV4, "<IP>", _whole(_ipv4_valid), precheck=_may_hold_ipv4),
 )
 
 # --- Phone numbers -------------------------------------------------------------------------
 
 # Seven digits with at most a few separators between neighbours: every valid number in
 # international or national format has that, while prose with a few numbers rarely does.
-# Unicode digits count too: libphonenumber reads full-width and Arabic-Indic digits.
+# In non-ASCII text Unicode digits count too: libphonenumber reads full-width and
+# Arabic-Indic digits.
 _PHONE_HINT = re.compile(r"\d(?:\D{0,4}\d){6}")
+_ASCII_PHONE_HINT = re.compile(_PHONE_HINT.pattern, re.ASCII)
 
 
 def _may_hold_phone(text: str) -> bool:
-    if _digit_count(text) < 7 and text.isascii():
+    ascii_only = text.encode("ascii", "ignore")
+    # Any non-ASCII character might be a digit, so count them all before the Unicode regex.
+    digits_at_most = len(text) - len(ascii_only.translate(None, _ASCII_DIGITS))
+    if digits_at_most < 7:
         return False
-    return _PHONE_HINT.search(text) is not None
+    hint = _ASCII_PHONE_HINT if len(ascii_only) == len(text) else _PHONE_HINT
+    return hint.search(text) is not None
 
 
 class PhoneRedactor:
@@ -564,9 +490,9 @@ class PhoneRedactor:
 def default_redactors(phone_region: str = "US") -> list[Redactor]:
     """The built-in redactors in the order that keeps them from stealing each other's matches.
 
-    Secrets first (tokens contain digit runs and ``@``-free text the others would chop up), IBANs
-    before cards (an IBAN's digits can pass Luhn), and phones last: libphonenumber would read
-    card, IBAN, IP and SSN digits as phone numbers.
+    Secrets first (a token's digit runs would otherwise be replaced piecemeal, leaving the rest
+    of it), IBANs before cards (an IBAN's digits can pass Luhn), and phones last: libphonenumber
+    would read card, IBAN, IP and SSN digits as phone numbers.
     """
     return [
         redact_secrets,
@@ -580,6 +506,7 @@ def default_redactors(phone_region: str = "US") -> list[Redactor]:
 
 
 _EMPTY = RedactionResult("", 0)
+_MAX_PASSES = 3  # a bound in case a custom redactor keeps rewriting its own output
 
 
 class RedactionPipeline:
@@ -612,9 +539,16 @@ class RedactionPipeline:
         if not text:
             return _EMPTY
         total = 0
-        for redactor in self._redactors:
-            text, count = redactor(text)
-            total += count
+        for _ in range(_MAX_PASSES):
+            before = text
+            for redactor in self._redactors:
+                text, count = redactor(text)
+                total += count
+            # A replacement can expose a new match to an earlier redactor ("1.2.3.4.5 123-..."
+            # becomes "1.2.3.4.<PHONE>", now an IP), so repeat until nothing changes: then
+            # redacting the result again is a no-op. Text without PII takes one pass.
+            if text == before:
+                break
         return RedactionResult(text, total)
 
     def __repr__(self) -> str:

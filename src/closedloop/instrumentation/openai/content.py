@@ -15,7 +15,7 @@ from closedloop.privacy import RedactionPipeline
 
 def field(obj: Any, name: str, default: Any = None) -> Any:
     """Read ``name`` from a TypedDict-style mapping or an SDK model alike."""
-    if isinstance(obj, Mapping):
+    if isinstance(obj, (dict, Mapping)):
         return obj.get(name, default)
     return getattr(obj, name, default)
 
