@@ -426,3 +426,35 @@ def test_uninstrument_restores_the_sdk_exactly(server, exporter, instrument):
     assert (Completions.create, AsyncCompletions.create) == originals
     client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert llm_spans(exporter) == []
+
+
+def test_async_stream_keeps_context_manager_close_and_raw_forms(server, exporter, instrumented):
+    async def run():
+        client = async_client_for(server)
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True
+        )
+        async with stream as entered:
+            assert entered is stream
+            first = await entered.__anext__()
+        closed = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True
+        )
+        await closed.close()
+        await closed.close()
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True
+        )
+        parsed = raw.parse()
+        chunks = [chunk async for chunk in parsed]
+        return first, parsed, chunks
+
+    first, parsed, chunks = asyncio.run(run())
+    assert first.choices[0].delta.role == "assistant"
+    assert isinstance(parsed, openai.AsyncStream)
+    assert all(chunk.choices for chunk in chunks)
+    spans = llm_spans(exporter)
+    assert len(spans) == 3
+    assert spans[2].attributes["gen_ai.usage.output_tokens"] == len(
+        "".join(c.choices[0].delta.content or "" for c in chunks).split()
+    )

@@ -108,23 +108,24 @@ def content_parts(scrubber: ContentScrubber, content: Any) -> list[dict[str, Any
     return parts
 
 
+def _tool_response(scrubber: ContentScrubber, content: Any) -> str:
+    """A tool result as one string (the SDK allows a string or a list of text parts)."""
+    if isinstance(content, str):
+        return scrubber.text(content)
+    return " ".join(part.get("content", "") for part in content_parts(scrubber, content))
+
+
 def chat_message(scrubber: ContentScrubber, message: Any) -> dict[str, Any]:
     """One Chat Completions message (request or response side) as a semconv message."""
     role = field(message, "role")
     if role == "tool":
-        content = field(message, "content")
-        response = (
-            content
-            if isinstance(content, str)
-            else to_json([part.get("content") for part in content_parts(scrubber, content)])
-        )
         return {
             "role": "tool",
             "parts": [
                 {
                     "type": "tool_call_response",
                     "id": field(message, "tool_call_id"),
-                    "response": scrubber.text(response) if isinstance(content, str) else response,
+                    "response": _tool_response(scrubber, field(message, "content")),
                 }
             ],
         }
