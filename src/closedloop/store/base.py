@@ -1,0 +1,106 @@
+"""One store interface over chDB (embedded) and ClickHouse server.
+
+Both backends speak the same SQL and exchange rows as ``JSONEachRow``; queries bind
+``{name:Type}`` parameters server-side, so user input is never formatted into SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from closedloop.store.rows import encode_rows, span_rows
+from closedloop.store.schema import SchemaSettings, bootstrap_statements, migrations
+
+TRACE_TABLES = ("otel_traces", "otel_traces_recent")
+QUERY_SETTINGS = {
+    "output_format_json_quote_64bit_integers": 0,
+    "output_format_json_quote_decimals": 0,
+    "output_format_json_quote_denormals": 0,
+}
+
+
+class StoreError(RuntimeError):
+    """The store could not be reached or refused an operation."""
+
+
+class Store(ABC):
+    """A ClickHouse-dialect store holding closedloop's schema."""
+
+    def __init__(self, settings: SchemaSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+
+    @property
+    def database(self) -> str:
+        return self.settings.database
+
+    @abstractmethod
+    def _execute(self, sql: str, parameters: Mapping[str, Any] | None) -> bytes:
+        """Run one statement; return its result as JSONEachRow bytes (empty if none)."""
+
+    @abstractmethod
+    def _insert(self, table: str, body: bytes) -> None:
+        """Insert JSONEachRow bytes into ``database.table``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection (and, for chDB, the directory lock)."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations in order; returns the names applied (empty: up to date)."""
+        for statement in bootstrap_statements(self.settings):
+            self._execute(statement, None)
+        done = {
+            row["version"]
+            for row in self.query(f"SELECT version FROM {self.database}.closedloop_migrations")
+        }
+        applied = []
+        for migration in migrations(self.settings):
+            if migration.version in done:
+                continue
+            for statement in migration.statements:
+                self._execute(statement, None)
+            self._execute(
+                f"INSERT INTO {self.database}.closedloop_migrations (version, name) "
+                "VALUES ({version:UInt32}, {name:String})",
+                {"version": migration.version, "name": migration.name},
+            )
+            applied.append(migration.name)
+        return applied
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows as dicts. Bind values with ``{name:Type}`` placeholders and ``parameters``."""
+        body = self._execute(sql, parameters)
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+    def execute(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        """Run a statement that returns no rows (DDL, INSERT ... SELECT)."""
+        self._execute(sql, parameters)
+
+    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert ``otel_traces``-shaped rows (see ``closedloop.store.rows``)."""
+        if rows:
+            self.insert_encoded(table, encode_rows(rows))
+
+    def insert_encoded(self, table: str, body: bytes) -> None:
+        """Insert rows already encoded as JSONEachRow into a trace table."""
+        if table not in TRACE_TABLES:
+            raise ValueError(f"table must be one of {TRACE_TABLES}, got {table!r}.")
+        self._insert(table, body)
+
+    def insert_spans(self, spans: Sequence[ReadableSpan], table: str = "otel_traces") -> int:
+        """Map finished OTel spans to rows and insert them; returns the count."""
+        self.insert_rows(table, span_rows(spans))
+        return len(spans)

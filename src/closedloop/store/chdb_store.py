@@ -1,0 +1,120 @@
+"""Embedded store: chDB (in-process ClickHouse) in a local directory.
+
+chDB lets one process own a directory, and one directory per process. closedloop takes
+an advisory lock file naming its PID first, so a second process gets an error that says
+who holds the store instead of chDB's opaque one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from closedloop.store.base import QUERY_SETTINGS, Store, StoreError
+from closedloop.store.schema import SchemaSettings
+
+LOCK_FILE = "closedloop.lock"
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the chDB directory."""
+
+
+def _holder(lock_path: Path) -> str:
+    try:
+        pid = lock_path.read_text().strip()
+    except OSError:
+        return "another process"
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        command = ""
+    return f"process {pid}" + (f" ({command})" if command else "")
+
+
+class ChDBStore(Store):
+    """A chDB session on ``path``; thread-safe (statements are serialised)."""
+
+    def __init__(self, path: str | os.PathLike[str], settings: SchemaSettings) -> None:
+        super().__init__(settings)
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_file: IO[str] | None = None
+        self.reopen()
+
+    def reopen(self) -> None:
+        """Take the directory (again): after ``close()``, the same store object works again."""
+        with self._lock:
+            if self._lock_file is not None:
+                return
+            self._lock_file = self._acquire(self.path / LOCK_FILE)
+            try:
+                from chdb import session
+
+                self._session: Any = session.Session(str(self.path))
+                for name, value in QUERY_SETTINGS.items():
+                    self._session.query(f"SET {name} = {value}")
+            except Exception as error:
+                self._release()
+                raise StoreError(f"cannot open chDB store at {self.path}: {error}") from error
+
+    @staticmethod
+    def _acquire(lock_path: Path) -> IO[str]:
+        handle = lock_path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise StoreLockedError(
+                f"the chDB store at {lock_path.parent} is in use by {_holder(lock_path)}. "
+                "Stop that process, or reach the store through it (`closedloop serve` exposes "
+                "an HTTP API), or point this process at another directory."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        return handle
+
+    def _release(self) -> None:
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _execute(self, sql: str, parameters: Mapping[str, Any] | None) -> bytes:
+        with self._lock:
+            self._require_open()
+            try:
+                result = self._session.query(sql, "JSONEachRow", params=dict(parameters or {}))
+            except Exception as error:
+                raise StoreError(f"chDB rejected the statement: {error}") from error
+        return result.bytes()
+
+    def _insert(self, table: str, body: bytes) -> None:
+        with self._lock:
+            self._require_open()
+            try:
+                inserter = self._session.send_insert(
+                    f"INSERT INTO {self.database}.{table}", "JSONEachRow"
+                )
+                inserter.append(body)
+                inserter.finish()
+            except Exception as error:
+                raise StoreError(f"chDB rejected the insert into {table}: {error}") from error
+
+    def _require_open(self) -> None:
+        if self._lock_file is None:
+            raise StoreError(f"the chDB store at {self.path} is closed.")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._lock_file is None:
+                return
+            try:
+                self._session.close()
+            finally:
+                self._release()

@@ -1,0 +1,103 @@
+-- One typed row per LLM span (Contract 1), filled at insert time so metric queries never
+-- parse attribute maps. Non-string attribute values arrive stringified the way the
+-- collector's exporter writes them (pdata AsString), hence the *OrNull/*OrZero parsing.
+CREATE TABLE IF NOT EXISTS ${database}.llm_calls (
+    timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    trace_id String CODEC(ZSTD(1)),
+    span_id String CODEC(ZSTD(1)),
+    parent_span_id String CODEC(ZSTD(1)),
+    service_name LowCardinality(String),
+    operation LowCardinality(String),
+    provider LowCardinality(String),
+    api_type LowCardinality(String),
+    request_model LowCardinality(String),
+    response_model LowCardinality(String),
+    response_id String CODEC(ZSTD(1)),
+    finish_reasons Array(LowCardinality(String)),
+    stream Bool,
+    temperature Nullable(Float64),
+    max_tokens Nullable(UInt64),
+    input_tokens UInt64,
+    output_tokens UInt64,
+    cached_input_tokens UInt64,
+    reasoning_tokens UInt64,
+    cost_usd Nullable(Float64),
+    latency_ms Float64,
+    ttft_s Nullable(Float64),
+    conversation_id String CODEC(ZSTD(1)),
+    turn Nullable(UInt32),
+    prompt_name LowCardinality(String),
+    prompt_version LowCardinality(String),
+    experiment LowCardinality(String),
+    variant LowCardinality(String),
+    shadow Bool,
+    user_hash String CODEC(ZSTD(1)),
+    session_id String CODEC(ZSTD(1)),
+    user_interaction UInt32,
+    user_new Bool,
+    request_id String CODEC(ZSTD(1)),
+    provider_request_id String CODEC(ZSTD(1)),
+    tools Array(LowCardinality(String)),
+    tools_defined Array(LowCardinality(String)),
+    redactions UInt32,
+    is_error Bool,
+    error_type LowCardinality(String),
+    system_instructions String CODEC(ZSTD(3)),
+    input_messages String CODEC(ZSTD(3)),
+    output_messages String CODEC(ZSTD(3))
+) ENGINE = MergeTree()
+PARTITION BY toDate(timestamp)
+ORDER BY (prompt_name, prompt_version, toDate(timestamp), trace_id)
+TTL toDateTime(timestamp) + toIntervalDay(${traces_ttl_days})
+SETTINGS ttl_only_drop_parts = 1;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${database}.llm_calls_mv TO ${database}.llm_calls
+AS SELECT
+    Timestamp AS timestamp,
+    TraceId AS trace_id,
+    SpanId AS span_id,
+    ParentSpanId AS parent_span_id,
+    ServiceName AS service_name,
+    SpanAttributes['gen_ai.operation.name'] AS operation,
+    SpanAttributes['gen_ai.provider.name'] AS provider,
+    SpanAttributes['openai.api.type'] AS api_type,
+    SpanAttributes['gen_ai.request.model'] AS request_model,
+    SpanAttributes['gen_ai.response.model'] AS response_model,
+    SpanAttributes['gen_ai.response.id'] AS response_id,
+    JSONExtract(SpanAttributes['gen_ai.response.finish_reasons'], 'Array(String)')
+        AS finish_reasons,
+    SpanAttributes['gen_ai.request.stream'] = 'true' AS stream,
+    toFloat64OrNull(SpanAttributes['gen_ai.request.temperature']) AS temperature,
+    toUInt64OrNull(SpanAttributes['gen_ai.request.max_tokens']) AS max_tokens,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens']) AS input_tokens,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.output_tokens']) AS output_tokens,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_read.input_tokens'])
+        AS cached_input_tokens,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.reasoning.output_tokens']) AS reasoning_tokens,
+    toFloat64OrNull(SpanAttributes['closedloop.cost.usd']) AS cost_usd,
+    ifNull(toFloat64OrNull(SpanAttributes['closedloop.latency.ms']), Duration / 1e6)
+        AS latency_ms,
+    toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']) AS ttft_s,
+    SpanAttributes['gen_ai.conversation.id'] AS conversation_id,
+    toUInt32OrNull(SpanAttributes['closedloop.turn']) AS turn,
+    SpanAttributes['gen_ai.prompt.name'] AS prompt_name,
+    SpanAttributes['gen_ai.prompt.version'] AS prompt_version,
+    SpanAttributes['closedloop.experiment'] AS experiment,
+    SpanAttributes['closedloop.variant'] AS variant,
+    SpanAttributes['closedloop.shadow'] = 'true' AS shadow,
+    SpanAttributes['user.hash'] AS user_hash,
+    SpanAttributes['session.id'] AS session_id,
+    toUInt32OrZero(SpanAttributes['closedloop.user.interaction']) AS user_interaction,
+    SpanAttributes['closedloop.user.new'] = 'true' AS user_new,
+    SpanAttributes['closedloop.request.id'] AS request_id,
+    SpanAttributes['closedloop.provider.request_id'] AS provider_request_id,
+    JSONExtract(SpanAttributes['closedloop.tools'], 'Array(String)') AS tools,
+    JSONExtract(SpanAttributes['closedloop.tools.defined'], 'Array(String)') AS tools_defined,
+    toUInt32OrZero(SpanAttributes['closedloop.redactions']) AS redactions,
+    StatusCode IN ('Error', 'STATUS_CODE_ERROR') AS is_error,
+    SpanAttributes['error.type'] AS error_type,
+    SpanAttributes['gen_ai.system_instructions'] AS system_instructions,
+    SpanAttributes['gen_ai.input.messages'] AS input_messages,
+    SpanAttributes['gen_ai.output.messages'] AS output_messages
+FROM ${database}.otel_traces
+WHERE SpanAttributes['gen_ai.operation.name'] != '' AND SpanName != 'closedloop.feedback';

@@ -1,0 +1,125 @@
+"""ClickHouseSpanExporter: outages spool to disk within the bound, recovery loses nothing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+import closedloop.store as cs
+from closedloop.store.exporter import ClickHouseSpanExporter
+from closedloop.testing.traffic import batches, generate_traffic
+
+
+@pytest.fixture(scope="module")
+def spans():
+    return generate_traffic(150, seed=3, days=1).spans
+
+
+def wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def span_counts(store):
+    return store.query(
+        "SELECT count() AS rows, uniqExact(SpanId) AS unique_spans FROM closedloop.otel_traces"
+    )[0]
+
+
+def test_store_outage_mid_run_spools_then_replays_exactly_once(tmp_path, spans):
+    store = cs.connect(f"chdb://{tmp_path}/store")
+    exporter = ClickHouseSpanExporter(
+        store, spool_dir=tmp_path / "spool", retry_initial_s=0.01, retry_max_s=0.05,
+        attempts_before_spool=2,
+    )  # fmt: skip
+    parts = list(batches(spans, 50))
+    try:
+        assert exporter.export(parts[0]) is SpanExportResult.SUCCESS
+        assert exporter.force_flush()
+        store.close()
+        for part in parts[1:]:
+            assert exporter.export(part) is SpanExportResult.SUCCESS
+        wait_for(lambda: exporter.stats().spool_spans == len(spans) - len(parts[0]))
+        assert sorted(p.name for p in (tmp_path / "spool").iterdir())[0].startswith("000000000001")
+        store.reopen()
+        assert exporter.force_flush(timeout_millis=20_000)
+        stats = exporter.stats()
+        assert (stats.exported_spans, stats.dropped_spans, stats.spool_spans) == (len(spans), 0, 0)
+        assert stats.failed_inserts >= 2
+        assert span_counts(store) == {"rows": len(spans), "unique_spans": len(spans)}
+        assert list((tmp_path / "spool").iterdir()) == []
+    finally:
+        exporter.shutdown()
+        store.close()
+
+
+def test_overflow_beyond_the_bounds_is_refused_and_counted(tmp_path, spans):
+    exporter = ClickHouseSpanExporter(
+        "clickhouse://default:@127.0.0.1:9/closedloop",
+        spool_dir=tmp_path / "spool",
+        max_queue_spans=100,
+        max_spool_bytes=60_000,
+        retry_initial_s=0.01,
+        retry_max_s=0.02,
+        attempts_before_spool=1,
+    )
+    try:
+        results = [(exporter.export(part), len(part)) for part in batches(spans, 25)]
+        wait_for(lambda: exporter.stats().failed_inserts >= 2)
+        stats = exporter.stats()
+        accepted = sum(n for result, n in results if result is SpanExportResult.SUCCESS)
+        refused = sum(n for result, n in results if result is SpanExportResult.FAILURE)
+        assert refused > 0 and accepted > 0
+        assert stats.dropped_spans == refused
+        assert stats.spool_bytes <= 60_000
+        assert stats.queued_spans + stats.spool_spans == accepted
+        assert stats.queued_spans <= 100
+    finally:
+        exporter.shutdown()
+
+
+def test_spool_survives_a_restart(tmp_path, spans):
+    spool_dir = tmp_path / "spool"
+    down = ClickHouseSpanExporter(
+        "clickhouse://default:@127.0.0.1:9/closedloop", spool_dir=spool_dir,
+        retry_initial_s=0.01, retry_max_s=0.02, attempts_before_spool=1,
+    )  # fmt: skip
+    for part in batches(spans, 40):
+        assert down.export(part) is SpanExportResult.SUCCESS
+    down.shutdown()
+    assert down.stats().spool_spans == len(spans)
+    url = f"chdb://{tmp_path}/store"
+    back = ClickHouseSpanExporter(url, spool_dir=spool_dir)
+    assert back.force_flush(timeout_millis=20_000)
+    back.shutdown()
+    store = cs.connect(url)
+    try:
+        assert span_counts(store) == {"rows": len(spans), "unique_spans": len(spans)}
+    finally:
+        store.close()
+
+
+def test_writes_to_several_trace_tables(tmp_path, spans):
+    store = cs.connect(f"chdb://{tmp_path}/store")
+    exporter = ClickHouseSpanExporter(
+        store, tables=("otel_traces_recent", "otel_traces"), spool_dir=tmp_path / "spool"
+    )
+    try:
+        exporter.export(spans)
+        assert exporter.force_flush()
+        recent = store.query("SELECT count() AS n FROM closedloop.otel_traces_recent")[0]["n"]
+        assert recent == span_counts(store)["rows"] == len(spans)
+    finally:
+        exporter.shutdown()
+        store.close()
+
+
+def test_bad_options_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="max_queue_spans"):
+        ClickHouseSpanExporter("chdb:///x", max_queue_spans=0, spool_dir=tmp_path)
+    with pytest.raises(ValueError, match="max_spool_bytes"):
+        ClickHouseSpanExporter("chdb:///x", max_spool_bytes=0, spool_dir=tmp_path)
