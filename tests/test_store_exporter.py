@@ -123,3 +123,33 @@ def test_bad_options_are_clear_errors(tmp_path):
         ClickHouseSpanExporter("chdb:///x", max_queue_spans=0, spool_dir=tmp_path)
     with pytest.raises(ValueError, match="max_spool_bytes"):
         ClickHouseSpanExporter("chdb:///x", max_spool_bytes=0, spool_dir=tmp_path)
+
+
+def test_instrument_with_the_exporter_writes_calls_to_the_store(tmp_path, provider, server):
+    """Direct mode, no collector: instrumented openai calls land in llm_calls."""
+    import openai
+
+    import closedloop
+
+    store = cs.connect(f"chdb://{tmp_path}/store")
+    exporter = ClickHouseSpanExporter(store, spool_dir=tmp_path / "spool")
+    provider_with_store = closedloop.instrument(
+        exporter=exporter, tracer_provider=provider, user_hash_key="k"
+    )
+    try:
+        client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+        with closedloop.context(prompt_name="support", prompt_version="v9", user_id="u1"):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "mail a@b.io"}]
+            )
+        provider_with_store.force_flush()
+        assert exporter.force_flush()
+        rows = store.query(
+            "SELECT prompt_version, input_tokens > 0 AS has_usage, cost_usd > 0 AS priced, "
+            "input_messages LIKE '%<EMAIL>%' AS redacted FROM closedloop.llm_calls"
+        )
+        assert rows == [{"prompt_version": "v9", "has_usage": 1, "priced": 1, "redacted": 1}]
+    finally:
+        closedloop.uninstrument()
+        exporter.shutdown()
+        store.close()

@@ -1,0 +1,37 @@
+"""Content redaction, applied to prompts, outputs and error messages before they reach a span.
+
+Redaction runs on every LLM call, so each built-in redactor is shaped for text without PII (the
+common case): a substring test or a regex that ``re`` can skip through by its first character
+rejects the text before any detailed pattern or checksum runs. Every match is replaced by a typed
+placeholder such as ``<EMAIL>``; no built-in pattern can match a placeholder, so redacting already
+redacted text changes nothing.
+
+One module per entity type (``emails``, ``phones``, ``cards``, ...); :mod:`.pipeline` puts them
+in order, and :class:`RegexRedactor` covers identifiers of your own.
+"""
+
+from closedloop.privacy.redaction.base import RedactionResult, Redactor
+from closedloop.privacy.redaction.cards import redact_cards
+from closedloop.privacy.redaction.emails import redact_emails
+from closedloop.privacy.redaction.ibans import redact_ibans
+from closedloop.privacy.redaction.ips import redact_ips
+from closedloop.privacy.redaction.phones import PhoneRedactor
+from closedloop.privacy.redaction.pipeline import RedactionPipeline, default_redactors
+from closedloop.privacy.redaction.regex import RegexRedactor
+from closedloop.privacy.redaction.secrets import redact_secrets
+from closedloop.privacy.redaction.ssns import redact_ssns
+
+__all__ = [
+    "PhoneRedactor",
+    "RedactionPipeline",
+    "RedactionResult",
+    "Redactor",
+    "RegexRedactor",
+    "default_redactors",
+    "redact_cards",
+    "redact_emails",
+    "redact_ibans",
+    "redact_ips",
+    "redact_secrets",
+    "redact_ssns",
+]

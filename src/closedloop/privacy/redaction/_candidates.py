@@ -1,0 +1,125 @@
+r"""The engine of the built-in redactors: a cheap pre-check, a candidate regex, then validation.
+
+A regex scan that cannot skip ahead by a literal costs about 5 µs per KB, so the built-ins'
+patterns start with a literal (found at memchr speed) where they can, and otherwise run only
+after a cheap pre-check. Patterns check what precedes their first character with a width-2
+lookbehind placed after it (``x(?<!\w.)``): a leading lookbehind would make ``re`` try every
+position.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+
+from closedloop.privacy.redaction.base import Redactor, Span, replace_spans
+
+SpanFinder = Callable[[re.Match[str]], Iterable[Span]]
+
+
+class BuiltInRedactor:
+    """A named built-in; the name is what the pipeline's ``repr`` shows."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"<built-in redactor {self._name}>"
+
+
+class CandidateRedactor(BuiltInRedactor):
+    """Finds candidates with a regex and replaces the spans that ``spans`` keeps of each.
+
+    ``spans`` maps a candidate match to the absolute spans to replace (none when validation
+    fails). With an ``anchor`` (a character every candidate contains, like ``@``), the regex
+    only searches from ``reach[0]`` characters before each occurrence to ``reach[1]`` after,
+    instead of through the whole text.
+    """
+
+    __slots__ = ("_anchor", "_candidates", "_placeholder", "_precheck", "_reach", "_spans")
+
+    def __init__(
+        self,
+        name: str,
+        candidates: re.Pattern[str],
+        placeholder: str,
+        spans: SpanFinder,
+        *,
+        precheck: Callable[[str], bool] | None = None,
+        anchor: str | None = None,
+        reach: tuple[int, int] = (0, 0),
+    ) -> None:
+        super().__init__(name)
+        self._candidates = candidates
+        self._placeholder = placeholder
+        self._spans = spans
+        self._precheck = precheck
+        self._anchor = anchor
+        self._reach = reach
+
+    def __call__(self, text: str) -> tuple[str, int]:
+        if self._precheck is not None and not self._precheck(text):
+            return text, 0
+        # No candidate is the common case: answer it without setting up the replacement.
+        first = self._next(text, 0)
+        if first is None:
+            return text, 0
+        return replace_spans(text, self._spans_to_replace(text, first), self._placeholder)
+
+    def _spans_to_replace(self, text: str, first: re.Match[str]) -> Iterator[Span]:
+        """Spans to replace, starting with those of the ``first`` candidate."""
+        match: re.Match[str] | None = first
+        last_end = 0
+        while match is not None:
+            for span in self._spans(match):
+                yield span
+                last_end = span[1]
+            # Resume after the last replacement: it can end before the candidate does (an IBAN
+            # that swallowed the next word), and what follows may start another entity.
+            match = self._next(text, last_end if last_end > match.start() else match.end())
+
+    def _next(self, text: str, pos: int) -> re.Match[str] | None:
+        """The first candidate at or after ``pos``."""
+        if self._anchor is None:
+            return self._candidates.search(text, pos)
+        before, after = self._reach
+        at = text.find(self._anchor, pos)
+        while at >= 0:
+            match = self._candidates.search(text, max(pos, at - before), at + after)
+            if match is not None:
+                return match
+            at = text.find(self._anchor, at + 1)
+        return None
+
+
+class RedactorChain(BuiltInRedactor):
+    """Several redactors sharing one placeholder, exposed as one (e.g. IPv6 then IPv4)."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, name: str, *parts: Redactor) -> None:
+        super().__init__(name)
+        self._parts = parts
+
+    def __call__(self, text: str) -> tuple[str, int]:
+        total = 0
+        for part in self._parts:
+            text, count = part(text)
+            total += count
+        return text, total
+
+
+def entire_match(match: re.Match[str]) -> tuple[Span]:
+    """For candidates that need no validation."""
+    return (match.span(),)
+
+
+def entire_match_if(valid: Callable[[str], bool]) -> SpanFinder:
+    """For validators that accept or reject a candidate as a whole."""
+
+    def spans(match: re.Match[str]) -> tuple[Span, ...]:
+        return (match.span(),) if valid(match.group()) else ()
+
+    return spans
