@@ -41,8 +41,12 @@ class Store(ABC):
         return self.settings.database
 
     @abstractmethod
-    def _execute(self, sql: str, parameters: Mapping[str, Any] | None) -> bytes:
-        """Run one statement; return its result as JSONEachRow bytes (empty if none)."""
+    def _fetch(self, sql: str, parameters: Mapping[str, Any] | None) -> bytes:
+        """Run a query; return its result as JSONEachRow bytes."""
+
+    @abstractmethod
+    def _execute(self, sql: str, parameters: Mapping[str, Any] | None) -> None:
+        """Run a statement that returns nothing (DDL, INSERT)."""
 
     @abstractmethod
     def _insert(self, table: str, body: bytes) -> None:
@@ -82,7 +86,7 @@ class Store(ABC):
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Rows as dicts. Bind values with ``{name:Type}`` placeholders and ``parameters``."""
-        body = self._execute(sql, parameters)
+        body = self._fetch(sql, parameters)
         return [json.loads(line) for line in body.splitlines() if line.strip()]
 
     def execute(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:

@@ -85,7 +85,10 @@ class ChDBStore(Store):
             self._lock_file.close()
             self._lock_file = None
 
-    def _execute(self, sql: str, parameters: Mapping[str, Any] | None) -> bytes:
+    def _execute(self, sql: str, parameters: Mapping[str, Any] | None) -> None:
+        self._fetch(sql, parameters)
+
+    def _fetch(self, sql: str, parameters: Mapping[str, Any] | None) -> bytes:
         with self._lock:
             self._require_open()
             try:

@@ -25,11 +25,16 @@ class ClickHouseServerStore(Store):
             where = f"{connect_options.get('host')}:{connect_options.get('port')}"
             raise StoreError(f"cannot reach ClickHouse at {where}: {error}") from error
 
-    def _execute(self, sql: str, parameters: Mapping[str, Any] | None) -> bytes:
+    def _fetch(self, sql: str, parameters: Mapping[str, Any] | None) -> bytes:
         try:
-            return bytes(
-                self._client.raw_query(sql, parameters=dict(parameters or {}), fmt="JSONEachRow")
-            )
+            body = self._client.raw_query(sql, parameters=dict(parameters or {}), fmt="JSONEachRow")
+        except Exception as error:
+            raise StoreError(f"ClickHouse rejected the query: {error}") from error
+        return bytes(body)
+
+    def _execute(self, sql: str, parameters: Mapping[str, Any] | None) -> None:
+        try:
+            self._client.command(sql, parameters=dict(parameters or {}))
         except Exception as error:
             raise StoreError(f"ClickHouse rejected the statement: {error}") from error
 
