@@ -65,7 +65,8 @@ def instrument(provider: TracerProvider) -> Iterator[Callable[..., TracerProvide
 
     def apply(**options: object) -> TracerProvider:
         options.setdefault("user_hash_key", HASH_KEY)
-        return closedloop.instrument(tracer_provider=provider, **options)  # type: ignore[arg-type]
+        options.setdefault("tracer_provider", provider)
+        return closedloop.instrument(**options)  # type: ignore[arg-type]
 
     yield apply
     closedloop.uninstrument()

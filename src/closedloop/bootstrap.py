@@ -111,6 +111,12 @@ def instrument(
         return provider
 
 
+def active_tracer_provider() -> trace.TracerProvider:
+    """The provider ``instrument()`` traces with, else the global one (for feedback spans)."""
+    state = _state
+    return state.provider if state is not None else trace.get_tracer_provider()
+
+
 def uninstrument() -> None:
     """Restore the OpenAI client methods exactly and flush what was traced."""
     global _state

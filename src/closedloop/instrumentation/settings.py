@@ -83,3 +83,20 @@ class InstrumentationSettings:
         if self.hasher is None:
             self.hasher = UserHasher()
         return self.hasher
+
+
+_active: InstrumentationSettings | None = None
+
+
+def activate(settings: InstrumentationSettings | None) -> None:
+    """Make ``settings`` the ones feedback and other helpers use (None: back to defaults)."""
+    global _active
+    _active = settings
+
+
+def active_settings() -> InstrumentationSettings:
+    """The settings of the current instrumentation, or defaults from the environment."""
+    global _active
+    if _active is None:
+        _active = InstrumentationSettings.build()
+    return _active

@@ -8,10 +8,13 @@ store.query("SELECT * FROM closedloop.prompt_version_metrics WHERE day = {d:Date
 from closedloop.store.base import Store, StoreError
 from closedloop.store.chdb_store import StoreLockedError
 from closedloop.store.connect import DEFAULT_URL, connect
+from closedloop.store.exporter import ClickHouseSpanExporter, ExporterStats
 from closedloop.store.schema import SchemaSettings
 
 __all__ = [
     "DEFAULT_URL",
+    "ClickHouseSpanExporter",
+    "ExporterStats",
     "SchemaSettings",
     "Store",
     "StoreError",

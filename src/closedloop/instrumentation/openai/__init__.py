@@ -22,7 +22,7 @@ from closedloop.instrumentation.openai.chat import ChatCompletions
 from closedloop.instrumentation.openai.embeddings import Embeddings
 from closedloop.instrumentation.openai.responses import Responses
 from closedloop.instrumentation.openai.wrappers import async_wrapper, sync_wrapper
-from closedloop.instrumentation.settings import InstrumentationSettings
+from closedloop.instrumentation.settings import InstrumentationSettings, activate
 
 _TARGETS: tuple[tuple[str, str, Operation], ...] = (
     ("openai.resources.chat.completions", "Completions", ChatCompletions()),
@@ -50,6 +50,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             schema_url="https://opentelemetry.io/schemas/1.37.0",
         )
         settings = kwargs.get("settings") or InstrumentationSettings.build()
+        activate(settings)
         for module, cls, operation in _TARGETS:
             wrap_function_wrapper(
                 module, f"{cls}.create", sync_wrapper(tracer, settings, operation)
@@ -59,6 +60,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             )
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        activate(None)
         for module, cls, _ in _TARGETS:
             loaded = importlib.import_module(module)
             unwrap(getattr(loaded, cls), "create")

@@ -20,6 +20,7 @@ from opentelemetry.util.types import AttributeValue
 from closedloop import health
 from closedloop.cost import TokenUsage
 from closedloop.instrumentation import attributes as attr
+from closedloop.instrumentation import recent_calls
 from closedloop.instrumentation.context import current_call_context
 from closedloop.instrumentation.openai.content import ContentScrubber, to_json
 from closedloop.instrumentation.settings import InstrumentationSettings
@@ -163,6 +164,9 @@ class LLMCall:
         for key, value in values.items():
             if value is not None:
                 self.span.set_attribute(key, value)
+        response_id = values.get(attr.RESPONSE_ID)
+        if isinstance(response_id, str):
+            recent_calls.remember(response_id, self.span.get_span_context())
 
     def add_tools_called(self, names: list[str]) -> None:
         if not names:

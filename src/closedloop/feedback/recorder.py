@@ -1,0 +1,190 @@
+"""``closedloop.feedback.record`` and its shorthands: feedback as OTel spans (Contract 2).
+
+A feedback signal is a ``closedloop.feedback`` span in the evaluated call's trace,
+parented to the evaluated span, carrying one ``gen_ai.evaluation.result`` event. Any
+OTLP backend shows it as an event; closedloop's store turns it into ``feedback_signals``;
+tail sampling keeps every trace that has one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from closedloop import __version__
+from closedloop.bootstrap import active_tracer_provider
+from closedloop.feedback.targets import resolve
+from closedloop.instrumentation.settings import active_settings
+
+logger = logging.getLogger("closedloop.feedback")
+
+KINDS = ("explicit", "implicit", "outcome", "judge", "label")
+EVENT_NAME = "gen_ai.evaluation.result"
+SPAN_NAME = "closedloop.feedback"
+_warned_no_provider = False
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """Ids of the feedback span that was emitted."""
+
+    trace_id: str
+    span_id: str
+
+
+def _number(field: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if not isinstance(value, (int, float)):
+        raise ValueError(f"feedback {field} must be a number or bool, got {value!r}.")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"feedback {field} must be finite, got {value!r}.")
+    return number
+
+
+def _timestamp_ns(timestamp: Any) -> int:
+    if timestamp is None:
+        return time.time_ns()
+    if isinstance(timestamp, datetime.datetime):
+        if timestamp.tzinfo is None:
+            raise ValueError(
+                "feedback timestamp must be timezone-aware (e.g. datetime.now(timezone.utc))."
+            )
+        return int(timestamp.timestamp() * 1_000_000_000)
+    if isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool):
+        if not math.isfinite(timestamp) or timestamp <= 0:
+            raise ValueError(
+                f"feedback timestamp must be positive epoch seconds, got {timestamp!r}."
+            )
+        return int(timestamp * 1_000_000_000)
+    raise ValueError(
+        f"feedback timestamp must be an aware datetime or epoch seconds, got {timestamp!r}."
+    )
+
+
+def _text(field: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"feedback {field} must be a non-empty string, got {value!r}.")
+    return value
+
+
+def _tracer() -> trace.Tracer:
+    global _warned_no_provider
+    provider = active_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider) and not _warned_no_provider:
+        _warned_no_provider = True
+        logger.warning(
+            "closedloop.feedback: no TracerProvider is configured, feedback goes nowhere; "
+            "call closedloop.instrument() (or set up OpenTelemetry) first."
+        )
+    return provider.get_tracer("closedloop.feedback", __version__)
+
+
+def record(
+    target: Any,
+    name: str,
+    value: float | bool | None = None,
+    *,
+    label: str | None = None,
+    comment: str | None = None,
+    kind: str = "explicit",
+    source: str | None = None,
+    timestamp: datetime.datetime | float | None = None,
+) -> Recorded:
+    """Attach one feedback signal to the call ``target`` names.
+
+    ``target``: a 32-hex trace id, ``trace_id:span_id``, a span context, or a response
+    object returned by an instrumented call. ``timestamp`` (aware datetime or epoch
+    seconds) says when the feedback was given, for feedback recorded later.
+    ``comment`` is free text: it is redacted like other content, and dropped when content
+    capture is off.
+    """
+    resolved = resolve(target)
+    name = _text("name", name) or ""
+    if kind not in KINDS:
+        raise ValueError(f"feedback kind must be one of {', '.join(KINDS)}, got {kind!r}.")
+    score = _number("value", value)
+    label = _text("label", label)
+    comment = _text("comment", comment)
+    source = _text("source", source)
+    if score is None and label is None and comment is None:
+        raise ValueError(f"feedback {name!r} needs a value, a label or a comment.")
+    start_ns = _timestamp_ns(timestamp)
+    explanation = _redacted(comment) if comment is not None else None
+
+    attributes: dict[str, Any] = {
+        "closedloop.feedback.kind": kind,
+        "closedloop.feedback.name": name,
+    }
+    event: dict[str, Any] = {"gen_ai.evaluation.name": name}
+    for span_key, event_key, item in (
+        ("closedloop.feedback.value", "gen_ai.evaluation.score.value", score),
+        ("closedloop.feedback.label", "gen_ai.evaluation.score.label", label),
+        ("closedloop.feedback.source", None, source),
+        (None, "gen_ai.evaluation.explanation", explanation),
+    ):
+        if item is None:
+            continue
+        if span_key:
+            attributes[span_key] = item
+        if event_key:
+            event[event_key] = item
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(resolved.parent_context()))
+    span = _tracer().start_span(
+        SPAN_NAME,
+        context=parent,
+        kind=SpanKind.INTERNAL,
+        attributes=attributes,
+        start_time=start_ns,
+    )
+    span.add_event(EVENT_NAME, event, timestamp=start_ns)
+    span.end(end_time=start_ns + 1_000)
+    context = span.get_span_context()
+    return Recorded(trace.format_trace_id(context.trace_id), trace.format_span_id(context.span_id))
+
+
+def _redacted(text: str) -> str | None:
+    settings = active_settings()
+    if not settings.capture_content:
+        return None
+    if settings.redactor is None:
+        return text
+    return settings.redactor.redact(text).text
+
+
+def thumbs(target: Any, up: bool, **options: Any) -> Recorded:
+    """Thumbs up (True) or down (False)."""
+    if not isinstance(up, bool):
+        raise ValueError(f"thumbs needs up=True or up=False, got {up!r}.")
+    return record(target, "thumbs", up, label="up" if up else "down", **options)
+
+
+def rating(target: Any, stars: int, **options: Any) -> Recorded:
+    """A 1-5 star rating."""
+    if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
+        raise ValueError(f"rating must be a whole number of stars from 1 to 5, got {stars!r}.")
+    return record(target, "rating", stars, **options)
+
+
+def comment(target: Any, text: str, **options: Any) -> Recorded:
+    """Free-text feedback (redacted before it is recorded)."""
+    return record(target, "comment", comment=text, **options)
+
+
+def outcome(target: Any, name: str, value: bool | float, **options: Any) -> Recorded:
+    """A real-world result known later, e.g. ``ticket_reopened``, ``task_succeeded``."""
+    if value is None:
+        raise ValueError(f"outcome {name!r} needs a value (True/False or a number).")
+    return record(target, name, value, kind="outcome", **options)
