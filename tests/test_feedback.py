@@ -222,3 +222,12 @@ def test_feedback_is_a_span_event_in_the_exported_otlp_payload(instrument):
     assert attributes["gen_ai.evaluation.score.value"].double_value == 2.0
     span_attributes = {a.key: a.value for a in span.attributes}
     assert span_attributes["closedloop.feedback.source"].string_value == "web"
+
+
+def test_without_any_tracer_provider_record_says_nothing_was_emitted():
+    script = "import closedloop.feedback as fb; print(fb.thumbs('ab' * 16, up=True))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "None"
+    assert "no TracerProvider is configured" in result.stderr

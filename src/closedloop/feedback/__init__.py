@@ -5,6 +5,8 @@ closedloop.feedback.rating(trace_id, 4)
 closedloop.feedback.outcome(trace_id, "ticket_reopened", True)
 """
 
+from closedloop.feedback.flows import Flow, FlowTracker, flow
+from closedloop.feedback.implicit import RetryDetector, edit_ratio, record_edit
 from closedloop.feedback.recorder import (
     KINDS,
     Recorded,
@@ -15,15 +17,27 @@ from closedloop.feedback.recorder import (
     thumbs,
 )
 from closedloop.feedback.targets import Target, resolve
+from closedloop.feedback.tokens import ExpiredToken, FeedbackGrant, InvalidToken, token, verify
 
 __all__ = [
     "KINDS",
+    "ExpiredToken",
+    "FeedbackGrant",
+    "Flow",
+    "FlowTracker",
+    "InvalidToken",
     "Recorded",
+    "RetryDetector",
     "Target",
     "comment",
+    "edit_ratio",
+    "flow",
     "outcome",
     "rating",
     "record",
+    "record_edit",
     "resolve",
     "thumbs",
+    "token",
+    "verify",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import numbers
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,7 @@ def _number(field: str, value: Any) -> float | None:
         return None
     if isinstance(value, bool):
         return 1.0 if value else 0.0
-    if not isinstance(value, (int, float)):
+    if not isinstance(value, numbers.Real):
         raise ValueError(f"feedback {field} must be a number or bool, got {value!r}.")
     number = float(value)
     if not math.isfinite(number):
@@ -60,7 +61,8 @@ def _timestamp_ns(timestamp: Any) -> int:
             raise ValueError(
                 "feedback timestamp must be timezone-aware (e.g. datetime.now(timezone.utc))."
             )
-        return int(timestamp.timestamp() * 1_000_000_000)
+        since_epoch = timestamp - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+        return since_epoch // datetime.timedelta(microseconds=1) * 1_000
     if isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool):
         if not math.isfinite(timestamp) or timestamp <= 0:
             raise ValueError(
@@ -102,14 +104,15 @@ def record(
     kind: str = "explicit",
     source: str | None = None,
     timestamp: datetime.datetime | float | None = None,
-) -> Recorded:
+) -> Recorded | None:
     """Attach one feedback signal to the call ``target`` names.
 
     ``target``: a 32-hex trace id, ``trace_id:span_id``, a span context, or a response
     object returned by an instrumented call. ``timestamp`` (aware datetime or epoch
     seconds) says when the feedback was given, for feedback recorded later.
     ``comment`` is free text: it is redacted like other content, and dropped when content
-    capture is off.
+    capture is off; ``label`` is a category (``up``, ``high``), recorded as given.
+    Returns the feedback span's ids, or None when no TracerProvider records spans.
     """
     resolved = resolve(target)
     name = _text("name", name) or ""
@@ -149,6 +152,8 @@ def record(
         attributes=attributes,
         start_time=start_ns,
     )
+    if not span.is_recording():
+        return None
     span.add_event(EVENT_NAME, event, timestamp=start_ns)
     span.end(end_time=start_ns + 1_000)
     context = span.get_span_context()
@@ -164,26 +169,26 @@ def _redacted(text: str) -> str | None:
     return settings.redactor.redact(text).text
 
 
-def thumbs(target: Any, up: bool, **options: Any) -> Recorded:
+def thumbs(target: Any, up: bool, **options: Any) -> Recorded | None:
     """Thumbs up (True) or down (False)."""
     if not isinstance(up, bool):
         raise ValueError(f"thumbs needs up=True or up=False, got {up!r}.")
     return record(target, "thumbs", up, label="up" if up else "down", **options)
 
 
-def rating(target: Any, stars: int, **options: Any) -> Recorded:
+def rating(target: Any, stars: int, **options: Any) -> Recorded | None:
     """A 1-5 star rating."""
     if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
         raise ValueError(f"rating must be a whole number of stars from 1 to 5, got {stars!r}.")
     return record(target, "rating", stars, **options)
 
 
-def comment(target: Any, text: str, **options: Any) -> Recorded:
+def comment(target: Any, text: str, **options: Any) -> Recorded | None:
     """Free-text feedback (redacted before it is recorded)."""
     return record(target, "comment", comment=text, **options)
 
 
-def outcome(target: Any, name: str, value: bool | float, **options: Any) -> Recorded:
+def outcome(target: Any, name: str, value: bool | float, **options: Any) -> Recorded | None:
     """A real-world result known later, e.g. ``ticket_reopened``, ``task_succeeded``."""
     if value is None:
         raise ValueError(f"outcome {name!r} needs a value (True/False or a number).")

@@ -72,6 +72,8 @@ def resolve(target: Any) -> Target:
     """A Target from a trace id, ``trace_id:span_id``, a span context, a span, or a
     response object (or stream) returned by an instrumented call in this process."""
     if isinstance(target, Target):
+        if target.trace_id == 0 or target.span_id == 0:
+            raise ValueError("target has an all-zero trace or span id; pass a real one.")
         return target
     if isinstance(target, str):
         return _from_text(target)
