@@ -1,0 +1,582 @@
+"""Feedback tokens: signing, strict verification, expiry, names, and key resolution."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import logging
+import stat
+import warnings
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from opentelemetry.trace import SpanContext
+
+from closedloop.feedback import tokens
+from closedloop.feedback.targets import Target, resolve
+from closedloop.feedback.tokens import (
+    KEY_ENV_VAR,
+    ExpiredToken,
+    FeedbackGrant,
+    InvalidToken,
+    token,
+    verify,
+)
+
+KEY = "test-feedback-token-key"
+NOW = 1_750_000_000.0
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+SPAN = "b7ad6b7169203331"
+TRACE_SPAN = f"{TRACE}:{SPAN}"
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@pytest.fixture(autouse=True)
+def _no_token_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No key from the developer's environment; the key file warning counts as already shown."""
+    monkeypatch.delenv(KEY_ENV_VAR, raising=False)
+    monkeypatch.setattr(tokens, "_key_file_warned", True)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CLOSEDLOOP_HOME", str(tmp_path))
+    return tmp_path
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def make(target: object = TRACE_SPAN, **options: object) -> str:
+    options.setdefault("key", KEY)
+    options.setdefault("now", NOW)
+    return token(target, **options)  # type: ignore[arg-type]
+
+
+def check(value: str, name: str | None = None, **options: object) -> FeedbackGrant:
+    options.setdefault("key", KEY)
+    options.setdefault("now", NOW)
+    return verify(value, name, **options)  # type: ignore[arg-type]
+
+
+VALID = make()
+
+
+# --- round trip ---------------------------------------------------------------------------
+
+
+def test_round_trip_trace_and_span() -> None:
+    grant = check(make(TRACE_SPAN))
+    assert grant == FeedbackGrant(
+        TRACE, SPAN, frozenset({"thumbs", "rating", "comment"}), NOW + 3600
+    )
+    assert grant.target == TRACE_SPAN
+    assert resolve(grant.target) == resolve(TRACE_SPAN)
+
+
+def test_round_trip_trace_only() -> None:
+    grant = check(make(TRACE, names=["thumbs"]))
+    assert (grant.trace_id, grant.span_id, grant.names) == (TRACE, None, frozenset({"thumbs"}))
+    assert grant.target == TRACE
+    assert resolve(grant.target) == Target(int(TRACE, 16), None)
+
+
+def test_any_record_target_is_accepted() -> None:
+    context = SpanContext(int(TRACE, 16), int(SPAN, 16), is_remote=False)
+    assert check(make(context)).target == TRACE_SPAN
+    assert check(make(Target(int(TRACE, 16), None))).target == TRACE
+    assert check(make(TRACE_SPAN.upper())).target == TRACE_SPAN
+
+
+def test_invalid_target_is_rejected() -> None:
+    with pytest.raises(ValueError, match="not a trace id"):
+        make("not-a-trace")
+
+
+def test_names_are_sorted_and_unique_in_the_payload() -> None:
+    value = make(names=["rating", "thumbs", "rating", "a b/ünïcode"])
+    fields = json.loads(unb64(value.split(".")[0]))
+    assert fields[3] == ["a b/ünïcode", "rating", "thumbs"]
+    assert check(value).names == frozenset({"rating", "thumbs", "a b/ünïcode"})
+
+
+def test_ttl_accepts_seconds_and_timedelta() -> None:
+    assert check(make(ttl=60)).expires_at == NOW + 60
+    assert check(make(ttl=datetime.timedelta(days=30))).expires_at == NOW + 30 * 86400
+    # Fractional expiries round up to whole seconds: never shorter than asked.
+    assert check(make(ttl=0.25, now=NOW + 0.5), now=NOW + 0.5).expires_at == NOW + 1
+
+
+def test_two_tokens_for_the_same_target_differ() -> None:
+    first, second = make(), make()
+    assert first != second
+    assert check(first) == check(second)
+
+
+def test_token_is_short_and_url_safe() -> None:
+    value = make(TRACE_SPAN)
+    assert len(value) < 200, len(value)
+    assert set(value) <= set(ALPHABET + ".")
+    assert len(make(TRACE)) < len(value)
+
+
+# --- tampering and garbage ----------------------------------------------------------------
+
+
+def test_flipped_payload_character_is_rejected() -> None:
+    payload, signature = VALID.split(".")
+    index = len(payload) // 2
+    flipped = "A" if payload[index] != "A" else "B"
+    with pytest.raises(InvalidToken, match="bad signature"):
+        check(f"{payload[:index]}{flipped}{payload[index + 1 :]}.{signature}")
+
+
+def test_modified_payload_with_the_old_signature_is_rejected() -> None:
+    payload, signature = VALID.split(".")
+    fields = json.loads(unb64(payload))
+    fields[3] = [*fields[3], "admin"]
+    fields[4] += 10 * 365 * 86400
+    forged = b64(json.dumps(fields, separators=(",", ":")).encode())
+    with pytest.raises(InvalidToken, match="bad signature"):
+        check(f"{forged}.{signature}")
+
+
+def test_tampered_signature_is_rejected() -> None:
+    payload, signature = VALID.split(".")
+    raw = bytearray(unb64(signature))
+    raw[0] ^= 1
+    with pytest.raises(InvalidToken, match="bad signature"):
+        check(f"{payload}.{b64(bytes(raw))}")
+
+
+def test_wrong_key_is_rejected() -> None:
+    with pytest.raises(InvalidToken, match="bad signature") as caught:
+        check(VALID, key="another-key")
+    assert KEY not in str(caught.value)
+    assert "another-key" not in str(caught.value)
+
+
+def test_signature_of_another_payload_is_rejected() -> None:
+    other_payload = make(TRACE).split(".")[0]
+    with pytest.raises(InvalidToken, match="bad signature"):
+        check(f"{other_payload}.{VALID.split('.')[1]}")
+
+
+PAYLOAD, SIGNATURE = VALID.split(".")
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "",
+        ".",
+        "abc",
+        PAYLOAD,
+        f"{PAYLOAD}.",
+        f".{SIGNATURE}",
+        f"{PAYLOAD}.{SIGNATURE}.",
+        f"{PAYLOAD}.{SIGNATURE}.{SIGNATURE}",
+        f"{PAYLOAD}.{SIGNATURE[:-1]}",
+        f"{PAYLOAD}.{SIGNATURE[:-4]}",
+        f"{PAYLOAD}.{SIGNATURE}A",
+        f"{PAYLOAD}.{SIGNATURE}=",
+        f"{PAYLOAD}==.{SIGNATURE}",
+        f"{PAYLOAD[:-1]}.{SIGNATURE}",
+        f"{PAYLOAD[:10]}",
+        f"{VALID[: len(VALID) // 2]}",
+        f"{PAYLOAD}.{SIGNATURE.replace(SIGNATURE[3], '+', 1)}",
+        f"{PAYLOAD.replace(PAYLOAD[3], '/', 1)}.{SIGNATURE}",
+        f" {VALID}",
+        f"{VALID}\n",
+        VALID.replace(".", ". "),
+        "not a token at all",
+        "eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl",
+        "🙂.🙂",
+        "a" * 5000,
+    ],
+)
+def test_truncated_and_garbage_tokens_are_rejected(garbage: str) -> None:
+    with pytest.raises(InvalidToken):
+        check(garbage)
+
+
+@pytest.mark.parametrize("value", [None, 42, b"abc.def", ["a", "b"]])
+def test_non_string_tokens_are_rejected(value: object) -> None:
+    with pytest.raises(InvalidToken, match="malformed token: expected a str"):
+        check(value)  # type: ignore[arg-type]
+
+
+def signed(fields: object) -> str:
+    """A correctly signed token around any payload: only someone with the key can do this."""
+    payload = b64(json.dumps(fields, separators=(",", ":")).encode())
+    return f"{payload}.{b64(tokens._signature(KEY, payload))}"
+
+
+def test_signed_valid_fields_verify() -> None:
+    grant = check(signed([1, TRACE, SPAN, ["thumbs"], int(NOW) + 5, "n"]))
+    assert grant.target == TRACE_SPAN
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"v": 1}, "not a field list"),
+        ([], "not a field list"),
+        ([2, TRACE, SPAN, ["thumbs"], 2_000_000_000, "n"], "unsupported version 2"),
+        ([True, TRACE, SPAN, ["thumbs"], 2_000_000_000, "n"], "unsupported version"),
+        ([1, TRACE, SPAN, ["thumbs"], 2_000_000_000], "wrong number of fields"),
+        ([1, 5, SPAN, ["thumbs"], 2_000_000_000, "n"], "ids are not strings"),
+        ([1, TRACE, 5, ["thumbs"], 2_000_000_000, "n"], "ids are not strings"),
+        ([1, "0" * 32, None, ["thumbs"], 2_000_000_000, "n"], "invalid trace or span id"),
+        ([1, TRACE, "xyz", ["thumbs"], 2_000_000_000, "n"], "invalid trace or span id"),
+        ([1, TRACE.upper(), None, ["thumbs"], 2_000_000_000, "n"], "not canonical"),
+        ([1, TRACE, SPAN.upper(), ["thumbs"], 2_000_000_000, "n"], "not canonical"),
+        ([1, TRACE, SPAN, [], 2_000_000_000, "n"], "names"),
+        ([1, TRACE, SPAN, "thumbs", 2_000_000_000, "n"], "names"),
+        ([1, TRACE, SPAN, [""], 2_000_000_000, "n"], "names"),
+        ([1, TRACE, SPAN, [3], 2_000_000_000, "n"], "names"),
+        ([1, TRACE, SPAN, ["thumbs"], 2e9, "n"], "expiry"),
+        ([1, TRACE, SPAN, ["thumbs"], "2000000000", "n"], "expiry"),
+        ([1, TRACE, SPAN, ["thumbs"], 2_000_000_000, ""], "nonce"),
+        ([1, TRACE, SPAN, ["thumbs"], 2_000_000_000, None], "nonce"),
+    ],
+)
+def test_signed_but_malformed_payloads_are_rejected(fields: object, message: str) -> None:
+    with pytest.raises(InvalidToken, match=f"malformed token: .*{message}"):
+        check(signed(fields))
+
+
+def test_signed_non_json_payload_is_malformed() -> None:
+    payload = b64(b"\xff not json")
+    with pytest.raises(InvalidToken, match="malformed token: payload is not JSON"):
+        check(f"{payload}.{b64(tokens._signature(KEY, payload))}")
+
+
+# --- the unused-bits spelling of base64 ---------------------------------------------------
+
+
+def padding_equivalents(text: str) -> list[str]:
+    """Other spellings of ``text`` whose last character differs only in unused low bits."""
+    unused_bits = {2: 4, 3: 2}[len(text) % 4]  # 43-character signature: 2 unused bits
+    index = ALPHABET.index(text[-1])
+    return [text[:-1] + ALPHABET[index ^ low] for low in range(1, 1 << unused_bits)]
+
+
+def test_padding_equivalent_signature_spellings_are_rejected() -> None:
+    """43 characters carry 258 bits for a 256-bit signature; a lenient decoder would accept
+    the 3 other spellings of the last character as the same signature."""
+    payload, signature = VALID.split(".")
+    spellings = padding_equivalents(signature)
+    assert len(spellings) == 3
+    for spelling in spellings:
+        assert unb64(spelling) == unb64(signature)  # the same bytes to a lenient decoder
+        with pytest.raises(InvalidToken, match="not canonical"):
+            check(f"{payload}.{spelling}")
+
+
+def test_padding_equivalent_payload_spellings_are_rejected() -> None:
+    """The signature covers the encoded text, so another spelling of the same payload bytes
+    is a different payload."""
+    payload, signature = VALID.split(".")
+    assert len(payload) % 4 == 2  # 4 unused bits in the last character: 15 other spellings
+    spellings = padding_equivalents(payload)
+    assert len(spellings) == 15
+    for spelling in spellings:
+        assert unb64(spelling) == unb64(payload)
+        with pytest.raises(InvalidToken):
+            check(f"{spelling}.{signature}")
+
+
+@st.composite
+def mutations(draw: st.DrawFn) -> str:
+    """VALID with one character replaced, inserted or deleted, anywhere."""
+    # Also favour the two last characters, where unused bits live.
+    edges = st.sampled_from([len(PAYLOAD) - 1, len(VALID) - 1])
+    index = draw(st.integers(0, len(VALID) - 1) | edges)
+    char = draw(st.sampled_from(ALPHABET + ".=+/ ") | st.characters())
+    kind = draw(st.sampled_from(["replace", "insert", "delete"]))
+    if kind == "replace":
+        return VALID[:index] + char + VALID[index + 1 :]
+    if kind == "insert":
+        return VALID[:index] + char + VALID[index:]
+    return VALID[:index] + VALID[index + 1 :]
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated=mutations())
+def test_any_single_character_mutation_is_rejected(mutated: str) -> None:
+    """Strict canonical base64url leaves no padding-equivalent spelling: every change fails."""
+    assume(mutated != VALID)
+    with pytest.raises(InvalidToken):
+        check(mutated)
+
+
+@pytest.mark.parametrize("index", [len(PAYLOAD) - 1, len(VALID) - 1])
+def test_every_replacement_of_a_last_character_is_rejected(index: int) -> None:
+    """The characters that carry unused bits, exhaustively."""
+    for char in ALPHABET:
+        mutated = VALID[:index] + char + VALID[index + 1 :]
+        if mutated != VALID:
+            with pytest.raises(InvalidToken):
+                check(mutated)
+
+
+@given(
+    names=st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=5),
+    ttl=st.floats(min_value=0.001, max_value=30 * 86400),
+    now=st.floats(min_value=0, max_value=4e9),
+)
+def test_round_trip_property(names: list[str], ttl: float, now: float) -> None:
+    grant = verify(token(TRACE_SPAN, names, ttl, key=KEY, now=now), key=KEY, now=now)
+    assert grant.names == frozenset(names)
+    assert now + ttl <= grant.expires_at < now + ttl + 1
+
+
+# --- expiry -------------------------------------------------------------------------------
+
+
+def test_expired_token_is_rejected() -> None:
+    value = make(ttl=60)
+    assert check(value, now=NOW + 59.999).expires_at == NOW + 60
+    with pytest.raises(ExpiredToken, match="expired") as caught:
+        check(value, now=NOW + 3600)
+    assert isinstance(caught.value, InvalidToken)
+    assert isinstance(caught.value, ValueError)
+    assert caught.value.expires_at == NOW + 60
+
+
+def test_token_expires_exactly_at_its_expiry() -> None:
+    value = make(ttl=60)
+    check(value, now=NOW + 60 - 1e-6)
+    with pytest.raises(ExpiredToken):
+        check(value, now=NOW + 60)
+
+
+def test_expiry_is_checked_after_the_signature() -> None:
+    """A forged token is a bad signature whether or not it would have expired."""
+    with pytest.raises(InvalidToken, match="bad signature"):
+        check(make(ttl=1), key="another-key", now=NOW + 10_000)
+
+
+# --- names --------------------------------------------------------------------------------
+
+
+def test_allowed_name_is_accepted_and_others_rejected() -> None:
+    value = make(names=["thumbs", "rating"])
+    assert check(value, "thumbs").names == frozenset({"thumbs", "rating"})
+    assert check(value, "rating").target == TRACE_SPAN
+    with pytest.raises(InvalidToken, match=r"'comment'.*allows rating, thumbs") as caught:
+        check(value, "comment")
+    assert not isinstance(caught.value, ExpiredToken)
+    with pytest.raises(InvalidToken, match="does not allow"):
+        check(value, "")
+    with pytest.raises(InvalidToken, match="does not allow"):
+        check(value, ["thumbs"])  # type: ignore[arg-type]
+
+
+# --- validation on creation ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ttl",
+    [
+        0,
+        -1,
+        0.0,
+        30 * 86400 + 1,
+        datetime.timedelta(days=31),
+        datetime.timedelta(0),
+        float("nan"),
+        float("inf"),
+        True,
+        "60",
+        None,
+    ],
+)
+def test_bad_ttl_is_rejected(ttl: object) -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        make(ttl=ttl)
+
+
+@pytest.mark.parametrize("names", [[], (), [""], ["thumbs", ""], [None], ["thumbs", 3], 5])
+def test_bad_names_are_rejected(names: object) -> None:
+    with pytest.raises(ValueError, match="names"):
+        make(names=names)
+
+
+def test_a_single_string_is_not_taken_for_its_letters() -> None:
+    with pytest.raises(ValueError, match=r"names=\('thumbs',\)"):
+        make(names="thumbs")
+
+
+def test_too_many_names_are_rejected() -> None:
+    with pytest.raises(ValueError, match="names are too many or too long"):
+        make(names=[f"name-{i:04d}" for i in range(400)])
+
+
+@pytest.mark.parametrize("now", [float("nan"), True, "now"])
+def test_bad_now_is_rejected(now: object) -> None:
+    with pytest.raises(ValueError, match="now"):
+        make(now=now)
+    with pytest.raises(ValueError, match="now"):
+        check(VALID, now=now)
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["", b""])
+def test_empty_key_is_rejected(key: str | bytes) -> None:
+    with pytest.raises(ValueError, match="must not be empty"):
+        make(key=key)
+
+
+def test_bytes_and_str_keys_agree() -> None:
+    assert check(make(key=KEY.encode()), key=KEY).target == TRACE_SPAN
+    assert check(make(key=b"\x00\xffbinary"), key=b"\x00\xffbinary").target == TRACE_SPAN
+
+
+def test_non_string_key_is_rejected() -> None:
+    with pytest.raises(TypeError, match="key must be a str or bytes"):
+        make(key=42)
+
+
+def test_environment_key_is_used(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    monkeypatch.setenv(KEY_ENV_VAR, "from-env")
+    value = token(TRACE_SPAN, now=NOW)
+    assert verify(value, now=NOW, key="from-env").target == TRACE_SPAN
+    assert verify(value, now=NOW).target == TRACE_SPAN
+    with pytest.raises(InvalidToken, match="bad signature"):
+        verify(value, now=NOW, key="other")
+    assert list(home.iterdir()) == []
+
+
+def test_argument_beats_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV_VAR, "from-env")
+    with pytest.raises(InvalidToken, match="bad signature"):
+        verify(make(key="explicit"), now=NOW)
+
+
+def test_empty_environment_key_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV_VAR, "")
+    with pytest.raises(ValueError, match=KEY_ENV_VAR):
+        token(TRACE_SPAN)
+
+
+def test_key_file_is_created_once_private_and_reused(home: Path) -> None:
+    first = token(TRACE_SPAN, now=NOW)
+    path = home / "feedback_token_key"
+    content = path.read_text()
+    assert tokens.key_file_path() == path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(content) == 64
+    int(content, 16)
+    assert sorted(home.iterdir()) == [path]  # no temp files, and no user hash key made
+
+    second = token(TRACE_SPAN, now=NOW)
+    assert path.read_text() == content
+    assert verify(first, now=NOW).target == TRACE_SPAN
+    assert verify(second, now=NOW).target == TRACE_SPAN
+    assert verify(first, now=NOW, key=content).target == TRACE_SPAN  # the file is the secret
+
+
+def test_key_file_sits_next_to_the_user_hash_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("CLOSEDLOOP_HOME")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    token(TRACE_SPAN)
+    assert (tmp_path / "xdg" / "closedloop" / "feedback_token_key").is_file()
+
+
+def test_key_file_is_not_the_user_hash_key(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    from closedloop.privacy import UserHasher, hashing
+
+    monkeypatch.setattr(hashing, "_key_file_warned", True)
+    UserHasher()
+    user_key = (home / "user_hash_key").read_text()
+    value = token(TRACE_SPAN, now=NOW)
+    assert (home / "feedback_token_key").read_text() != user_key
+    with pytest.raises(InvalidToken, match="bad signature"):
+        verify(value, now=NOW, key=user_key)
+
+
+def test_a_secret_shared_with_user_hashing_cannot_forge_tokens() -> None:
+    """Signatures use a derived key, so a user hash of a payload is not its signature."""
+    from closedloop.privacy import UserHasher
+
+    payload = PAYLOAD
+    user_hash = UserHasher(KEY).hash(payload)
+    forged = f"{payload}.{b64(bytes.fromhex(user_hash))}"
+    with pytest.raises(InvalidToken, match="bad signature"):
+        check(forged)
+
+
+@pytest.mark.parametrize("content", ["\n", b"\xff\xfe"])
+def test_unusable_key_file_is_an_error(home: Path, content: str | bytes) -> None:
+    path = home / "feedback_token_key"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(ValueError, match=f"feedback token key file .*delete it.*{KEY_ENV_VAR}"):
+        token(TRACE_SPAN)
+
+
+@pytest.mark.usefixtures("home")
+def test_key_file_warning_is_emitted_once_per_process(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(tokens, "_key_file_warned", False)
+    caplog.set_level(logging.WARNING, logger=tokens.__name__)
+    with pytest.warns(UserWarning, match=KEY_ENV_VAR) as first:
+        value = token(TRACE_SPAN, now=NOW)
+    assert first[0].filename == __file__  # points at the caller of token()
+    assert "only verify on this machine" in str(first[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        token(TRACE_SPAN, now=NOW)
+        verify(value, now=NOW)
+    assert [record.getMessage() for record in caplog.records] == [str(first[0].message)]
+
+
+def test_no_warning_with_an_explicit_or_environment_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "_key_file_warned", False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        verify(make(), key=KEY, now=NOW)
+        monkeypatch.setenv(KEY_ENV_VAR, "from-env")
+        verify(token(TRACE_SPAN), key="from-env")
+
+
+def test_nothing_reveals_the_key(home: Path) -> None:
+    secret = "super-secret-key-value"
+    value = make(key=secret)
+    grant = check(value, key=secret)
+    assert secret not in repr(grant)
+    assert secret not in value
+    for attempt in (
+        lambda: check(value, key="wrong"),
+        lambda: check(value, "nope", key=secret),
+        lambda: check(value, key=secret, now=NOW + 10**6),
+        lambda: check(value + "x", key=secret),
+    ):
+        with pytest.raises(InvalidToken) as caught:
+            attempt()
+        assert secret not in str(caught.value)
+        assert secret not in repr(caught.value)
+        assert value not in str(caught.value)
+
+    file_value = token(TRACE_SPAN, now=NOW)
+    file_key = (home / "feedback_token_key").read_text()
+    with pytest.raises(InvalidToken) as caught:
+        verify(file_value, "nope", now=NOW)
+    assert file_key not in str(caught.value)
