@@ -3,7 +3,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+CONTRIB_RELEASE := $(shell cat collector/contrib-release.txt)
+COLLECTOR := .build/otelcol-closedloop
+
+.PHONY: demo test lint bench clean collector
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +26,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/instrumentation_overhead.py
+
+# The collector from upstream modules (Go's module and build caches are reused across runs).
+collector: $(COLLECTOR)
+
+$(COLLECTOR): collector/builder-config.yaml collector/contrib-release.txt
+	GOBIN=$(CURDIR)/.build/bin go install go.opentelemetry.io/collector/cmd/builder@$(CONTRIB_RELEASE)
+	.build/bin/builder --config collector/builder-config.yaml
+	cp .build/otelcol-src/otelcol-closedloop $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,87 @@
+"""``TailSamplingSpanProcessor``: closedloop's tail sampler inside an app, no collector.
+
+Finished spans are buffered per trace; a background thread ticks once a second, decides
+traces with the policies of the collector config, and exports the kept spans through the
+wrapped exporter. Nothing runs on the app's thread but a dictionary append.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from closedloop import health
+from closedloop.sampling.config import SamplerConfig, load
+from closedloop.sampling.sampler import TailSampler
+from closedloop.sampling.trace import SpanView
+
+
+class TailSamplingSpanProcessor(SpanProcessor):
+    """Keeps what the collector would keep, exporting it through ``exporter``."""
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        config: SamplerConfig | str | Path,
+        *,
+        tick_seconds: float = 1.0,
+    ) -> None:
+        self._exporter = exporter
+        self._outbox: list[ReadableSpan] = []
+        self._outbox_lock = threading.Lock()
+        settings = config if isinstance(config, SamplerConfig) else load(config)
+        self.sampler = TailSampler(settings, self._queue)
+        self._stop = threading.Event()
+        self._tick_seconds = tick_seconds
+        self._thread = threading.Thread(
+            target=self._run, name="closedloop-tail-sampler", daemon=True
+        )
+        self._thread.start()
+
+    def _queue(self, spans: list[SpanView]) -> None:
+        with self._outbox_lock:
+            self._outbox.extend(span.source for span in spans)
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            self.sampler.ingest([SpanView.of(span)])
+        except Exception as error:
+            health.record_failure("sampling.ingest", error)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._tick_seconds):
+            self._step(self.sampler.tick)
+
+    def _step(self, action: object) -> None:
+        try:
+            action()  # type: ignore[operator]
+            self._export()
+        except Exception as error:
+            health.record_failure("sampling.tick", error)
+
+    def _export(self) -> None:
+        with self._outbox_lock:
+            batch: Sequence[ReadableSpan] = self._outbox
+            self._outbox = []
+        if batch:
+            self._exporter.export(batch)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Export what has been decided so far (undecided traces keep waiting)."""
+        self._export()
+        return self._exporter.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Decide every pending trace on what it has, export, and stop."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._step(self.sampler.drain)
+        self._exporter.shutdown()

@@ -1,0 +1,125 @@
+"""Run the real OpenTelemetry Collector (built by `make collector`) in tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COLLECTOR = ROOT / ".build" / "otelcol-closedloop"
+PRODUCTION_CONFIG = ROOT / "collector" / "otel-collector.yaml"
+LB_CONFIG = ROOT / "collector" / "otel-collector-lb.yaml"
+
+
+def collector_binary() -> Path:
+    """The built collector; skip (or fail under CLOSEDLOOP_REQUIRE_COLLECTOR=1) without it."""
+    if COLLECTOR.exists():
+        return COLLECTOR
+    message = f"{COLLECTOR} is missing: build it with `make collector` (needs Go)"
+    if os.environ.get("CLOSEDLOOP_REQUIRE_COLLECTOR") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"collector exited early: {process.stderr.read() if process.stderr else ''}"
+            )
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.2),
+        ):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"collector did not listen on {port}")
+
+
+def sampling_config(
+    output: Path, *, http_port: int, grpc_port: int, decision_wait: str = "1s"
+) -> dict[str, Any]:
+    """The production tail_sampling policies, exporting to a file instead of ClickHouse."""
+    production = yaml.safe_load(PRODUCTION_CONFIG.read_text())
+    tail_sampling = dict(production["processors"]["tail_sampling"], decision_wait=decision_wait)
+    return {
+        "receivers": {
+            "otlp": {
+                "protocols": {
+                    "http": {"endpoint": f"127.0.0.1:{http_port}"},
+                    "grpc": {"endpoint": f"127.0.0.1:{grpc_port}"},
+                }
+            }
+        },
+        "processors": {"tail_sampling": tail_sampling},
+        "exporters": {"file": {"path": str(output), "flush_interval": "100ms"}},
+        "service": {
+            "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}},
+            "pipelines": {
+                "traces": {
+                    "receivers": ["otlp"],
+                    "processors": ["tail_sampling"],
+                    "exporters": ["file"],
+                }
+            },
+        },
+    }
+
+
+@contextlib.contextmanager
+def running_collector(
+    config: dict[str, Any], workdir: Path, port: int
+) -> Iterator[subprocess.Popen]:
+    """Start the collector on ``config``; stop it with SIGTERM (which flushes exporters)."""
+    binary = collector_binary()
+    config_path = workdir / f"collector-{port}.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    process = subprocess.Popen(
+        [str(binary), "--config", str(config_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_port(port, process)
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def exported_spans(path: Path) -> set[tuple[str, str]]:
+    """(trace id, span id) of every span the file exporter wrote."""
+    kept: set[tuple[str, str]] = set()
+    if not path.exists():
+        return kept
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        for resource_spans in json.loads(line).get("resourceSpans", []):
+            for scope_spans in resource_spans.get("scopeSpans", []):
+                for span in scope_spans.get("spans", []):
+                    kept.add((span["traceId"], span["spanId"]))
+    return kept

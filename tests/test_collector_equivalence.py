@@ -1,0 +1,174 @@
+"""closedloop's tail sampler keeps exactly what the real collector keeps.
+
+The collector is built from upstream modules (`make collector`) and run with the
+production policies from collector/otel-collector.yaml, its exporters swapped for the
+file exporter; the same generated traffic goes to both over the same arrival order.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.trace import format_span_id, format_trace_id
+
+from closedloop.sampling import SAMPLED, TailSampler, sampler_config
+from closedloop.sampling.trace import SpanView
+from closedloop.testing.traffic import batches, generate_traffic
+from collector_harness import (
+    LB_CONFIG,
+    PRODUCTION_CONFIG,
+    collector_binary,
+    exported_spans,
+    free_port,
+    running_collector,
+    sampling_config,
+)
+
+LATE_AFTER_NS = 60 * 1_000_000_000
+
+
+def waves(seed: int, requests: int):
+    """Calls and early feedback first; feedback given more than a minute later arrives late."""
+    traffic = generate_traffic(requests, seed=seed, days=1)
+    late_ids = {
+        item.span_id
+        for item in traffic.feedback
+        if item.timestamp_ns - item.call.start_ns > LATE_AFTER_NS
+    }
+    first = [s for s in traffic.spans if format_span_id(s.context.span_id) not in late_ids]
+    late = [s for s in traffic.spans if format_span_id(s.context.span_id) in late_ids]
+    return first, late
+
+
+def python_decisions(config: dict, *spans_by_wave) -> set[tuple[str, str]]:
+    kept: set[tuple[str, str]] = set()
+
+    def forward(views: list[SpanView]) -> None:
+        kept.update((format_trace_id(v.trace_id), format_span_id(v.span_id)) for v in views)
+
+    sampler = TailSampler(sampler_config(config["processors"]["tail_sampling"]), forward)
+    for wave in spans_by_wave:
+        sampler.ingest(SpanView.of(span) for span in wave)
+        sampler.drain()
+    assert sampler.counts[f"traces_{SAMPLED}"] > 0
+    return kept
+
+
+def send(port: int, spans) -> None:
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces")
+    for batch in batches(spans, 400):
+        assert exporter.export(batch).name == "SUCCESS"
+    exporter.shutdown()
+
+
+def wait_until_quiet(*paths: Path, settle: float = 1.5, minimum: float = 3.0) -> None:
+    """Decisions come on 1 s ticks: wait past decision_wait until the output stops growing."""
+    started = last_change = time.monotonic()
+    sizes = None
+    while time.monotonic() - started < 60:
+        current = [p.stat().st_size if p.exists() else 0 for p in paths]
+        if current != sizes:
+            sizes, last_change = current, time.monotonic()
+        if time.monotonic() - started >= minimum and time.monotonic() - last_change >= settle:
+            return
+        time.sleep(0.1)
+
+
+def test_collector_validates_both_production_configs():
+    binary = collector_binary()
+    for config in (PRODUCTION_CONFIG, LB_CONFIG):
+        result = subprocess.run(
+            [str(binary), "validate", "--config", str(config)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+
+
+def test_python_sampler_keeps_exactly_what_the_collector_keeps(tmp_path):
+    collector_binary()
+    first, late = waves(seed=21, requests=1400)
+    http_port, grpc_port = free_port(), free_port()
+    output = tmp_path / "kept.jsonl"
+    config = sampling_config(output, http_port=http_port, grpc_port=grpc_port)
+    with running_collector(config, tmp_path, http_port):
+        send(http_port, first)
+        wait_until_quiet(output)
+        send(http_port, late)
+        wait_until_quiet(output)
+    from_collector = exported_spans(output)
+    from_python = python_decisions(config, first, late)
+    trace_count = len({s.context.trace_id for s in first})
+    assert trace_count >= 1400
+    assert len(first) + len(late) > 5000 and len(late) > 300
+    kept_traces = {trace for trace, _ in from_python}
+    assert 0.3 * trace_count < len(kept_traces) < 0.95 * trace_count
+    assert from_collector == from_python
+
+
+def test_scale_out_decides_each_trace_in_one_place(tmp_path):
+    collector_binary()
+    first, late = waves(seed=5, requests=500)
+    backends = []
+    for index in range(2):
+        http_port, grpc_port = free_port(), free_port()
+        output = tmp_path / f"kept-{index}.jsonl"
+        backends.append(
+            (sampling_config(output, http_port=http_port, grpc_port=grpc_port), grpc_port, output)
+        )
+    lb_http, lb_grpc = free_port(), free_port()
+    lb = {
+        "receivers": {
+            "otlp": {
+                "protocols": {
+                    "http": {"endpoint": f"127.0.0.1:{lb_http}"},
+                    "grpc": {"endpoint": f"127.0.0.1:{lb_grpc}"},
+                }
+            }
+        },
+        "exporters": {
+            "load_balancing": {
+                "routing_key": "traceID",
+                "protocol": {"otlp": {"timeout": "5s", "tls": {"insecure": True}}},
+                "resolver": {
+                    "static": {"hostnames": [f"127.0.0.1:{port}" for _, port, _ in backends]}
+                },
+            }
+        },
+        "service": {
+            "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}},
+            "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["load_balancing"]}},
+        },
+    }
+    outputs = [output for _, _, output in backends]
+    with (
+        running_collector(backends[0][0], tmp_path, backends[0][1]),
+        running_collector(backends[1][0], tmp_path, backends[1][1]),
+        running_collector(lb, tmp_path, lb_http),
+    ):
+        send(lb_http, first)
+        wait_until_quiet(*outputs)
+        send(lb_http, late)
+        wait_until_quiet(*outputs)
+    per_backend = [exported_spans(output) for output in outputs]
+    traces = [{trace for trace, _ in kept} for kept in per_backend]
+    assert traces[0] and traces[1], "both tail-sampling collectors must receive traces"
+    assert not traces[0] & traces[1], "a trace was decided in two places"
+    assert per_backend[0] | per_backend[1] == python_decisions(backends[0][0], first, late)
+
+
+@pytest.mark.parametrize("config", [PRODUCTION_CONFIG])
+def test_the_sampler_loads_the_production_policies(config):
+    from closedloop.sampling import load
+
+    loaded = load(config)
+    assert [policy.name for policy in loaded.policies] == [
+        "errors",
+        "feedback",
+        "new-users",
+        "baseline",
+    ]
+    assert (loaded.decision_wait_s, loaded.num_traces) == (10.0, 100_000)
