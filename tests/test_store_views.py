@@ -173,12 +173,14 @@ def test_migrate_is_versioned_idempotent_and_upgrades_older_stores(tmp_path):
 
 
 def test_query_parameters_are_bound_not_formatted(store):
-    hostile = "x' OR 1=1; DROP TABLE closedloop.otel_traces; --"
+    hostile = "x' OR 1=1; DROP TABLE closedloop.otel_traces; --\\ \t tab \n newline"
     rows = store.query(
         "SELECT {value:String} AS echoed, length({value:String}) AS n", {"value": hostile}
     )
     assert rows == [{"echoed": hostile, "n": len(hostile)}]
     assert store.query("SELECT count() AS n FROM closedloop.otel_traces") == [{"n": 0}]
+    listed = store.query("SELECT {ids:Array(String)} AS ids", {"ids": ["a'b", "c\\d", hostile]})
+    assert listed == [{"ids": ["a'b", "c\\d", hostile]}]
 
 
 def test_a_locked_store_names_the_process_holding_it(tmp_path):

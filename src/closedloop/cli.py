@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import re
 import time
 
 import typer
@@ -36,3 +38,40 @@ def test_server(
                 time.sleep(3600)
         except KeyboardInterrupt:
             console.print("stopped")
+
+
+def _since(text: str) -> datetime.datetime:
+    """``3d``, ``12h``, ``30m`` ago, or an ISO timestamp (UTC if no zone)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    match = re.fullmatch(r"(\d+)([dhm])", text.strip())
+    if match:
+        unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
+        return now - datetime.timedelta(**{unit: int(match.group(1))})
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is neither an age like 3d/12h/30m nor an ISO timestamp"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+@app.command()
+def rescue(
+    since: str = typer.Option(
+        None,
+        help="Feedback since: an age (3d, 12h) or ISO time; default: the recent tier's retention.",
+    ),
+    store_url: str = typer.Option(None, "--store", help="Store URL (default: the embedded store)."),
+) -> None:
+    """Copy traces that got feedback after sampling dropped them back into otel_traces."""
+    from closedloop.store import DEFAULT_URL, connect
+    from closedloop.store.rescue import rescue as run_rescue
+
+    with connect(store_url or DEFAULT_URL) as store:
+        result = run_rescue(store, _since(since) if since else None)
+    console.print(f"rescued {result.traces} trace(s), {result.spans} span(s) copied")
+
+
+if __name__ == "__main__":
+    app()

@@ -19,6 +19,33 @@ from closedloop.store.schema import SchemaSettings
 LOCK_FILE = "closedloop.lock"
 
 
+_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _literal(value: Any) -> str:
+    """A value inside an Array/Tuple parameter: quoted the way ClickHouse literals are."""
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return parameter_text(value)
+
+
+def parameter_text(value: Any) -> str:
+    """A ``{name:Type}`` parameter value in ClickHouse's escaped text form, as the HTTP
+    interface takes it (chDB binds the same text): strings TSV-escaped, arrays as literals."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return value.translate(_TEXT_ESCAPES)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value) if isinstance(value, (set, frozenset)) else value
+        return "[" + ",".join(_literal(item) for item in items) + "]"
+    return str(value).translate(_TEXT_ESCAPES)
+
+
 class StoreLockedError(StoreError):
     """Another process holds the chDB directory."""
 
@@ -92,7 +119,8 @@ class ChDBStore(Store):
         with self._lock:
             self._require_open()
             try:
-                result = self._session.query(sql, "JSONEachRow", params=dict(parameters or {}))
+                params = {key: parameter_text(value) for key, value in (parameters or {}).items()}
+                result = self._session.query(sql, "JSONEachRow", params=params)
             except Exception as error:
                 raise StoreError(f"chDB rejected the statement: {error}") from error
         return result.bytes()

@@ -1,0 +1,42 @@
+"""Late-feedback rescue: bring back traces that sampling dropped before their feedback came.
+
+Run it on a schedule (``closedloop serve`` does; on a ClickHouse server see
+docs/sampling.md). Only the recent tier's retention bounds how late feedback may be.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from importlib import resources
+
+from closedloop.store.base import Store
+from closedloop.store.schema import render
+
+
+@dataclass(frozen=True)
+class RescueResult:
+    traces: int
+    spans: int
+
+
+def _query(name: str, store: Store) -> str:
+    text = resources.files("closedloop.store").joinpath("queries", name).read_text("utf-8")
+    return render(text, store.settings)
+
+
+def rescue(store: Store, since: datetime.datetime | None = None) -> RescueResult:
+    """Copy the missing spans of traces with feedback since ``since`` (default: the recent
+    tier's whole retention) from ``otel_traces_recent`` into ``otel_traces``."""
+    if since is None:
+        since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(
+            days=store.settings.recent_ttl_days
+        )
+    if since.tzinfo is None:
+        raise ValueError("since must be timezone-aware, e.g. datetime.now(timezone.utc).")
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    parameters = {"since_ns": (since - epoch) // datetime.timedelta(microseconds=1) * 1000}
+    found = store.query(_query("rescue_candidates.sql", store), parameters)[0]
+    if found["spans"]:
+        store.execute(_query("rescue.sql", store), parameters)
+    return RescueResult(traces=found["traces"], spans=found["spans"])
