@@ -30,14 +30,10 @@ import datetime
 import hashlib
 import hmac
 import json
-import logging
 import math
-import os
 import re
 import secrets
-import threading
 import time
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,11 +42,12 @@ from typing import Any
 from opentelemetry import trace
 
 from closedloop.feedback.targets import resolve
-from closedloop.privacy import hashing
+from closedloop.privacy.keys import KeySpec, resolve_key
 
 __all__ = [
     "DEFAULT_NAMES",
     "KEY_ENV_VAR",
+    "KEY_SPEC",
     "MAX_TTL",
     "ExpiredToken",
     "FeedbackGrant",
@@ -61,10 +58,17 @@ __all__ = [
 ]
 
 KEY_ENV_VAR = "CLOSEDLOOP_FEEDBACK_TOKEN_KEY"
+KEY_SPEC = KeySpec(
+    purpose="feedback token key",
+    argument="key",
+    env_var=KEY_ENV_VAR,
+    file_name="feedback_token_key",
+    consequence="feedback tokens only verify on this machine, so an app served by several "
+    "machines or containers rejects them.",
+)
 DEFAULT_NAMES = ("thumbs", "rating", "comment")
 MAX_TTL = datetime.timedelta(days=30)
 
-_KEY_FILE_NAME = "feedback_token_key"
 _VERSION = 1
 _SIGNATURE_BYTES = 32
 _NONCE_BYTES = 8
@@ -73,11 +77,6 @@ _MAX_TOKEN_LENGTH = 4096
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 # The signing key is HMAC(secret, this label): domain separation from other uses of a secret.
 _KEY_LABEL = b"closedloop feedback token v1"
-
-logger = logging.getLogger(__name__)
-
-_key_file_warned = False
-_key_file_lock = threading.Lock()
 
 
 class InvalidToken(ValueError):
@@ -112,58 +111,12 @@ class FeedbackGrant:
 
 def key_file_path() -> Path:
     """The per-machine key file, in the same directory as the user hash key file."""
-    return hashing.key_file_path().parent / _KEY_FILE_NAME
-
-
-def _warn_key_file_once(path: Path) -> None:
-    global _key_file_warned
-    with _key_file_lock:
-        if _key_file_warned:
-            return
-        _key_file_warned = True
-    message = (
-        f"closedloop is signing feedback tokens with the per-machine key in {path}: tokens only "
-        "verify on this machine, so an app served by several machines or containers rejects "
-        f"them. Set {KEY_ENV_VAR} to the same secret everywhere (or pass key=...); to keep "
-        "the tokens issued so far valid, use this file's content as that secret."
-    )
-    warnings.warn(message, UserWarning, stacklevel=5)  # the caller of token() / verify()
-    logger.warning(message)
-
-
-def _secret(key: str | bytes | None) -> bytes:
-    if key is not None:
-        if not isinstance(key, (str, bytes, bytearray)):
-            raise TypeError(f"key must be a str or bytes, not {type(key).__name__}")
-        if not key:
-            raise ValueError(
-                "feedback token key must not be empty: pass a secret such as "
-                f"secrets.token_hex(32), or leave it unset to use {KEY_ENV_VAR} or the "
-                "per-machine key file"
-            )
-        return hashing._encode_key(key)
-    env_key = os.environ.get(KEY_ENV_VAR)
-    if env_key is not None:
-        if not env_key:
-            raise ValueError(
-                f"{KEY_ENV_VAR} is set but empty: set it to a secret such as the output of "
-                "`python -c 'import secrets; print(secrets.token_hex(32))'`, or unset it"
-            )
-        return env_key.encode()
-    path = key_file_path()
-    try:
-        secret = hashing._load_or_create_key_file(path)
-    except ValueError:  # empty, or not UTF-8 text; hashing's message names the wrong key
-        raise ValueError(
-            f"feedback token key file {path} is empty or not text; delete it to generate a "
-            f"new key, or set {KEY_ENV_VAR}"
-        ) from None
-    _warn_key_file_once(path)
-    return secret
+    return KEY_SPEC.key_file_path()
 
 
 def _signature(key: str | bytes | None, payload: str) -> bytes:
-    signing_key = hmac.digest(_secret(key), _KEY_LABEL, hashlib.sha256)
+    secret, _ = resolve_key(KEY_SPEC, key, stacklevel=3)  # warn the caller of token() / verify()
+    signing_key = hmac.digest(secret, _KEY_LABEL, hashlib.sha256)
     return hmac.digest(signing_key, payload.encode("ascii"), hashlib.sha256)
 
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import re2
 import yaml
 
 from closedloop.sampling import policies as p
 from closedloop.sampling.ottl import OttlError, parse
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PROCESSOR_KEYS = {
     "decision_wait", "num_traces", "expected_new_traces_per_sec", "decision_cache",
@@ -55,10 +56,13 @@ class SamplerConfig:
 def _duration(path: str, value: Any) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value) / 1e9
-    match = _DURATION.match(str(value))
-    if not match:
-        raise SamplingConfigError(f"{path}: {value!r} is not a duration such as 10s or 500ms.")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    text = str(value)
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        raise SamplingConfigError(
+            f"{path}: {value!r} is not a duration such as 10s, 500ms or 1m30s."
+        )
+    return sum(float(number) * _UNITS[unit] for number, unit in parts)
 
 
 def _check_keys(path: str, section: Mapping[str, Any], allowed: set[str]) -> None:
@@ -125,7 +129,7 @@ def _leaf(path: str, kind: str, section: Mapping[str, Any], name: str) -> p.Poli
                 name, _typed(path, section, "key", str, ""), [str(v) for v in values], regex,
                 _typed(path, section, "invert_match", bool, False),
             )  # fmt: skip
-        except re.error as error:
+        except re2.error as error:
             raise SamplingConfigError(f"{path}.values: bad regex: {error}") from error
     if kind == "boolean_attribute":
         keys("key", "value", "invert_match")

@@ -12,7 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
+
+import re2
 
 from closedloop.sampling.trace import SpanView
 
@@ -142,12 +145,15 @@ class _Parser:
         kind, literal = self.take()
         if kind != "string":
             raise OttlError("IsMatch needs a string literal pattern")
-        pattern = re.compile(_unquote(literal))
+        try:
+            pattern = re2.compile(_unquote(literal))
+        except re2.error as error:
+            raise OttlError(f"IsMatch has a bad regex {literal}: {error}") from error
         self.take(")")
 
         def matches(span: SpanView, event: Event) -> bool:
-            value = target(span, event)
-            return isinstance(value, str) and pattern.search(value) is not None
+            text = _as_text(target(span, event))
+            return text is not None and pattern.search(text) is not None
 
         return matches
 
@@ -183,6 +189,8 @@ class _Parser:
         scope, _, rest = word.partition(".")
         if scope not in ("span", "spanevent", "resource"):
             scope, rest = self.context, word
+        if scope == "spanevent" and self.context != "spanevent":
+            raise OttlError(f"{word!r}: spanevent paths are only valid in spanevent conditions")
         if rest == "attributes":
             self.take("[")
             kind, key = self.take()
@@ -196,8 +204,6 @@ class _Parser:
                 return lambda s, e: e[1].get(name) if e is not None else None
             return lambda s, e: s.attributes.get(name)
         if scope == "spanevent" and rest == "name":
-            if self.context != "spanevent":
-                raise OttlError("spanevent paths are only valid in `spanevent` conditions")
             return lambda s, e: e[0] if e is not None else None
         if scope == "span" and rest in _SPAN_FIELDS:
             return _SPAN_FIELDS[rest]
@@ -214,8 +220,26 @@ def _arithmetic(left: Getter, sign: str, right: Getter) -> Getter:
     return compute
 
 
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+
+
 def _unquote(literal: str) -> str:
-    return bytes(literal[1:-1], "utf-8").decode("unicode_escape")
+    """An OTTL string literal's text (escapes resolved, any Unicode kept as is)."""
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), literal[1:-1])
+
+
+def _as_text(value: Any) -> str | None:
+    """What OTTL's string-like getters make of a value, for IsMatch."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = format(Decimal(repr(value)), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return None
 
 
 @dataclass(frozen=True)

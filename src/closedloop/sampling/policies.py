@@ -5,16 +5,18 @@ The collector's quirks are part of the contract, because the same YAML drives bo
 attribute values are read with pdata's coercions, string regexes search (unanchored),
 ``numeric_attribute`` treats a 0 bound as unset and reads only ints, latency is checked on
 the running window after each span, probabilistic hashes with FNV-1a 64 over the salt and
-the 16 trace-id bytes against an exactly computed threshold.
+the 16 trace-id bytes against an exactly computed threshold. Regexes are RE2 (google-re2),
+the collector's regex engine.
 """
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
+
+import re2
 
 from closedloop.sampling.ottl import Condition
 from closedloop.sampling.trace import SpanView, TraceState, bool_value, int_value, str_value
@@ -111,7 +113,7 @@ class StringAttribute(Policy):
         self.key = key
         self.invert = invert
         if regex:
-            patterns = [re.compile(value) for value in values]
+            patterns = [re2.compile(value) for value in values]
             self._matches: Callable[[str], bool] = lambda text: any(
                 pattern.search(text) for pattern in patterns
             )
@@ -144,9 +146,9 @@ class BooleanAttribute(Policy):
 
 
 def sampling_threshold(percentage: float) -> int:
-    """(2^64-1) x ratio as Go's big.Float computes it: 64-bit mantissa, round half to even,
-    then truncated to uint64 (clamped)."""
-    ratio = Fraction(percentage) / 100
+    """(2^64-1) x ratio as the collector computes it: the ratio is the float64 ``pct / 100``,
+    the product a 64-bit-mantissa big.Float (round half to even), truncated to uint64."""
+    ratio = Fraction(percentage / 100)
     exact = Fraction(MAX_UINT64) * ratio
     if exact <= 0:
         return 0

@@ -103,11 +103,11 @@ class ClickHouseSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
         incoming = len(spans) * len(self._tables)
         with self._cond:
-            while self._queued_spans + incoming > self._max_queue_spans and self._queue:
+            while self._held_spans() + incoming > self._max_queue_spans and self._queue:
                 if not self._spool.append(self._queue[0]):
                     break
                 self._stats.spooled_spans_total += self._pop_queue().spans
-            if self._queued_spans and self._queued_spans + incoming > self._max_queue_spans:
+            if self._held_spans() and self._held_spans() + incoming > self._max_queue_spans:
                 self._count_dropped(len(spans))
                 return SpanExportResult.FAILURE
             for table in self._tables:
@@ -116,6 +116,11 @@ class ClickHouseSpanExporter(SpanExporter):
                 self._queued_spans += len(spans)
             self._cond.notify_all()
         return SpanExportResult.SUCCESS
+
+    def _held_spans(self) -> int:
+        """Spans held in memory: queued plus the batch being inserted (lock held)."""
+        in_flight = self._in_flight.spans if self._in_flight is not None else 0
+        return self._queued_spans + in_flight
 
     def _pop_queue(self) -> Batch:
         batch = self._queue.popleft()
@@ -221,8 +226,7 @@ class ClickHouseSpanExporter(SpanExporter):
 
     def stats(self) -> ExporterStats:
         with self._cond:
-            in_flight = self._in_flight.spans if self._in_flight is not None else 0
-            self._stats.queued_spans = self._queued_spans + in_flight
+            self._stats.queued_spans = self._held_spans()
             self._stats.spool_spans = self._spool.spans
             self._stats.spool_bytes = self._spool.bytes
             return ExporterStats(**vars(self._stats))

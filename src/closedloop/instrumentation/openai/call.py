@@ -99,8 +99,8 @@ class LLMCall:
         self.operation = operation
         self.endpoint = endpoint
         self.request_model = kwargs.get("model")
-        self._started = time.perf_counter()
         self._first_chunk_at: float | None = None
+        self._done_at: float | None = None
         self._lock = threading.Lock()
         self._ended = False
         self._layer = current_call_context()
@@ -115,6 +115,7 @@ class LLMCall:
                 self._set_json(operation.input_content(kwargs, self.scrubber))
             except Exception as error:
                 health.record_failure(f"{operation.operation_name}.input_content", error)
+        self._started = time.perf_counter()
 
     @property
     def recording(self) -> bool:
@@ -197,6 +198,12 @@ class LLMCall:
         if self.scrubber is not None and messages:
             self.span.set_attribute(attr.OUTPUT_MESSAGES, to_json(messages))
 
+    def mark_done(self) -> None:
+        """The provider finished answering (response, error, or last chunk): latency ends
+        here, before closedloop's own processing of the result."""
+        if self._done_at is None:
+            self._done_at = time.perf_counter()
+
     def first_chunk(self) -> None:
         """Mark the first content-bearing chunk of a stream (only the first counts)."""
         if self._first_chunk_at is None:
@@ -248,8 +255,8 @@ class LLMCall:
                 return
             self._ended = True
         try:
-            now = time.perf_counter()
-            self.span.set_attribute(attr.LATENCY_MS, (now - self._started) * 1000.0)
+            self.mark_done()
+            self.span.set_attribute(attr.LATENCY_MS, (self._done_at - self._started) * 1000.0)
             if self._first_chunk_at is not None:
                 self.span.set_attribute(
                     attr.RESPONSE_TIME_TO_FIRST_CHUNK, self._first_chunk_at - self._started

@@ -41,6 +41,7 @@ class _StreamTracer:
     def finish(self, error: BaseException | None = None) -> None:
         if self.call.ended:
             return
+        self.call.mark_done()
         try:
             self.state.finish(self.call)
             if error is not None:

@@ -62,6 +62,8 @@ def _begin(
 
 def _finish(call: LLMCall, result: Any, hide_usage: bool, is_async: bool) -> Any:
     """Record ``result`` on the span and return what the caller must receive."""
+    if not isinstance(result, (openai.Stream, openai.AsyncStream)):
+        call.mark_done()
     try:
         if isinstance(result, (openai.Stream, openai.AsyncStream)):
             call.set({attr.PROVIDER_REQUEST_ID: result.response.headers.get("x-request-id")})
@@ -114,6 +116,7 @@ def sync_wrapper(
             with trace.use_span(call.span, record_exception=False, set_status_on_exception=False):
                 result = wrapped(*args, **send)
         except BaseException as error:
+            call.mark_done()
             call.record_error(error)
             call.end()
             raise
@@ -138,6 +141,7 @@ def async_wrapper(
             with trace.use_span(call.span, record_exception=False, set_status_on_exception=False):
                 result = await wrapped(*args, **send)
         except BaseException as error:
+            call.mark_done()
             call.record_error(error)
             call.end()
             raise

@@ -1,17 +1,3 @@
--- Spans of traces that received feedback since the given time, present in the recent tier but
--- missing from the sampled tier: what the rescue copies. Counted before it is copied.
+-- What the rescue would copy: counted before copying.
 SELECT count() AS spans, uniqExact(TraceId) AS traces
-FROM ${database}.otel_traces_recent
-WHERE TraceId IN (
-        SELECT TraceId FROM ${database}.otel_traces_recent
-        WHERE SpanName = 'closedloop.feedback'
-          AND Timestamp >= fromUnixTimestamp64Nano({since_ns:Int64})
-    )
-  AND (TraceId, SpanId) NOT IN (
-        SELECT TraceId, SpanId FROM ${database}.otel_traces
-        WHERE TraceId IN (
-            SELECT TraceId FROM ${database}.otel_traces_recent
-            WHERE SpanName = 'closedloop.feedback'
-              AND Timestamp >= fromUnixTimestamp64Nano({since_ns:Int64})
-        )
-    )
+FROM ${database}.rescue_candidates(since_ns = {since_ns:Int64})
