@@ -77,6 +77,23 @@ def instrumented(instrument: Callable[..., TracerProvider]) -> TracerProvider:
     return instrument()
 
 
+@pytest.fixture(params=["chdb", "clickhouse-connect"])
+def store(request: pytest.FixtureRequest, tmp_path):
+    """Both store classes on a fresh directory. ClickHouse server code runs through
+    clickhouse-connect's in-process chDB backend: the same client calls as over HTTP."""
+    import closedloop.store as cs
+    from closedloop.store.schema import SchemaSettings
+    from closedloop.store.server_store import ClickHouseServerStore
+
+    if request.param == "chdb":
+        opened = cs.connect(f"chdb://{tmp_path}/store")
+    else:
+        opened = ClickHouseServerStore(SchemaSettings(), dsn=f"chdb://{tmp_path}/store")
+        opened.migrate()
+    yield opened
+    opened.close()
+
+
 def client_for(server: OpenAICompatibleServer) -> OpenAI:
     return OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
 

@@ -13,23 +13,10 @@ import closedloop.store as cs
 from closedloop.sampling import TailSampler, load
 from closedloop.sampling.trace import SpanView
 from closedloop.store.rescue import rescue
-from closedloop.store.schema import SchemaSettings
-from closedloop.store.server_store import ClickHouseServerStore
 from closedloop.testing.traffic import generate_traffic
 from collector_harness import PRODUCTION_CONFIG
 
 LATE_AFTER_NS = 60 * 1_000_000_000
-
-
-@pytest.fixture(params=["chdb", "clickhouse-connect"])
-def store(request, tmp_path):
-    if request.param == "chdb":
-        opened = cs.connect(f"chdb://{tmp_path}/store")
-    else:
-        opened = ClickHouseServerStore(SchemaSettings(), dsn=f"chdb://{tmp_path}/store")
-        opened.migrate()
-    yield opened
-    opened.close()
 
 
 def sampled_world(store):

@@ -13,7 +13,6 @@ import closedloop.store as cs
 from closedloop.store.exporter import ClickHouseSpanExporter
 from closedloop.store.rows import span_rows
 from closedloop.store.schema import SchemaSettings, migrations
-from closedloop.store.server_store import ClickHouseServerStore
 from closedloop.testing.traffic import Traffic, batches, generate_traffic
 from reference_metrics import feedback_rows, prompt_version_metrics
 
@@ -28,19 +27,6 @@ CONTRIB_COLUMNS = (
 @pytest.fixture(scope="module")
 def traffic() -> Traffic:
     return generate_traffic(700, seed=11, days=5)
-
-
-@pytest.fixture(params=["chdb", "clickhouse-connect"])
-def store(request, tmp_path):
-    """Both store classes. ClickHouse server code runs through clickhouse-connect's
-    in-process chDB backend: the same client API, queries and inserts as over HTTP."""
-    if request.param == "chdb":
-        opened = cs.connect(f"chdb://{tmp_path}/store")
-    else:
-        opened = ClickHouseServerStore(SchemaSettings(), dsn=f"chdb://{tmp_path}/store")
-        opened.migrate()
-    yield opened
-    opened.close()
 
 
 def load_through_exporter(store, traffic, tmp_path) -> None:

@@ -226,17 +226,22 @@ class OttlCondition(Policy):
         return NOT_SAMPLED
 
 
+def _first_non_match(policies: Sequence[Policy], trace: TraceState) -> str | None:
+    """NotSampled (or Error) from the first sub-policy that does not match, else None."""
+    for policy in policies:
+        decision = policy.evaluate(trace)
+        if decision in (NOT_SAMPLED, ERROR):
+            return decision
+    return None
+
+
 class And(Policy):
     def __init__(self, name: str, policies: Sequence[Policy]) -> None:
         super().__init__(name)
         self.policies = tuple(policies)
 
     def evaluate(self, trace: TraceState) -> str:
-        for policy in self.policies:
-            decision = policy.evaluate(trace)
-            if decision in (NOT_SAMPLED, ERROR):
-                return decision
-        return SAMPLED
+        return _first_non_match(self.policies, trace) or SAMPLED
 
 
 class Not(Policy):
@@ -257,11 +262,7 @@ class Drop(Policy):
         self.policies = tuple(policies)
 
     def evaluate(self, trace: TraceState) -> str:
-        for policy in self.policies:
-            decision = policy.evaluate(trace)
-            if decision in (NOT_SAMPLED, ERROR):
-                return decision
-        return DROPPED
+        return _first_non_match(self.policies, trace) or DROPPED
 
 
 def combine(

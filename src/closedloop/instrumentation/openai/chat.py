@@ -27,6 +27,17 @@ def given(kwargs: Mapping[str, Any], name: str) -> Any:
     return value
 
 
+def materialized(kwargs: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    """A copy of ``kwargs`` whose one-shot iterables (generators) are lists, so closedloop
+    can read them and the SDK still gets every item."""
+    prepared = dict(kwargs)
+    for name in names:
+        value = given(prepared, name)
+        if value is not None and not isinstance(value, (str, list, tuple)):
+            prepared[name] = list(value)
+    return prepared
+
+
 def number(value: Any) -> float | int | None:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -62,12 +73,7 @@ class ChatCompletions:
     api_type = "chat_completions"
 
     def prepare(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        prepared = dict(kwargs)
-        for name in ("messages", "tools"):
-            value = given(prepared, name)
-            if value is not None and not isinstance(value, (list, tuple)):
-                prepared[name] = list(value)
-        return prepared
+        return materialized(kwargs, "messages", "tools")
 
     def request_stream_usage(self, kwargs: dict[str, Any]) -> bool:
         if given(kwargs, "stream") is not True:

@@ -10,7 +10,7 @@ from opentelemetry.util.types import AttributeValue
 from closedloop.cost import TokenUsage
 from closedloop.instrumentation import attributes as attr
 from closedloop.instrumentation.openai.call import LLMCall
-from closedloop.instrumentation.openai.chat import given, number
+from closedloop.instrumentation.openai.chat import given, materialized, number
 from closedloop.instrumentation.openai.content import ContentScrubber
 
 
@@ -21,7 +21,7 @@ class Embeddings:
     api_type = None
 
     def prepare(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(kwargs)
+        return materialized(kwargs, "input")
 
     def request_stream_usage(self, kwargs: dict[str, Any]) -> bool:
         return False

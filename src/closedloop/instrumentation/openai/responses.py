@@ -10,7 +10,7 @@ from opentelemetry.util.types import AttributeValue
 from closedloop.cost import TokenUsage
 from closedloop.instrumentation import attributes as attr
 from closedloop.instrumentation.openai.call import LLMCall
-from closedloop.instrumentation.openai.chat import given, number, tool_names
+from closedloop.instrumentation.openai.chat import given, materialized, number, tool_names
 from closedloop.instrumentation.openai.content import (
     ContentScrubber,
     content_parts,
@@ -87,12 +87,7 @@ class Responses:
     api_type = "responses"
 
     def prepare(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        prepared = dict(kwargs)
-        for name in ("input", "tools"):
-            value = given(prepared, name)
-            if value is not None and not isinstance(value, (str, list, tuple)):
-                prepared[name] = list(value)
-        return prepared
+        return materialized(kwargs, "input", "tools")
 
     def request_stream_usage(self, kwargs: dict[str, Any]) -> bool:
         return False
