@@ -90,7 +90,7 @@ def test_collector_validates_both_production_configs():
 
 def test_python_sampler_keeps_exactly_what_the_collector_keeps(tmp_path):
     collector_binary()
-    first, late = waves(seed=21, requests=1400)
+    first, late = waves(seed=21, requests=2000)
     http_port, grpc_port = free_port(), free_port()
     output = tmp_path / "kept.jsonl"
     config = sampling_config(output, http_port=http_port, grpc_port=grpc_port)
@@ -102,7 +102,7 @@ def test_python_sampler_keeps_exactly_what_the_collector_keeps(tmp_path):
     from_collector = exported_spans(output)
     from_python = python_decisions(config, first, late)
     trace_count = len({s.context.trace_id for s in first})
-    assert trace_count >= 1400
+    assert trace_count >= 2000
     assert len(first) + len(late) > 5000 and len(late) > 300
     kept_traces = {trace for trace, _ in from_python}
     assert 0.3 * trace_count < len(kept_traces) < 0.95 * trace_count
