@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import re2
 
+from closedloop.goformat import shortest_fixed
 from closedloop.sampling.trace import SpanView
 
 Event = tuple[str, Mapping[str, Any]] | None
@@ -237,8 +237,7 @@ def _as_text(value: Any) -> str | None:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        text = format(Decimal(repr(value)), "f")
-        return text.rstrip("0").rstrip(".") if "." in text else text
+        return shortest_fixed(value)
     return None
 
 

@@ -13,11 +13,12 @@ import base64
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
+
+from closedloop.goformat import shortest_fixed
 
 SPAN_KINDS = {
     SpanKind.INTERNAL: "Internal",
@@ -56,8 +57,7 @@ def format_double(value: float) -> str:
         mantissa = mantissa.removesuffix(".0")
         power = int(exponent)
         return f"{mantissa}e{'-' if power < 0 else '+'}{abs(power)}"
-    text = format(Decimal(repr(value)), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return shortest_fixed(value)
 
 
 def _json_string(text: str) -> str:
