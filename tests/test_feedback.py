@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import datetime
-import http.server
 import json
 import math
 import subprocess
 import sys
 import textwrap
-import threading
-from typing import ClassVar
 
 import openai
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
@@ -24,6 +20,7 @@ import closedloop
 import closedloop.feedback as fb
 import closedloop.store as cs
 from conftest import client_for, llm_spans
+from otlp_capture import otlp_capture
 
 ASK = [{"role": "user", "content": "Where is my refund?"}]
 
@@ -174,45 +171,15 @@ def test_feedback_from_another_process_days_later_joins_the_call(tmp_path, serve
         store.close()
 
 
-class _CaptureOTLP(http.server.BaseHTTPRequestHandler):
-    """A bare OTLP/HTTP endpoint that keeps the raw protobuf bodies it receives."""
-
-    received: ClassVar[list[bytes]] = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append(body)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        return
-
-
 def test_feedback_is_a_span_event_in_the_exported_otlp_payload(instrument):
-    _CaptureOTLP.received = []
-    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CaptureOTLP)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    try:
+    with otlp_capture() as receiver:
         otlp_provider = TracerProvider()
-        endpoint = f"http://127.0.0.1:{receiver.server_port}/v1/traces"
+        endpoint = f"{receiver.base_url}/v1/traces"
         otlp_provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
         instrument(tracer_provider=otlp_provider)
         fb.rating("4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7", 2, source="web")
         otlp_provider.shutdown()
-    finally:
-        receiver.shutdown()
-    request = ExportTraceServiceRequest()
-    request.ParseFromString(b"".join(_CaptureOTLP.received))
-    [span] = [
-        s
-        for rs in request.resource_spans
-        for ss in rs.scope_spans
-        for s in ss.spans
-        if s.name == "closedloop.feedback"
-    ]
+        [span] = [s for _, s in receiver.spans() if s.name == "closedloop.feedback"]
     assert span.trace_id.hex() == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert span.parent_span_id.hex() == "00f067aa0ba902b7"
     [event] = span.events
