@@ -1,92 +1,163 @@
 -- Per prompt, version and day (UTC): the metrics that matter. Definitions: docs/metrics.md.
 -- Shadow calls are excluded: they never reach a user.
 CREATE OR REPLACE VIEW ${database}.prompt_version_metrics AS
-WITH per_call AS (
+WITH
+-- Per llm_calls row with feedback: the latest value of each signal name (call_signals
+-- with the names as columns), and the call's attributes.
+per_call AS (
     SELECT
-        trace_id,
-        span_id,
-        countIf(name = 'task_succeeded') AS has_task,
-        maxIf(value, name = 'task_succeeded') AS task_succeeded,
-        maxIf(value, name = 'needed_human_help') AS needed_human_help,
-        maxIf(value, name = 'escalated') AS escalated,
-        anyIf(label, name = 'safety') AS safety,
-        countIf(name = 'thumbs') AS has_thumbs,
-        maxIf(value, name = 'thumbs') AS thumbs,
-        countIf(name = 'rating') AS has_rating,
-        maxIf(value, name = 'rating') AS rating,
-        countIf(name = 'edit_ratio') AS has_edit_ratio,
-        maxIf(value, name = 'edit_ratio') AS edit_ratio,
-        maxIf(value, name = 'retry') AS retry,
-        maxIf(value, name = 'abandoned') AS abandoned,
-        countIf(name = 'time_to_completion_s') AS has_completion,
-        maxIf(value, name = 'time_to_completion_s') AS time_to_completion_s,
-        countIf(name = 'ticket_reopened') AS has_reopen,
-        maxIf(value, name = 'ticket_reopened') AS ticket_reopened
-    FROM ${database}.call_signals
-    GROUP BY trace_id, span_id
+        r.trace_id AS trace_id,
+        call_index,
+        any(r.call_prompt_names[call_index]) AS prompt_name,
+        any(r.call_prompt_versions[call_index]) AS prompt_version,
+        any(r.call_timestamps[call_index]) AS call_timestamp,
+        any(r.call_shadows[call_index]) AS shadow,
+        countIf(r.name = 'task_succeeded') AS has_task,
+        argMaxIf(r.value, (r.timestamp, r.feedback_span_id), r.name = 'task_succeeded')
+            AS task_succeeded,
+        argMaxIf(r.value, (r.timestamp, r.feedback_span_id), r.name = 'needed_human_help')
+            AS needed_human_help,
+        argMaxIf(r.value, (r.timestamp, r.feedback_span_id), r.name = 'escalated') AS escalated,
+        argMaxIf(r.label, (r.timestamp, r.feedback_span_id), r.name = 'safety') AS safety,
+        countIf(r.name = 'thumbs') AS has_thumbs,
+        argMaxIf(r.value, (r.timestamp, r.feedback_span_id), r.name = 'thumbs') AS thumbs,
+        countIf(r.name = 'rating') AS has_rating,
+        argMaxIf(r.value, (r.timestamp, r.feedback_span_id), r.name = 'rating') AS rating,
+        countIf(r.name = 'edit_ratio') AS has_edit_ratio,
+        argMaxIf(r.value, (r.timestamp, r.feedback_span_id), r.name = 'edit_ratio') AS edit_ratio,
+        argMaxIf(r.value, (r.timestamp, r.feedback_span_id), r.name = 'retry') AS retry,
+        argMaxIf(r.value, (r.timestamp, r.feedback_span_id), r.name = 'abandoned') AS abandoned,
+        countIf(r.name = 'time_to_completion_s') AS has_completion,
+        argMaxIf(r.value, (r.timestamp, r.feedback_span_id), r.name = 'time_to_completion_s')
+            AS time_to_completion_s,
+        countIf(r.name = 'ticket_reopened') AS has_reopen,
+        argMaxIf(r.value, (r.timestamp, r.feedback_span_id), r.name = 'ticket_reopened')
+            AS ticket_reopened
+    FROM ${database}.feedback_resolution AS r
+    ARRAY JOIN r.call_indexes AS call_index
+    GROUP BY r.trace_id, call_index
+),
+-- Feedback counts per prompt, version and day. A call without feedback adds nothing to
+-- them, so they are taken over the calls with feedback only, and joined to all calls'.
+feedback_per_day AS (
+    SELECT
+        p.prompt_name AS prompt_name,
+        p.prompt_version AS prompt_version,
+        toDate(p.call_timestamp, 'UTC') AS day,
+        countIf(p.has_task > 0) AS task_outcomes,
+        countIf(p.task_succeeded = 1) AS tasks_succeeded,
+        countIf(p.needed_human_help = 1) AS needed_human_help_calls,
+        countIf(p.escalated = 1) AS escalated_calls,
+        countIf(p.safety IN ('low', 'medium', 'high')) AS safety_triggered_calls,
+        countIf(p.safety = 'low') AS safety_low_calls,
+        countIf(p.safety = 'medium') AS safety_medium_calls,
+        countIf(p.safety = 'high') AS safety_high_calls,
+        countIf(p.has_thumbs > 0) AS thumbs_votes,
+        countIf(p.thumbs = 1) AS thumbs_up_votes,
+        countIf(p.has_rating > 0) AS ratings,
+        avgIf(p.rating, p.has_rating > 0) AS mean_rating,
+        countIf(p.has_edit_ratio > 0) AS edited_outputs,
+        avgIf(p.edit_ratio, p.has_edit_ratio > 0) AS mean_edit_ratio,
+        countIf(p.retry = 1) AS retried_calls,
+        countIf(p.abandoned = 1) AS abandoned_calls,
+        countIf(p.has_completion > 0) AS completions,
+        avgIf(p.time_to_completion_s, p.has_completion > 0) AS mean_time_to_completion_s,
+        countIf(p.has_reopen > 0) AS reopen_outcomes,
+        countIf(p.ticket_reopened = 1) AS reopened_tickets
+    FROM per_call AS p
+    WHERE NOT p.shadow
+    GROUP BY prompt_name, prompt_version, day
+),
+calls_per_day AS (
+    SELECT
+        c.prompt_name AS prompt_name,
+        c.prompt_version AS prompt_version,
+        toDate(c.timestamp, 'UTC') AS day,
+        count() AS calls,
+        countIf(c.is_error) AS errors,
+        quantilesExactInclusive(0.5, 0.95, 0.99)(c.latency_ms) AS latency_quantiles,
+        countIf(c.ttft_s IS NOT NULL) AS streamed_calls,
+        quantilesExactInclusiveIf(0.5, 0.95)(c.ttft_s * 1000, c.ttft_s IS NOT NULL)
+            AS ttft_quantiles,
+        sum(c.input_tokens) AS input_tokens,
+        sum(c.output_tokens) AS output_tokens,
+        sum(c.cost_usd) AS total_cost_usd,
+        countIf(c.cost_usd IS NOT NULL) AS priced_calls
+    FROM ${database}.llm_calls AS c
+    WHERE NOT c.shadow
+    GROUP BY prompt_name, prompt_version, day
 )
 SELECT
     c.prompt_name AS prompt_name,
     c.prompt_version AS prompt_version,
-    toDate(c.timestamp, 'UTC') AS day,
-    count() AS calls,
-    countIf(c.is_error) AS errors,
+    c.day AS day,
+    c.calls AS calls,
+    c.errors AS errors,
     errors / calls AS error_rate,
-    countIf(f.has_task > 0) AS task_outcomes,
-    countIf(f.task_succeeded = 1) AS tasks_succeeded,
+    ifNull(f.task_outcomes, 0) AS task_outcomes,
+    ifNull(f.tasks_succeeded, 0) AS tasks_succeeded,
     tasks_succeeded / nullIf(task_outcomes, 0) AS task_success_rate,
-    countIf(f.needed_human_help = 1) / calls AS needs_human_help_rate,
-    countIf(f.escalated = 1) / calls AS escalation_rate,
-    countIf(f.safety IN ('low', 'medium', 'high')) / calls AS safety_trigger_rate,
-    countIf(f.safety = 'low') / calls AS safety_low_rate,
-    countIf(f.safety = 'medium') / calls AS safety_medium_rate,
-    countIf(f.safety = 'high') / calls AS safety_high_rate,
-    quantilesExactInclusive(0.5, 0.95, 0.99)(c.latency_ms)[1] AS latency_p50_ms,
-    quantilesExactInclusive(0.5, 0.95, 0.99)(c.latency_ms)[2] AS latency_p95_ms,
-    quantilesExactInclusive(0.5, 0.95, 0.99)(c.latency_ms)[3] AS latency_p99_ms,
-    countIf(c.ttft_s IS NOT NULL) AS streamed_calls,
-    if(streamed_calls > 0,
-       quantilesExactInclusiveIf(0.5, 0.95)(c.ttft_s * 1000, c.ttft_s IS NOT NULL)[1],
-       NULL) AS ttft_p50_ms,
-    if(streamed_calls > 0,
-       quantilesExactInclusiveIf(0.5, 0.95)(c.ttft_s * 1000, c.ttft_s IS NOT NULL)[2],
-       NULL) AS ttft_p95_ms,
-    sum(c.input_tokens) AS input_tokens,
-    sum(c.output_tokens) AS output_tokens,
-    sum(c.cost_usd) AS total_cost_usd,
-    countIf(c.cost_usd IS NOT NULL) AS priced_calls,
+    ifNull(f.needed_human_help_calls, 0) / calls AS needs_human_help_rate,
+    ifNull(f.escalated_calls, 0) / calls AS escalation_rate,
+    ifNull(f.safety_triggered_calls, 0) / calls AS safety_trigger_rate,
+    ifNull(f.safety_low_calls, 0) / calls AS safety_low_rate,
+    ifNull(f.safety_medium_calls, 0) / calls AS safety_medium_rate,
+    ifNull(f.safety_high_calls, 0) / calls AS safety_high_rate,
+    c.latency_quantiles[1] AS latency_p50_ms,
+    c.latency_quantiles[2] AS latency_p95_ms,
+    c.latency_quantiles[3] AS latency_p99_ms,
+    c.streamed_calls AS streamed_calls,
+    if(streamed_calls > 0, c.ttft_quantiles[1], NULL) AS ttft_p50_ms,
+    if(streamed_calls > 0, c.ttft_quantiles[2], NULL) AS ttft_p95_ms,
+    c.input_tokens AS input_tokens,
+    c.output_tokens AS output_tokens,
+    c.total_cost_usd AS total_cost_usd,
+    c.priced_calls AS priced_calls,
     total_cost_usd / nullIf(tasks_succeeded, 0) AS cost_per_successful_task,
-    countIf(f.has_thumbs > 0) AS thumbs_votes,
-    countIf(f.thumbs = 1) / nullIf(thumbs_votes, 0) AS thumbs_up_rate,
-    countIf(f.has_rating > 0) AS ratings,
-    if(ratings > 0, avgIf(f.rating, f.has_rating > 0), NULL) AS mean_rating,
-    countIf(f.has_edit_ratio > 0) AS edited_outputs,
-    if(edited_outputs > 0, avgIf(f.edit_ratio, f.has_edit_ratio > 0), NULL) AS mean_edit_ratio,
-    countIf(f.retry = 1) / calls AS retry_rate,
-    countIf(f.abandoned = 1) / calls AS abandonment_rate,
-    countIf(f.has_completion > 0) AS completions,
-    if(completions > 0, avgIf(f.time_to_completion_s, f.has_completion > 0), NULL)
-        AS mean_time_to_completion_s,
-    countIf(f.has_reopen > 0) AS reopen_outcomes,
-    countIf(f.ticket_reopened = 1) / nullIf(reopen_outcomes, 0) AS reopen_rate
-FROM ${database}.llm_calls AS c
-LEFT JOIN per_call AS f ON c.trace_id = f.trace_id AND c.span_id = f.span_id
-WHERE NOT c.shadow
-GROUP BY prompt_name, prompt_version, day;
+    ifNull(f.thumbs_votes, 0) AS thumbs_votes,
+    ifNull(f.thumbs_up_votes, 0) / nullIf(thumbs_votes, 0) AS thumbs_up_rate,
+    ifNull(f.ratings, 0) AS ratings,
+    if(ratings > 0, f.mean_rating, NULL) AS mean_rating,
+    ifNull(f.edited_outputs, 0) AS edited_outputs,
+    if(edited_outputs > 0, f.mean_edit_ratio, NULL) AS mean_edit_ratio,
+    ifNull(f.retried_calls, 0) / calls AS retry_rate,
+    ifNull(f.abandoned_calls, 0) / calls AS abandonment_rate,
+    ifNull(f.completions, 0) AS completions,
+    if(completions > 0, f.mean_time_to_completion_s, NULL) AS mean_time_to_completion_s,
+    ifNull(f.reopen_outcomes, 0) AS reopen_outcomes,
+    ifNull(f.reopened_tickets, 0) / nullIf(reopen_outcomes, 0) AS reopen_rate
+FROM calls_per_day AS c
+LEFT JOIN feedback_per_day AS f
+    ON c.prompt_name = f.prompt_name AND c.prompt_version = f.prompt_version AND c.day = f.day;
 
 -- Every outcome signal (kind = 'outcome'), long format: of the calls with that outcome
 -- reported, how many have 1 (true) as latest value, and the mean latest value.
 CREATE OR REPLACE VIEW ${database}.prompt_version_outcomes AS
+WITH latest AS (
+    -- call_signals per llm_calls row, with the call's attributes.
+    SELECT
+        r.trace_id AS trace_id,
+        call_index,
+        r.name AS name,
+        any(r.call_prompt_names[call_index]) AS call_prompt_name,
+        any(r.call_prompt_versions[call_index]) AS call_prompt_version,
+        any(r.call_timestamps[call_index]) AS call_timestamp,
+        any(r.call_shadows[call_index]) AS shadow,
+        argMax(r.kind, (r.timestamp, r.feedback_span_id)) AS signal_kind,
+        argMax(r.value, (r.timestamp, r.feedback_span_id)) AS signal_value
+    FROM ${database}.feedback_resolution AS r
+    ARRAY JOIN r.call_indexes AS call_index
+    GROUP BY r.trace_id, call_index, r.name
+)
 SELECT
-    c.prompt_name AS prompt_name,
-    c.prompt_version AS prompt_version,
-    toDate(c.timestamp, 'UTC') AS day,
-    s.name AS outcome,
+    toLowCardinality(l.call_prompt_name) AS prompt_name,
+    toLowCardinality(l.call_prompt_version) AS prompt_version,
+    toDate(l.call_timestamp, 'UTC') AS day,
+    l.name AS outcome,
     count() AS reported,
-    countIf(s.value = 1) AS positive,
+    countIf(l.signal_value = 1) AS positive,
     positive / reported AS rate,
-    avg(s.value) AS mean_value
-FROM ${database}.call_signals AS s
-INNER JOIN ${database}.llm_calls AS c ON c.trace_id = s.trace_id AND c.span_id = s.span_id
-WHERE s.kind = 'outcome' AND NOT c.shadow
+    avg(l.signal_value) AS mean_value
+FROM latest AS l
+WHERE l.signal_kind = 'outcome' AND NOT l.shadow
 GROUP BY prompt_name, prompt_version, day, outcome;
