@@ -115,6 +115,28 @@ def record(
     Returns the feedback span's ids, or None when no TracerProvider records spans.
     """
     resolved = resolve(target)
+    start_ns = _timestamp_ns(timestamp)
+    return emit(
+        _tracer(), resolved, name, value, label=label, comment=comment, kind=kind,
+        source=source, timestamp_ns=start_ns,
+    )  # fmt: skip
+
+
+def emit(
+    tracer: trace.Tracer,
+    target: Any,
+    name: str,
+    value: float | bool | None = None,
+    *,
+    label: str | None = None,
+    comment: str | None = None,
+    kind: str = "explicit",
+    source: str | None = None,
+    timestamp_ns: int,
+) -> Recorded | None:
+    """``record`` through a given tracer at an exact nanosecond time: for tools that
+    produce feedback spans themselves (traffic generators, replays, importers)."""
+    resolved = resolve(target)
     name = _text("name", name) or ""
     if kind not in KINDS:
         raise ValueError(f"feedback kind must be one of {', '.join(KINDS)}, got {kind!r}.")
@@ -124,7 +146,6 @@ def record(
     source = _text("source", source)
     if score is None and label is None and comment is None:
         raise ValueError(f"feedback {name!r} needs a value, a label or a comment.")
-    start_ns = _timestamp_ns(timestamp)
     explanation = _redacted(comment) if comment is not None else None
 
     attributes: dict[str, Any] = {
@@ -145,17 +166,17 @@ def record(
         if event_key:
             event[event_key] = item
     parent = trace.set_span_in_context(trace.NonRecordingSpan(resolved.parent_context()))
-    span = _tracer().start_span(
+    span = tracer.start_span(
         SPAN_NAME,
         context=parent,
         kind=SpanKind.INTERNAL,
         attributes=attributes,
-        start_time=start_ns,
+        start_time=timestamp_ns,
     )
     if not span.is_recording():
         return None
-    span.add_event(EVENT_NAME, event, timestamp=start_ns)
-    span.end(end_time=start_ns + 1_000)
+    span.add_event(EVENT_NAME, event, timestamp=timestamp_ns)
+    span.end(end_time=timestamp_ns + 1_000)
     context = span.get_span_context()
     return Recorded(trace.format_trace_id(context.trace_id), trace.format_span_id(context.span_id))
 

@@ -26,6 +26,8 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from closedloop.cost import CostCalculator, TokenUsage
+from closedloop.feedback.recorder import emit
+from closedloop.feedback.targets import Target
 from closedloop.instrumentation import attributes as attr
 from closedloop.instrumentation.openai.content import to_json
 from closedloop.instrumentation.users import LRUInteractionCounter
@@ -317,41 +319,23 @@ class _Generator:
         for timestamp_ns, call, target, signal in sorted(
             self.pending_feedback, key=lambda item: item[0]
         ):
-            parent = trace.NonRecordingSpan(
-                trace.SpanContext(
-                    int(call.trace_id, 16),
-                    int(target, 16),
-                    is_remote=True,
-                    trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
-                )
+            recorded = emit(
+                self.tracer,
+                Target(int(call.trace_id, 16), int(target, 16)),
+                signal["name"],
+                signal["value"],
+                label=signal["label"] or None,
+                comment=signal["explanation"] or None,
+                kind=signal["kind"],
+                source="traffic-generator",
+                timestamp_ns=timestamp_ns,
             )
-            attributes = {
-                "closedloop.feedback.kind": signal["kind"],
-                "closedloop.feedback.name": signal["name"],
-                "closedloop.feedback.source": "traffic-generator",
-            }
-            event: dict[str, Any] = {"gen_ai.evaluation.name": signal["name"]}
-            if signal["value"] is not None:
-                attributes["closedloop.feedback.value"] = signal["value"]
-                event["gen_ai.evaluation.score.value"] = signal["value"]
-            if signal["label"]:
-                attributes["closedloop.feedback.label"] = signal["label"]
-                event["gen_ai.evaluation.score.label"] = signal["label"]
-            if signal["explanation"]:
-                event["gen_ai.evaluation.explanation"] = signal["explanation"]
-            span = self.tracer.start_span(
-                "closedloop.feedback",
-                context=trace.set_span_in_context(parent),
-                kind=SpanKind.INTERNAL,
-                attributes=attributes,
-                start_time=timestamp_ns,
-            )
-            span.add_event("gen_ai.evaluation.result", event, timestamp=timestamp_ns)
-            span.end(end_time=timestamp_ns + 1000)
+            if recorded is None:
+                raise RuntimeError("the generator's tracer provider must record spans")
             self.traffic.feedback.append(
                 Feedback(
                     call.trace_id,
-                    _hex_span(span),
+                    recorded.span_id,
                     target,
                     call,
                     timestamp_ns,
