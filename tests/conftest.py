@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from openai import AsyncOpenAI, OpenAI
@@ -15,6 +16,10 @@ from closedloop.health import reset_stats
 from closedloop.testing import OpenAICompatibleServer
 
 HASH_KEY = "test-hash-key"
+MESSAGES_WITH_EMAIL = [
+    {"role": "system", "content": "You are a support bot."},
+    {"role": "user", "content": "Where is my refund? Mail me at ann@example.com"},
+]
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +41,7 @@ def make_server() -> Iterator[Callable[..., OpenAICompatibleServer]]:
     """Fresh servers (ids restart at 1), to compare instrumented and bare runs exactly."""
     started: list[OpenAICompatibleServer] = []
 
-    def make(**options: float) -> OpenAICompatibleServer:
+    def make(**options: Any) -> OpenAICompatibleServer:
         running = OpenAICompatibleServer(**options)
         running.start()
         started.append(running)
@@ -65,6 +70,8 @@ def instrument(provider: TracerProvider) -> Iterator[Callable[..., TracerProvide
 
     def apply(**options: object) -> TracerProvider:
         options.setdefault("user_hash_key", HASH_KEY)
+        # The local server honours stream_options exactly like OpenAI: ask it, as for OpenAI.
+        options.setdefault("stream_usage", "always")
         options.setdefault("tracer_provider", provider)
         return closedloop.instrument(**options)  # type: ignore[arg-type]
 

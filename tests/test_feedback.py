@@ -125,7 +125,8 @@ def test_feedback_from_another_process_days_later_joins_the_call(tmp_path, serve
         exporter.shutdown()
         store.close()
     call_time = datetime.datetime.now(datetime.timezone.utc)
-    later = (call_time + datetime.timedelta(days=3)).timestamp()
+    # Within the 1-day clock-skew allowance: feedback timestamps cannot lie further ahead.
+    later = (call_time + datetime.timedelta(hours=20)).timestamp()
     script = textwrap.dedent(
         f"""
         import closedloop, closedloop.feedback as fb, closedloop.store as cs

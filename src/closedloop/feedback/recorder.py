@@ -53,6 +53,36 @@ def _number(field: str, value: Any) -> float | None:
     return number
 
 
+# Feedback about an LLM call happens after 2000 and at most a day ahead of this clock
+# (clock skew); anything else is a unit mistake the store would refuse much later.
+_EARLIEST_S = 946_684_800  # 2000-01-01T00:00:00Z
+_SKEW_S = 86_400
+# Contract 2's value ranges for the names every metric reads: (low, high, whole numbers).
+_VALUE_RANGES: dict[str, tuple[float, float, bool]] = {
+    "thumbs": (0, 1, True),
+    "rating": (1, 5, True),
+    "edit_ratio": (0, 1, False),
+}
+_SAFETY_LABELS = ("none", "low", "medium", "high")
+
+
+def _check_timestamp_ns(ns: int, given: Any) -> int:
+    seconds = ns / 1_000_000_000
+    latest = time.time() + _SKEW_S
+    if seconds > latest:
+        hint = " Milliseconds? Divide by 1000." if _EARLIEST_S <= seconds / 1000 <= latest else ""
+        raise ValueError(
+            f"feedback timestamp={given!r} is in the future (after now + 1 day); pass epoch "
+            f"seconds or an aware datetime.{hint}"
+        )
+    if seconds < _EARLIEST_S:
+        raise ValueError(
+            f"feedback timestamp={given!r} is before 2000-01-01; pass epoch seconds or an aware "
+            "datetime (e.g. datetime.now(timezone.utc))."
+        )
+    return ns
+
+
 def _timestamp_ns(timestamp: Any) -> int:
     if timestamp is None:
         return time.time_ns()
@@ -62,16 +92,36 @@ def _timestamp_ns(timestamp: Any) -> int:
                 "feedback timestamp must be timezone-aware (e.g. datetime.now(timezone.utc))."
             )
         since_epoch = timestamp - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-        return since_epoch // datetime.timedelta(microseconds=1) * 1_000
+        return _check_timestamp_ns(
+            since_epoch // datetime.timedelta(microseconds=1) * 1_000, timestamp
+        )
     if isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool):
         if not math.isfinite(timestamp) or timestamp <= 0:
             raise ValueError(
                 f"feedback timestamp must be positive epoch seconds, got {timestamp!r}."
             )
-        return int(timestamp * 1_000_000_000)
+        return _check_timestamp_ns(int(timestamp * 1_000_000_000), timestamp)
     raise ValueError(
         f"feedback timestamp must be an aware datetime or epoch seconds, got {timestamp!r}."
     )
+
+
+def _check_range(name: str, score: float | None, label: str | None) -> None:
+    """Values outside Contract 2's ranges would corrupt the rates and means built on them."""
+    bounds = _VALUE_RANGES.get(name)
+    if bounds is not None and score is not None:
+        low, high, whole = bounds
+        if not low <= score <= high or (whole and not score.is_integer()):
+            kind = "a whole number" if whole else "a number"
+            raise ValueError(
+                f"feedback {name!r} value={score:g} is out of range; {name} takes {kind} "
+                f"from {low:g} to {high:g}."
+            )
+    if name == "safety" and label is not None and label not in _SAFETY_LABELS:
+        raise ValueError(
+            f"feedback 'safety' label={label!r} is not a level; use one of "
+            f"{', '.join(_SAFETY_LABELS)}."
+        )
 
 
 def _text(field: str, value: Any) -> str | None:
@@ -146,6 +196,10 @@ def emit(
     source = _text("source", source)
     if score is None and label is None and comment is None:
         raise ValueError(f"feedback {name!r} needs a value, a label or a comment.")
+    _check_range(name, score, label)
+    if isinstance(timestamp_ns, bool) or not isinstance(timestamp_ns, int):
+        raise ValueError(f"timestamp_ns must be whole nanoseconds, got {timestamp_ns!r}.")
+    _check_timestamp_ns(timestamp_ns, timestamp_ns)
     explanation = _redacted(comment) if comment is not None else None
 
     attributes: dict[str, Any] = {

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from closedloop.testing import _chat, _embeddings, _responses, _scenarios
+from closedloop.testing._quirks import Quirks
 from closedloop.testing._replies import IdFactory, Reply, error_reply
 
 Handler = Callable[[Mapping[str, Any], IdFactory], Reply]
@@ -17,7 +18,7 @@ _ROUTES: dict[tuple[str, str], Handler] = {
 }
 
 
-def dispatch(method: str, path: str, request: object, ids: IdFactory) -> Reply:
+def dispatch(method: str, path: str, request: object, ids: IdFactory, quirks: Quirks) -> Reply:
     """Build the reply; ``request`` is the decoded JSON body, or None if it was not JSON."""
     handler = _ROUTES.get((method, path))
     if handler is None:
@@ -26,12 +27,12 @@ def dispatch(method: str, path: str, request: object, ids: IdFactory) -> Reply:
         return error_reply(
             400, "We could not parse the JSON body of your request.", "invalid_request_error"
         )
-    canned = _scenarios.canned_reply(request)
+    canned = quirks.refusal(request) or _scenarios.canned_reply(request)
     if canned is not None:
         return canned
     try:
-        reply = handler(request, ids)
+        reply = handler(quirks.request(path, request), ids)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         # A request the fake model cannot interpret is the caller's bug, not a server crash.
         return error_reply(400, f"Invalid request body: {exc!r}", "invalid_request_error")
-    return _scenarios.adjust(request, reply)
+    return quirks.reply(_scenarios.adjust(request, reply))

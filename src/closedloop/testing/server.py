@@ -41,6 +41,8 @@ Error scenarios, selected by the request's ``model`` and mapped by openai 3.x to
   ``{"error": ...}`` event -> ``openai.APIError`` while iterating. Without streaming it
   behaves like a normal model.
 
+Provider quirks (``refuse_arguments``, ``stream_quirks``): see ``closedloop.testing._quirks``.
+
 The SDK retries 429 and 5xx (``max_retries=2`` by default); every attempt is answered and
 recorded the same way, so pass ``max_retries=0`` for single-request assertions.
 """
@@ -52,6 +54,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
@@ -60,6 +63,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from closedloop.testing._dispatch import dispatch
+from closedloop.testing._quirks import Quirks
 from closedloop.testing._replies import IdFactory, JSONReply, StreamReply
 
 __all__ = ["OpenAICompatibleServer", "RecordedRequest"]
@@ -81,7 +85,8 @@ class RecordedRequest:
 class _State:
     """Everything handler threads share, guarded by one lock."""
 
-    def __init__(self, first_chunk_delay: float, chunk_delay: float) -> None:
+    def __init__(self, first_chunk_delay: float, chunk_delay: float, quirks: Quirks) -> None:
+        self.quirks = quirks
         self.first_chunk_delay = first_chunk_delay
         self.chunk_delay = chunk_delay
         self.ids = IdFactory()
@@ -164,7 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
         payload = _decode_json(self.rfile.read(int(self.headers.get("content-length") or 0)))
         headers = {name.lower(): value for name, value in self.headers.items()}
         state.record(RecordedRequest(self.command, path, headers, payload))
-        reply = dispatch(self.command, path, payload, state.ids)
+        reply = dispatch(self.command, path, payload, state.ids, state.quirks)
         common = (
             ("x-request-id", state.ids.new("req_")),
             ("openai-processing-ms", str(round((time.perf_counter() - started) * 1000))),
@@ -229,6 +234,7 @@ class OpenAICompatibleServer:
 
     Use as a context manager, or call ``start()`` / ``stop()`` yourself. ``port=0`` picks a
     free port; read it back from ``port`` or ``base_url`` after starting.
+    ``refuse_arguments`` and ``stream_quirks`` imitate other providers (see ``_quirks``).
     """
 
     def __init__(
@@ -238,9 +244,12 @@ class OpenAICompatibleServer:
         *,
         first_chunk_delay: float = 0.0,
         chunk_delay: float = 0.0,
+        refuse_arguments: Collection[str] = (),
+        stream_quirks: Collection[str] = (),
     ) -> None:
         self._address = (host, port)
-        self._state = _State(first_chunk_delay, chunk_delay)
+        quirks = Quirks.of(refuse_arguments, stream_quirks)
+        self._state = _State(first_chunk_delay, chunk_delay, quirks)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 

@@ -23,6 +23,7 @@ from closedloop.instrumentation import attributes as attr
 from closedloop.instrumentation import recent_calls
 from closedloop.instrumentation.context import current_call_context
 from closedloop.instrumentation.openai.content import ContentScrubber, to_json
+from closedloop.instrumentation.openai.stream_usage import endpoint_key
 from closedloop.instrumentation.settings import InstrumentationSettings
 
 _PRICING_PROVIDER = {"openai": "openai", "azure.ai.openai": "azure"}
@@ -33,8 +34,12 @@ class StreamState(Protocol):
 
     content_started: bool
 
-    def observe(self, item: Any) -> bool:
-        """Take one item; return True if it must be hidden from the caller."""
+    def observe(self, item: Any) -> None:
+        """Take one item into the span's view of the stream."""
+        ...
+
+    def conceal(self, item: Any) -> bool:
+        """Undo in ``item`` what closedloop's request changed; True: hide it whole."""
         ...
 
     def finish(self, call: LLMCall) -> None:
@@ -52,8 +57,8 @@ class Operation(Protocol):
         """A copy of the request kwargs with one-shot iterables materialised."""
         ...
 
-    def request_stream_usage(self, kwargs: dict[str, Any]) -> bool:
-        """Ask for usage on a stream if the caller did not; True if we must hide it."""
+    def with_stream_usage(self, kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The request asking a stream for its usage, or None if there is nothing to ask."""
         ...
 
     def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]: ...
@@ -66,6 +71,16 @@ class Operation(Protocol):
 
     def stream_state(self, hide_usage_chunk: bool) -> StreamState: ...
 
+    @property
+    def response_type(self) -> type:
+        """The SDK model of a complete response (for bodies the caller reads raw)."""
+        ...
+
+    @property
+    def stream_item_type(self) -> Any:
+        """The SDK type of one stream item (for streams the caller reads raw)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -74,14 +89,16 @@ class Endpoint:
     provider: str
     address: str | None
     port: int | None
+    key: str
 
     @classmethod
     def of(cls, resource: Any) -> Endpoint:
-        url = resource._client.base_url
+        client = resource._client
+        url = client.base_url
         host = url.host or None
         port = url.port or {"https": 443, "http": 80}.get(url.scheme)
         provider = "azure.ai.openai" if host and host.endswith(".azure.com") else "openai"
-        return cls(provider, host, port)
+        return cls(provider, host, port, endpoint_key(client))
 
 
 class LLMCall:
@@ -104,7 +121,11 @@ class LLMCall:
         self._lock = threading.Lock()
         self._ended = False
         self._layer = current_call_context()
-        self.scrubber = ContentScrubber(settings.redactor) if settings.capture_content else None
+        self.scrubber = (
+            ContentScrubber(settings.redactor, settings.max_content_chars)
+            if settings.capture_content
+            else None
+        )
         self.span: Span = tracer.start_span(
             f"{operation.operation_name} {self.request_model}",
             kind=SpanKind.CLIENT,
@@ -112,7 +133,7 @@ class LLMCall:
         )
         if self.span.is_recording() and self.scrubber is not None:
             try:
-                self._set_json(operation.input_content(kwargs, self.scrubber))
+                self._set_json(operation.input_content(kwargs, self.scrubber.section()))
             except Exception as error:
                 health.record_failure(f"{operation.operation_name}.input_content", error)
         self._started = time.perf_counter()
@@ -151,9 +172,20 @@ class LLMCall:
         values[attr.USER_HASH] = user_hash
         if shadow:
             return
-        interaction = self.settings.interactions.increment(user_hash)
-        values[attr.USER_INTERACTION] = interaction
-        values[attr.USER_NEW] = interaction <= self.settings.new_user_interactions
+        try:
+            interaction = self.settings.interactions.increment(user_hash)
+        except Exception as error:
+            # An app-provided counter (Redis, a database) failing must not untrace the call.
+            health.record_failure("interaction_counter.increment", error)
+            return
+        if isinstance(interaction, int) and not isinstance(interaction, bool):
+            values[attr.USER_INTERACTION] = interaction
+            values[attr.USER_NEW] = interaction <= self.settings.new_user_interactions
+        else:
+            health.record_failure(
+                "interaction_counter.increment",
+                TypeError(f"increment() returned {interaction!r}, not an int"),
+            )
 
     def _set_json(self, content: Mapping[str, Any]) -> None:
         for key, value in content.items():
@@ -194,6 +226,10 @@ class LLMCall:
                     self.span.set_attribute(attr.COST_USD, cost)
                     return
 
+    def output_scrubber(self) -> ContentScrubber | None:
+        """The scrubber with a fresh budget for the output messages (None: no capture)."""
+        return self.scrubber.section() if self.scrubber is not None else None
+
     def record_output(self, messages: list[dict[str, Any]]) -> None:
         if self.scrubber is not None and messages:
             self.span.set_attribute(attr.OUTPUT_MESSAGES, to_json(messages))
@@ -218,35 +254,38 @@ class LLMCall:
             health.record_failure(f"{self.operation.operation_name}.response", error)
 
     def record_error(self, error: BaseException) -> None:
-        """``error.type``, ERROR status and an exception event with a redacted message."""
+        """``error.type``, ERROR status and an exception event with a redacted message.
+
+        The status is set first: whatever fails while the message is redacted, the span
+        still says the call failed.
+        """
+        error_type = type(error).__qualname__
+        event: dict[str, AttributeValue] = {"exception.type": error_type}
         try:
-            error_type = type(error).__qualname__
             self.span.set_attribute(attr.ERROR_TYPE, error_type)
-            event: dict[str, AttributeValue] = {"exception.type": error_type}
-            description = error_type
-            if self.scrubber is not None:
-                message = self.scrubber.text(str(error))
-                event["exception.message"] = message
-                event["exception.stacktrace"] = (
-                    "".join(traceback.format_tb(error.__traceback__)) + f"{error_type}: {message}"
-                )
-                description = f"{error_type}: {message}"
-            self.span.add_event("exception", event)
-            self.span.set_status(Status(StatusCode.ERROR, description))
+            self.span.set_status(Status(StatusCode.ERROR, error_type))
             request_id = getattr(getattr(error, "response", None), "headers", {}).get(
                 "x-request-id"
             )
             self.set({attr.PROVIDER_REQUEST_ID: request_id})
+            if self.scrubber is not None:
+                message = self.scrubber.section().text(str(error))
+                event["exception.message"] = message
+                event["exception.stacktrace"] = (
+                    "".join(traceback.format_tb(error.__traceback__)) + f"{error_type}: {message}"
+                )
+                self.span.set_status(Status(StatusCode.ERROR, f"{error_type}: {message}"))
         except Exception as failure:
             health.record_failure("record_error", failure)
+        self.span.add_event("exception", event)
 
     def mark_failed(self, error_type: str, message: str | None) -> None:
         """A call the provider answered with a failure instead of an HTTP error."""
         self.span.set_attribute(attr.ERROR_TYPE, error_type)
-        description = error_type
+        self.span.set_status(Status(StatusCode.ERROR, error_type))
         if self.scrubber is not None and message:
-            description = f"{error_type}: {self.scrubber.text(message)}"
-        self.span.set_status(Status(StatusCode.ERROR, description))
+            description = f"{error_type}: {self.scrubber.section().text(message)}"
+            self.span.set_status(Status(StatusCode.ERROR, description))
 
     def end(self) -> None:
         """Latency, TTFT and redaction count, then end the span: only the first call acts."""
@@ -261,8 +300,11 @@ class LLMCall:
                 self.span.set_attribute(
                     attr.RESPONSE_TIME_TO_FIRST_CHUNK, self._first_chunk_at - self._started
                 )
-            if self.scrubber is not None and self.scrubber.redactor is not None:
-                self.span.set_attribute(attr.REDACTIONS, self.scrubber.count)
+            if self.scrubber is not None:
+                if self.scrubber.redactor is not None:
+                    self.span.set_attribute(attr.REDACTIONS, self.scrubber.count)
+                if self.scrubber.truncated:
+                    self.span.set_attribute(attr.CONTENT_TRUNCATED, True)
             if self._layer is not None:
                 self._layer.record_call(self.span.get_span_context())
         except Exception as error:

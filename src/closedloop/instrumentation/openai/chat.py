@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
@@ -17,6 +17,7 @@ from closedloop.instrumentation.openai.content import (
     text_part,
     tool_call_part,
 )
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 
 def given(kwargs: Mapping[str, Any], name: str) -> Any:
@@ -28,12 +29,13 @@ def given(kwargs: Mapping[str, Any], name: str) -> Any:
 
 
 def materialized(kwargs: Mapping[str, Any], *names: str) -> dict[str, Any]:
-    """A copy of ``kwargs`` whose one-shot iterables (generators) are lists, so closedloop
-    can read them and the SDK still gets every item."""
+    """A copy of ``kwargs`` whose one-shot iterators (generators, ``map``...) are lists, so
+    closedloop can read them and the SDK still gets every item. Anything re-iterable
+    (lists, tuples, mappings, sets) reaches the SDK exactly as the caller passed it."""
     prepared = dict(kwargs)
     for name in names:
-        value = given(prepared, name)
-        if value is not None and not isinstance(value, (str, list, tuple)):
+        value = prepared.get(name)
+        if isinstance(value, Iterator):
             prepared[name] = list(value)
     return prepared
 
@@ -54,6 +56,8 @@ def tool_names(tools: Iterable[Any] | None) -> list[str]:
 
 
 def output_type(response_format: Any) -> str | None:
+    if isinstance(response_format, type):  # ``.parse(response_format=MyModel)``
+        return "json"
     kind = field(response_format, "type") if response_format is not None else None
     return {"json_object": "json", "json_schema": "json", "text": "text"}.get(kind)
 
@@ -75,14 +79,16 @@ class ChatCompletions:
     def prepare(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         return materialized(kwargs, "messages", "tools")
 
-    def request_stream_usage(self, kwargs: dict[str, Any]) -> bool:
+    response_type = ChatCompletion
+    stream_item_type = ChatCompletionChunk
+
+    def with_stream_usage(self, kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
         if given(kwargs, "stream") is not True:
-            return False
+            return None
         options = given(kwargs, "stream_options")
-        if options is not None and options.get("include_usage"):
-            return False
-        kwargs["stream_options"] = {**(options or {}), "include_usage": True}
-        return True
+        if options is not None and (not isinstance(options, Mapping) or "include_usage" in options):
+            return None  # the caller decided (or passed something only the SDK should judge)
+        return {**kwargs, "stream_options": {**(options or {}), "include_usage": True}}
 
     def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
         stop = given(kwargs, "stop")
@@ -132,11 +138,12 @@ class ChatCompletions:
             if getattr(call_, "function", None) is not None
         ]
         call.add_tools_called(called)
-        if call.scrubber is not None:
+        scrubber = call.output_scrubber()
+        if scrubber is not None:
             call.record_output(
                 [
                     {
-                        **chat_messages(call.scrubber, [choice.message])[0],
+                        **chat_messages(scrubber, [choice.message])[0],
                         "finish_reason": choice.finish_reason,
                     }
                     for choice in choices
@@ -170,21 +177,30 @@ class ChatStreamState:
         self.choices: dict[int, _Choice] = {}
         self.content_started = False
 
-    def observe(self, chunk: Any) -> bool:
+    def observe(self, chunk: Any) -> None:
         self.response_id = self.response_id or chunk.id
         self.model = self.model or chunk.model
         self.service_tier = chunk.service_tier or self.service_tier
         self.system_fingerprint = chunk.system_fingerprint or self.system_fingerprint
         if chunk.usage is not None:
             self.usage = chunk.usage
-        for choice in chunk.choices:
+        for choice in chunk.choices or ():
             self._observe_choice(choice)
+
+    def conceal(self, chunk: Any) -> bool:
+        """Undo ``include_usage`` when closedloop asked for it and the caller did not.
+
+        The usage-only chunk (``choices`` empty or null) is hidden; on any other chunk the
+        ``usage`` field (null, or usage a provider put on a content chunk) is removed, so
+        the chunk's values and its set fields are what the caller would otherwise get.
+        """
         if not self.hide_usage_chunk:
             return False
         if not chunk.choices and chunk.usage is not None:
             return True
-        if chunk.usage is None:
-            chunk.__pydantic_fields_set__.discard("usage")
+        if chunk.usage is not None:
+            chunk.usage = None
+        chunk.__pydantic_fields_set__.discard("usage")
         return False
 
     def _observe_choice(self, choice: Any) -> None:
@@ -229,8 +245,9 @@ class ChatStreamState:
         call.add_tools_called(
             [slot["name"] for c in ordered for slot in c.tool_calls.values() if slot["name"]]
         )
-        if call.scrubber is not None:
-            call.record_output([self._message(call.scrubber, c) for c in ordered])
+        scrubber = call.output_scrubber()
+        if scrubber is not None:
+            call.record_output([self._message(scrubber, c) for c in ordered])
 
     @staticmethod
     def _message(scrubber: ContentScrubber, choice: _Choice) -> dict[str, Any]:

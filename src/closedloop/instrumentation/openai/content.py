@@ -7,6 +7,7 @@ break the JSON and no raw content ever reaches a span attribute.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,28 +21,82 @@ def field(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
+# Appended where content was cut at the size limit (placeholder-shaped, like ``<EMAIL>``).
+TRUNCATION_MARK = "<TRUNCATED>"
+# Longer than any built-in entity (an e-mail is at most 64 + 1 + 255 characters): text this
+# close to a cut may hold an entity the cut split, so it is dropped after redaction.
+_CUT_MARGIN = 512
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def clean(text: str) -> str:
+    """``text`` with lone surrogates (which no UTF-8 encoder accepts) replaced by U+FFFD."""
+    if text.isascii():
+        return text
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
 class ContentScrubber:
-    """Redacts every string it is given and keeps the running count for the span."""
+    """Bounds, cleans and redacts every string it is given, and counts what it did.
 
-    __slots__ = ("count", "redactor")
+    Each content attribute is a *section* with its own budget of ``limit`` characters:
+    strings beyond it are cut (and marked), so redaction time is bounded whatever the
+    app sends, and one huge input cannot crowd the output off the span.
+    """
 
-    def __init__(self, redactor: RedactionPipeline | None) -> None:
+    __slots__ = ("count", "limit", "redactor", "remaining", "truncated")
+
+    def __init__(self, redactor: RedactionPipeline | None, limit: int) -> None:
         self.redactor = redactor
         self.count = 0
+        self.limit = limit
+        self.remaining = limit
+        self.truncated = False
+
+    def section(self) -> ContentScrubber:
+        """Start the next content attribute with a full budget."""
+        self.remaining = self.limit
+        return self
 
     def text(self, value: str) -> str:
-        if self.redactor is None or not value:
+        if not value:
+            return value
+        if len(value) > self.remaining:
+            return self._cut(value)
+        self.remaining -= len(value)
+        return self._redact(clean(value))
+
+    def _redact(self, value: str) -> str:
+        if self.redactor is None:
             return value
         result = self.redactor.redact(value)
         self.count += result.count
         return result.text
+
+    def _cut(self, value: str) -> str:
+        """The head of an over-budget string, redacted, then marked as truncated.
+
+        Redaction runs over a margin past the cut and the margin is dropped afterwards,
+        so an entity the cut would split is either replaced whole or not kept at all.
+        """
+        self.truncated = True
+        keep, self.remaining = self.remaining, 0
+        if keep <= 0:
+            return TRUNCATION_MARK
+        if self.redactor is None:
+            return clean(value[:keep]) + TRUNCATION_MARK
+        redacted = self._redact(clean(value[: keep + _CUT_MARGIN]))
+        return redacted[: max(0, min(keep, len(redacted) - _CUT_MARGIN))] + TRUNCATION_MARK
 
     def value(self, value: Any) -> Any:
         """Redact the strings inside a JSON-like value, keeping its structure."""
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
-            return {key: self.value(item) for key, item in value.items()}
+            return {
+                clean(key) if isinstance(key, str) else key: self.value(item)
+                for key, item in value.items()
+            }
         if isinstance(value, (list, tuple)):
             return [self.value(item) for item in value]
         return value
@@ -69,19 +124,21 @@ def tool_call_part(
 ) -> dict[str, Any]:
     return {
         "type": "tool_call",
-        "id": call_id,
-        "name": name,
+        "id": scrubber.text(call_id) if isinstance(call_id, str) else call_id,
+        "name": scrubber.text(name) if isinstance(name, str) else name,
         "arguments": scrubber.arguments(arguments),
     }
 
 
-def _media_part(part: Any, kind: str) -> dict[str, Any]:
-    """Images, audio and files: record what was sent, never the bytes or data URLs."""
+def _media_part(scrubber: ContentScrubber, part: Any, kind: str) -> dict[str, Any]:
+    """Images, audio and files: record what was sent, never the bytes or data URLs.
+
+    A URL is content like any other (``?email=...``), so it passes the redactor too."""
     if kind in ("image_url", "input_image"):
         image = field(part, "image_url")
         url = field(image, "url") if image is not None and not isinstance(image, str) else image
         if isinstance(url, str) and not url.startswith("data:"):
-            return {"type": "uri", "modality": "image", "uri": url}
+            return {"type": "uri", "modality": "image", "uri": scrubber.text(url)}
         return {"type": "blob", "modality": "image"}
     if kind == "input_audio":
         return {"type": "blob", "modality": "audio"}
@@ -104,7 +161,7 @@ def content_parts(scrubber: ContentScrubber, content: Any) -> list[dict[str, Any
                 {"type": "refusal", "content": scrubber.text(field(part, "refusal") or "")}
             )
         else:
-            parts.append(_media_part(part, kind))
+            parts.append(_media_part(scrubber, part, kind))
     return parts
 
 
@@ -142,10 +199,13 @@ def chat_message(scrubber: ContentScrubber, message: Any) -> dict[str, Any]:
         )
     result: dict[str, Any] = {"role": role, "parts": parts}
     name = field(message, "name")
-    if name:
-        result["name"] = name
+    if isinstance(name, str) and name:
+        result["name"] = scrubber.text(name)
     return result
 
 
 def chat_messages(scrubber: ContentScrubber, messages: Iterable[Any]) -> list[dict[str, Any]]:
+    """A list of messages; anything else (a mapping, a string) is the SDK's to refuse."""
+    if isinstance(messages, (str, bytes, Mapping)):
+        return []
     return [chat_message(scrubber, message) for message in messages]

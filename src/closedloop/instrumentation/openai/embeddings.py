@@ -12,6 +12,7 @@ from closedloop.instrumentation import attributes as attr
 from closedloop.instrumentation.openai.call import LLMCall
 from closedloop.instrumentation.openai.chat import given, materialized, number
 from closedloop.instrumentation.openai.content import ContentScrubber
+from openai.types import CreateEmbeddingResponse
 
 
 class Embeddings:
@@ -23,8 +24,11 @@ class Embeddings:
     def prepare(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         return materialized(kwargs, "input")
 
-    def request_stream_usage(self, kwargs: dict[str, Any]) -> bool:
-        return False
+    response_type = CreateEmbeddingResponse
+    stream_item_type = None
+
+    def with_stream_usage(self, kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+        return None
 
     def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
         encoding = given(kwargs, "encoding_format")

@@ -18,6 +18,7 @@ from closedloop.instrumentation.openai.content import (
     text_part,
     tool_call_part,
 )
+from openai.types.responses import Response, ResponseStreamEvent
 
 _CALL_ITEMS = ("function_call", "custom_tool_call")
 _CONTENT_DELTAS = frozenset(
@@ -89,8 +90,11 @@ class Responses:
     def prepare(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         return materialized(kwargs, "input", "tools")
 
-    def request_stream_usage(self, kwargs: dict[str, Any]) -> bool:
-        return False
+    response_type = Response
+    stream_item_type = ResponseStreamEvent
+
+    def with_stream_usage(self, kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+        return None  # Responses streams always end with the whole response, usage included
 
     def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
         text = given(kwargs, "text")
@@ -139,8 +143,9 @@ class Responses:
         if response.status == "failed":
             error = response.error
             call.mark_failed(str(field(error, "code") or "failed"), field(error, "message"))
-        if call.scrubber is not None:
-            call.record_output([self._output_message(call.scrubber, response, output)])
+        scrubber = call.output_scrubber()
+        if scrubber is not None:
+            call.record_output([self._output_message(scrubber, response, output)])
 
     @staticmethod
     def _output_message(
@@ -169,7 +174,7 @@ class ResponsesStreamState:
         self.partial: Any = None
         self.content_started = False
 
-    def observe(self, event: Any) -> bool:
+    def observe(self, event: Any) -> None:
         kind = getattr(event, "type", None)
         if kind in _CONTENT_DELTAS:
             self.content_started = True
@@ -177,7 +182,9 @@ class ResponsesStreamState:
             self.final = event.response
         elif kind in ("response.created", "response.in_progress"):
             self.partial = event.response
-        return False
+
+    def conceal(self, event: Any) -> bool:
+        return False  # closedloop never changes a Responses request
 
     def finish(self, call: LLMCall) -> None:
         if self.final is not None:

@@ -8,6 +8,9 @@ first, and only once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
@@ -17,7 +20,7 @@ from closedloop import health
 from closedloop.instrumentation.openai.call import LLMCall, StreamState
 
 
-class _StreamTracer:
+class StreamTracer:
     """What both proxies do with each item, kept apart from the proxy plumbing."""
 
     __slots__ = ("call", "state")
@@ -27,15 +30,22 @@ class _StreamTracer:
         self.state = state
 
     def hide(self, item: Any) -> bool:
-        """Observe ``item``; True if the caller must not see it (our own usage chunk)."""
+        """Observe ``item``; True if the caller must not see it (our own usage chunk).
+
+        Observing and concealing are guarded apart: a chunk the span cannot read is
+        still restored to what the caller would have received without closedloop.
+        """
         try:
             started = self.state.content_started
-            hidden = self.state.observe(item)
+            self.state.observe(item)
             if not started and self.state.content_started:
                 self.call.first_chunk()
-            return hidden
         except Exception as error:
             health.record_failure("stream.observe", error)
+        try:
+            return self.state.conceal(item)
+        except Exception as error:
+            health.record_failure("stream.conceal", error)
             return False
 
     def finish(self, error: BaseException | None = None) -> None:
@@ -54,7 +64,7 @@ class _StreamTracer:
 class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
     """Proxy for ``openai.Stream``."""
 
-    def __init__(self, stream: Any, tracer: _StreamTracer) -> None:
+    def __init__(self, stream: Any, tracer: StreamTracer) -> None:
         super().__init__(stream)
         self._self_tracer = tracer
 
@@ -105,7 +115,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
 class AsyncTracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
     """Proxy for ``openai.AsyncStream``."""
 
-    def __init__(self, stream: Any, tracer: _StreamTracer) -> None:
+    def __init__(self, stream: Any, tracer: StreamTracer) -> None:
         super().__init__(stream)
         self._self_tracer = tracer
 
@@ -153,6 +163,25 @@ class AsyncTracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             tracer.finish()
 
 
+# Streams opened while a helper's stream manager enters (``.stream()``), so its exit can
+# end their spans: the SDK's helpers close the HTTP response, not the stream object.
+_opened: ContextVar[list[StreamTracer] | None] = ContextVar("closedloop_opened", default=None)
+
+
+@contextmanager
+def collecting_streams() -> Iterator[list[StreamTracer]]:
+    """Collect the tracers of streams opened inside the block."""
+    opened: list[StreamTracer] = []
+    token = _opened.set(opened)
+    try:
+        yield opened
+    finally:
+        _opened.reset(token)
+
+
 def traced_stream(stream: Any, call: LLMCall, state: StreamState, is_async: bool) -> Any:
-    tracer = _StreamTracer(call, state)
+    tracer = StreamTracer(call, state)
+    opened = _opened.get()
+    if opened is not None:
+        opened.append(tracer)
     return AsyncTracedStream(stream, tracer) if is_async else TracedStream(stream, tracer)

@@ -1,4 +1,4 @@
-"""wrapt wrappers around the SDK's ``create`` methods, sync and async.
+"""wrapt wrappers around the SDK's methods, sync and async.
 
 The wrapper's only promise to the app: the call, its result, its exceptions and its
 stream are what they would be without closedloop. Anything that goes wrong on our side
@@ -8,8 +8,10 @@ is counted in ``closedloop.stats()`` and the call carries on untraced.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+import wrapt
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Tracer
@@ -18,7 +20,16 @@ import openai
 from closedloop import health
 from closedloop.instrumentation import attributes as attr
 from closedloop.instrumentation.openai.call import Endpoint, LLMCall, Operation
-from closedloop.instrumentation.openai.streams import traced_stream
+from closedloop.instrumentation.openai.raw import finish_legacy, traced_api_response
+from closedloop.instrumentation.openai.stream_usage import (
+    StreamUsagePolicy,
+    refuses_stream_options,
+)
+from closedloop.instrumentation.openai.streams import (
+    StreamTracer,
+    collecting_streams,
+    traced_stream,
+)
 from closedloop.instrumentation.settings import InstrumentationSettings
 
 try:
@@ -29,122 +40,188 @@ except ImportError:  # pragma: no cover - older or newer SDK layouts
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
+@dataclass(frozen=True)
+class Hooks:
+    """What every wrapper of one instrumentation shares."""
+
+    tracer: Tracer
+    settings: InstrumentationSettings
+    stream_usage: StreamUsagePolicy
+
+
+@dataclass
+class _Request:
+    """One traced request: what is sent, and the caller's own version to fall back to."""
+
+    call: LLMCall
+    send: dict[str, Any]
+    callers: dict[str, Any]
+    asked_usage: bool
+    policy: StreamUsagePolicy
+
+    def fall_back(self, error: BaseException) -> bool:
+        """After the provider refused closedloop's ``stream_options``: send the caller's
+        own request instead (True), and never ask this endpoint again."""
+        if not (self.asked_usage and refuses_stream_options(error)):
+            return False
+        self.send, self.asked_usage = self.callers, False
+        self.policy.refused(self.call.endpoint.key)
+        health.count("stream_usage.refused")
+        return True
+
+
 def _begin(
-    tracer: Tracer,
-    settings: InstrumentationSettings,
-    operation: Operation,
-    instance: Any,
-    kwargs: dict[str, Any],
-) -> tuple[LLMCall | None, dict[str, Any], bool]:
-    """Start the span; on any internal failure return no call and the caller's kwargs."""
+    hooks: Hooks, operation: Operation, instance: Any, kwargs: dict[str, Any]
+) -> tuple[_Request | None, dict[str, Any]]:
+    """Start the span; on any internal failure no request (the call goes untraced) and
+    the kwargs to send (one-shot iterators already read stay read, as lists)."""
     if not is_instrumentation_enabled():
-        return None, kwargs, False
+        return None, kwargs
+    name = operation.operation_name
     try:
         prepared = operation.prepare(kwargs)
     except Exception as error:
-        health.record_failure(f"{operation.operation_name}.prepare", error)
-        return None, kwargs, False
+        health.record_failure(f"{name}.prepare", error)
+        return None, kwargs
     try:
-        call = LLMCall(tracer, settings, operation, Endpoint.of(instance), prepared)
+        endpoint = Endpoint.of(instance)
+        call = LLMCall(hooks.tracer, hooks.settings, operation, endpoint, prepared)
     except Exception as error:
-        health.record_failure(f"{operation.operation_name}.start", error)
-        return None, prepared, False
+        health.record_failure(f"{name}.start", error)
+        return None, prepared
     if not call.recording:
         call.end()
-        return None, prepared, False
+        return None, prepared
+    send = prepared
     try:
-        hide_usage = operation.request_stream_usage(prepared)
+        if hooks.stream_usage.may_ask(endpoint.address, endpoint.key, prepared):
+            send = operation.with_stream_usage(prepared) or prepared
     except Exception as error:
-        health.record_failure(f"{operation.operation_name}.stream_usage", error)
-        hide_usage = False
-    return call, prepared, hide_usage
+        health.record_failure(f"{name}.stream_usage", error)
+    return _Request(call, send, prepared, send is not prepared, hooks.stream_usage), send
 
 
-def _finish(call: LLMCall, result: Any, hide_usage: bool, is_async: bool) -> Any:
+def _finish(request: _Request, result: Any, is_async: bool) -> Any:
     """Record ``result`` on the span and return what the caller must receive."""
-    if not isinstance(result, (openai.Stream, openai.AsyncStream)):
+    call = request.call
+    streamed = isinstance(result, (openai.Stream, openai.AsyncStream))
+    if not streamed:
         call.mark_done()
     try:
-        if isinstance(result, (openai.Stream, openai.AsyncStream)):
+        if streamed:
             call.set({attr.PROVIDER_REQUEST_ID: result.response.headers.get("x-request-id")})
-            state = call.operation.stream_state(hide_usage)
+            state = call.operation.stream_state(request.asked_usage)
             return traced_stream(result, call, state, is_async)
         if LegacyAPIResponse is not None and isinstance(result, LegacyAPIResponse):
-            return _finish_raw(call, result, hide_usage, is_async)
+            return finish_legacy(call, result, is_async)
         if isinstance(result, (openai.APIResponse, openai.AsyncAPIResponse)):
-            call.set({attr.PROVIDER_REQUEST_ID: result.headers.get("x-request-id")})
-        else:
-            call.record_response(result)
+            return traced_api_response(result, call, request.send)
+        call.record_response(result)
     except Exception as error:
         health.record_failure(f"{call.operation.operation_name}.result", error)
     call.end()
     return result
 
 
-def _finish_raw(call: LLMCall, raw: Any, hide_usage: bool, is_async: bool) -> Any:
-    """``with_raw_response``: parse once (the SDK caches it) and trace the parsed value.
-
-    A raw stream's parsed object is replaced in the SDK's parse cache by our proxy, so the
-    caller's ``raw.parse()`` returns the traced stream.
-    """
-    try:
-        parsed = raw.parse()
-    except Exception as error:
-        call.record_error(error)
-        call.end()
-        return raw
-    call.set({attr.PROVIDER_REQUEST_ID: raw.request_id})
-    if isinstance(parsed, (openai.Stream, openai.AsyncStream)):
-        state = call.operation.stream_state(hide_usage)
-        raw._parsed_by_type[raw._cast_to] = traced_stream(parsed, call, state, is_async)
-        return raw
-    call.record_response(parsed)
+def _failed(call: LLMCall, error: BaseException) -> None:
+    call.mark_done()
+    call.record_error(error)
     call.end()
-    return raw
 
 
-def sync_wrapper(
-    tracer: Tracer, settings: InstrumentationSettings, operation: Operation
-) -> Wrapper:
+def sync_wrapper(hooks: Hooks, operation: Operation) -> Wrapper:
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        call, send, hide_usage = _begin(tracer, settings, operation, instance, kwargs)
-        if call is None:
+        request, send = _begin(hooks, operation, instance, kwargs)
+        if request is None:
             return wrapped(*args, **send)
+        call = request.call
         try:
             with trace.use_span(call.span, record_exception=False, set_status_on_exception=False):
-                result = wrapped(*args, **send)
+                try:
+                    result = wrapped(*args, **request.send)
+                except Exception as error:
+                    if not request.fall_back(error):
+                        raise
+                    result = wrapped(*args, **request.send)
         except BaseException as error:
-            call.mark_done()
-            call.record_error(error)
-            call.end()
+            _failed(call, error)
             raise
-        return _finish(call, result, hide_usage, is_async=False)
+        return _finish(request, result, is_async=False)
 
     return wrapper
 
 
-def async_wrapper(
-    tracer: Tracer, settings: InstrumentationSettings, operation: Operation
-) -> Wrapper:
+def async_wrapper(hooks: Hooks, operation: Operation) -> Wrapper:
     async def wrapper(
         wrapped: Callable[..., Awaitable[Any]],
         instance: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        call, send, hide_usage = _begin(tracer, settings, operation, instance, kwargs)
-        if call is None:
+        request, send = _begin(hooks, operation, instance, kwargs)
+        if request is None:
             return await wrapped(*args, **send)
+        call = request.call
         try:
             with trace.use_span(call.span, record_exception=False, set_status_on_exception=False):
-                result = await wrapped(*args, **send)
+                try:
+                    result = await wrapped(*args, **request.send)
+                except Exception as error:
+                    if not request.fall_back(error):
+                        raise
+                    result = await wrapped(*args, **request.send)
         except BaseException as error:
-            call.mark_done()
-            call.record_error(error)
-            call.end()
+            _failed(call, error)
             raise
-        return _finish(call, result, hide_usage, is_async=True)
+        return _finish(request, result, is_async=True)
 
     return wrapper
+
+
+class TracedStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
+    """Ends the spans of streams a ``.stream()`` helper opened when its block exits.
+
+    The SDK's helper streams close the HTTP response on exit, not the stream object our
+    span follows; without this a partly read helper stream would end only when collected.
+    """
+
+    def __init__(self, manager: Any) -> None:
+        super().__init__(manager)
+        self._self_opened: list[StreamTracer] = []
+
+    def __enter__(self) -> Any:
+        with collecting_streams() as opened:
+            stream = self.__wrapped__.__enter__()
+        self._self_opened = opened
+        return stream
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            self._end_opened()
+
+    async def __aenter__(self) -> Any:
+        with collecting_streams() as opened:
+            stream = await self.__wrapped__.__aenter__()
+        self._self_opened = opened
+        return stream
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            self._end_opened()
+
+    def _end_opened(self) -> None:
+        for tracer in self._self_opened:
+            tracer.finish()
+
+
+def stream_helper_wrapper(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """``.stream()``: the request itself goes through the traced ``create``."""
+    return TracedStreamManager(wrapped(*args, **kwargs))

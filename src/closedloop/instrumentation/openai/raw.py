@@ -1,0 +1,272 @@
+"""Raw responses: the span follows what the caller does with the HTTP response.
+
+``with_raw_response`` returns a response whose body is already read: it is parsed once
+(the SDK caches the result) and traced. ``with_streaming_response`` returns one whose body
+is not read yet: a proxy traces whichever way the caller reads it (``parse()``, ``read()``,
+``text()``, ``json()``, or the ``iter_*`` methods, whose bytes are decoded alongside) and
+ends the span when the body is done, the response is closed, or it is garbage collected.
+The caller gets every byte and object exactly as the SDK produced them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import wrapt
+
+import openai
+from closedloop import health
+from closedloop.instrumentation import attributes as attr
+from closedloop.instrumentation.openai.call import LLMCall
+from closedloop.instrumentation.openai.streams import traced_stream
+from openai._models import construct_type
+from openai._streaming import SSEDecoder
+
+# A complete (non-streamed) body read through ``iter_*`` is decoded at its end; bodies
+# larger than this are not kept for the span (the caller still gets every byte).
+_MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+def finish_legacy(call: LLMCall, raw: Any, is_async: bool) -> Any:
+    """``with_raw_response``: parse once (the SDK caches it) and trace the parsed value.
+
+    A raw stream's parsed object is replaced in the SDK's parse cache by our proxy, so the
+    caller's ``raw.parse()`` returns the traced stream.
+    """
+    try:
+        parsed = raw.parse()
+    except Exception as error:
+        call.record_error(error)
+        call.end()
+        return raw
+    call.set({attr.PROVIDER_REQUEST_ID: raw.request_id})
+    if isinstance(parsed, (openai.Stream, openai.AsyncStream)):
+        state = call.operation.stream_state(False)
+        raw._parsed_by_type[raw._cast_to] = traced_stream(parsed, call, state, is_async)
+        return raw
+    call.record_response(parsed)
+    call.end()
+    return raw
+
+
+class _BodyTracer:
+    """Turns the body the caller reads into span attributes; every step is guarded."""
+
+    def __init__(self, call: LLMCall, streaming: bool) -> None:
+        self.call = call
+        self.state = call.operation.stream_state(False) if streaming else None
+        self.body = bytearray()
+        self.pending = bytearray()
+        self.decoder = SSEDecoder()
+        self.parsed_stream: Any = None
+
+    def feed(self, data: bytes) -> None:
+        try:
+            if self.state is None:
+                if len(self.body) + len(data) <= _MAX_BODY_BYTES:
+                    self.body += data
+                return
+            self.pending += data
+            *lines, rest = self.pending.split(b"\n")
+            self.pending = bytearray(rest)
+            for line in lines:
+                self._line(line.rstrip(b"\r").decode("utf-8", "replace"))
+        except Exception as error:
+            health.record_failure("raw_response.read", error)
+
+    def _line(self, line: str) -> None:
+        assert self.state is not None
+        event = self.decoder.decode(line)
+        if event is None or event.data.startswith("[DONE]"):
+            return
+        data = json.loads(event.data)
+        if isinstance(data, dict) and data.get("error"):
+            error = data["error"]
+            message = error.get("message") if isinstance(error, dict) else None
+            self.call.mark_failed("APIError", message if isinstance(message, str) else None)
+            return
+        started = self.state.content_started
+        self.state.observe(construct_type(type_=self.call.operation.stream_item_type, value=data))
+        if not started and self.state.content_started:
+            self.call.first_chunk()
+
+    def parsed(self, value: Any, is_async: bool) -> Any:
+        """What ``parse()`` returns to the caller: a traced stream, or the value itself."""
+        if isinstance(value, (openai.Stream, openai.AsyncStream)):
+            if self.parsed_stream is None:
+                state = self.call.operation.stream_state(False)
+                self.parsed_stream = traced_stream(value, self.call, state, is_async)
+            return self.parsed_stream
+        if not self.call.ended:
+            self.call.mark_done()
+            if isinstance(value, self.call.operation.response_type):
+                self.call.record_response(value)
+            self.call.end()
+        return value
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """The body is done (or abandoned): record what it said and end the span."""
+        call = self.call
+        if call.ended or self.parsed_stream is not None:
+            return
+        call.mark_done()
+        try:
+            if self.state is not None:
+                self.feed(b"\n\n")
+                self.state.finish(call)
+            elif self.body:
+                response = construct_type(
+                    type_=call.operation.response_type, value=json.loads(bytes(self.body))
+                )
+                call.record_response(response)
+        except Exception as failure:
+            health.record_failure("raw_response.finish", failure)
+        if error is not None:
+            call.record_error(error)
+        call.end()
+
+
+def _streaming(kwargs: dict[str, Any]) -> bool:
+    return kwargs.get("stream") is True
+
+
+class TracedAPIResponse(wrapt.ObjectProxy):  # type: ignore[misc]
+    """Proxy for ``openai.APIResponse`` from ``with_streaming_response``."""
+
+    def __init__(self, response: Any, call: LLMCall, streaming: bool) -> None:
+        super().__init__(response)
+        self._self_tracer = _BodyTracer(call, streaming)
+
+    def parse(self, **options: Any) -> Any:
+        value = self.__wrapped__.parse(**options)
+        return self._self_tracer.parsed(value, is_async=False)
+
+    def read(self) -> bytes:
+        body: bytes = self.__wrapped__.read()
+        self._read_whole(body)
+        return body
+
+    def text(self) -> str:
+        text: str = self.__wrapped__.text()
+        self._read_whole(self.__wrapped__.read())
+        return text
+
+    def json(self) -> object:
+        value = self.__wrapped__.json()
+        self._read_whole(self.__wrapped__.read())
+        return value
+
+    def _read_whole(self, body: bytes) -> None:
+        self._self_tracer.feed(body)
+        self._self_tracer.finish()
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        return self._tap(self.__wrapped__.iter_bytes(chunk_size), lambda chunk: chunk)
+
+    def iter_text(self, chunk_size: int | None = None) -> Iterator[str]:
+        return self._tap(self.__wrapped__.iter_text(chunk_size), lambda text: text.encode())
+
+    def iter_lines(self) -> Iterator[str]:
+        return self._tap(self.__wrapped__.iter_lines(), lambda line: line.encode() + b"\n")
+
+    def _tap(self, pieces: Iterator[Any], to_bytes: Any) -> Iterator[Any]:
+        tracer = self._self_tracer
+        try:
+            for piece in pieces:
+                tracer.feed(to_bytes(piece))
+                yield piece
+        except GeneratorExit:  # the caller stopped reading: not a failure of the call
+            tracer.finish()
+            raise
+        except BaseException as error:
+            tracer.finish(error)
+            raise
+        tracer.finish()
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_tracer.finish()
+
+    def __del__(self) -> None:
+        _finish_abandoned(getattr(self, "_self_tracer", None))
+
+
+class AsyncTracedAPIResponse(wrapt.ObjectProxy):  # type: ignore[misc]
+    """Proxy for ``openai.AsyncAPIResponse`` from ``with_streaming_response``."""
+
+    def __init__(self, response: Any, call: LLMCall, streaming: bool) -> None:
+        super().__init__(response)
+        self._self_tracer = _BodyTracer(call, streaming)
+
+    async def parse(self, **options: Any) -> Any:
+        value = await self.__wrapped__.parse(**options)
+        return self._self_tracer.parsed(value, is_async=True)
+
+    async def read(self) -> bytes:
+        body: bytes = await self.__wrapped__.read()
+        self._read_whole(body)
+        return body
+
+    async def text(self) -> str:
+        text: str = await self.__wrapped__.text()
+        self._read_whole(await self.__wrapped__.read())
+        return text
+
+    async def json(self) -> object:
+        value = await self.__wrapped__.json()
+        self._read_whole(await self.__wrapped__.read())
+        return value
+
+    def _read_whole(self, body: bytes) -> None:
+        self._self_tracer.feed(body)
+        self._self_tracer.finish()
+
+    def iter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        return self._tap(self.__wrapped__.iter_bytes(chunk_size), lambda chunk: chunk)
+
+    def iter_text(self, chunk_size: int | None = None) -> AsyncIterator[str]:
+        return self._tap(self.__wrapped__.iter_text(chunk_size), lambda text: text.encode())
+
+    def iter_lines(self) -> AsyncIterator[str]:
+        return self._tap(self.__wrapped__.iter_lines(), lambda line: line.encode() + b"\n")
+
+    async def _tap(self, pieces: AsyncIterator[Any], to_bytes: Any) -> AsyncIterator[Any]:
+        tracer = self._self_tracer
+        try:
+            async for piece in pieces:
+                tracer.feed(to_bytes(piece))
+                yield piece
+        except GeneratorExit:  # the caller stopped reading: not a failure of the call
+            tracer.finish()
+            raise
+        except BaseException as error:
+            tracer.finish(error)
+            raise
+        tracer.finish()
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_tracer.finish()
+
+    def __del__(self) -> None:
+        _finish_abandoned(getattr(self, "_self_tracer", None))
+
+
+def _finish_abandoned(tracer: _BodyTracer | None) -> None:
+    if tracer is not None and not tracer.call.ended and tracer.parsed_stream is None:
+        health.count("raw_response.ended_by_gc")
+        tracer.finish()
+
+
+def traced_api_response(response: Any, call: LLMCall, kwargs: dict[str, Any]) -> Any:
+    """The proxy the caller gets instead of a ``with_streaming_response`` response."""
+    call.set({attr.PROVIDER_REQUEST_ID: response.headers.get("x-request-id")})
+    if isinstance(response, openai.AsyncAPIResponse):
+        return AsyncTracedAPIResponse(response, call, _streaming(kwargs))
+    return TracedAPIResponse(response, call, _streaming(kwargs))
