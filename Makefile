@@ -37,3 +37,9 @@ $(COLLECTOR): collector/builder-config.yaml collector/contrib-release.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# The openai SDK's own chat/responses tests, plain and with closedloop instrumented; fails
+# listing every test that passes plain but not instrumented (cache: .build/sdk-suite/).
+.PHONY: sdk-suite
+sdk-suite: $(STAMP)
+	$(BIN)/python scripts/sdk_suite/run.py
