@@ -66,19 +66,26 @@ _VALUE_RANGES: dict[str, tuple[float, float, bool]] = {
 _SAFETY_LABELS = ("none", "low", "medium", "high")
 
 
-def _check_timestamp_ns(ns: int, given: Any) -> int:
+_LATEST_NS = 2**63 - 1  # the store's DateTime64(9) ends in 2262
+
+
+def _check_timestamp_ns(ns: int, given: Any, *, allow_future: bool = False) -> int:
+    """``ns`` is after 2000 and not ahead of this clock (``allow_future``: for generators
+    and replays that write simulated time, only within what the store can hold)."""
     seconds = ns / 1_000_000_000
-    latest = time.time() + _SKEW_S
+    if allow_future:
+        latest, when = _LATEST_NS / 1_000_000_000, "after 2262, beyond what the store holds"
+        expected = "nanoseconds since the epoch"
+    else:
+        latest, when = time.time() + _SKEW_S, "in the future (after now + 1 day)"
+        expected = "epoch seconds or an aware datetime"
     if seconds > latest:
-        hint = " Milliseconds? Divide by 1000." if _EARLIEST_S <= seconds / 1000 <= latest else ""
-        raise ValueError(
-            f"feedback timestamp={given!r} is in the future (after now + 1 day); pass epoch "
-            f"seconds or an aware datetime.{hint}"
-        )
+        unit = "" if allow_future or seconds / 1000 > latest else " Milliseconds? Divide by 1000."
+        raise ValueError(f"feedback timestamp={given!r} is {when}; pass {expected}.{unit}")
     if seconds < _EARLIEST_S:
+        unit = " Seconds? Multiply by 10**9." if allow_future and ns >= _EARLIEST_S else ""
         raise ValueError(
-            f"feedback timestamp={given!r} is before 2000-01-01; pass epoch seconds or an aware "
-            "datetime (e.g. datetime.now(timezone.utc))."
+            f"feedback timestamp={given!r} is before 2000-01-01; pass {expected}.{unit}"
         )
     return ns
 
@@ -199,7 +206,7 @@ def emit(
     _check_range(name, score, label)
     if isinstance(timestamp_ns, bool) or not isinstance(timestamp_ns, int):
         raise ValueError(f"timestamp_ns must be whole nanoseconds, got {timestamp_ns!r}.")
-    _check_timestamp_ns(timestamp_ns, timestamp_ns)
+    _check_timestamp_ns(timestamp_ns, timestamp_ns, allow_future=True)
     explanation = _redacted(comment) if comment is not None else None
 
     attributes: dict[str, Any] = {
