@@ -92,7 +92,11 @@ def show(exporter: InMemorySpanExporter, trace_id: str | None) -> None:
 
 def main() -> None:
     exporter = InMemorySpanExporter()
-    provider = closedloop.instrument(service_name="quickstart", exporter=exporter)
+    # The local server honours stream_options like OpenAI does, so closedloop may ask it for
+    # a stream's usage ("auto" asks only OpenAI and Azure OpenAI hosts).
+    provider = closedloop.instrument(
+        service_name="quickstart", exporter=exporter, stream_usage="always"
+    )
     with OpenAICompatibleServer() as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="not-needed", max_retries=0)
         trace_id = run_calls(client)
