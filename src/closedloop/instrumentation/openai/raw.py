@@ -20,7 +20,7 @@ import openai
 from closedloop import health
 from closedloop.instrumentation import attributes as attr
 from closedloop.instrumentation.openai.call import LLMCall
-from closedloop.instrumentation.openai.streams import traced_stream
+from closedloop.instrumentation.openai.streams import StreamTracer, traced_stream
 from openai._models import construct_type
 from openai._streaming import SSEDecoder
 
@@ -60,7 +60,8 @@ class _BodyTracer:
         self.body = bytearray()
         self.pending = bytearray()
         self.decoder = SSEDecoder()
-        self.parsed_stream: Any = None
+        self.parsed_proxy: Any = None
+        self.parsed_stream: StreamTracer | None = None
 
     def feed(self, data: bytes) -> None:
         try:
@@ -95,10 +96,11 @@ class _BodyTracer:
     def parsed(self, value: Any, is_async: bool) -> Any:
         """What ``parse()`` returns to the caller: a traced stream, or the value itself."""
         if isinstance(value, (openai.Stream, openai.AsyncStream)):
-            if self.parsed_stream is None:
+            if self.parsed_proxy is None:
                 state = self.call.operation.stream_state(False)
-                self.parsed_stream = traced_stream(value, self.call, state, is_async)
-            return self.parsed_stream
+                self.parsed_proxy = traced_stream(value, self.call, state, is_async)
+                self.parsed_stream = self.parsed_proxy.stream_tracer
+            return self.parsed_proxy
         if not self.call.ended:
             self.call.mark_done()
             if isinstance(value, self.call.operation.response_type):
@@ -109,7 +111,10 @@ class _BodyTracer:
     def finish(self, error: BaseException | None = None) -> None:
         """The body is done (or abandoned): record what it said and end the span."""
         call = self.call
-        if call.ended or self.parsed_stream is not None:
+        if call.ended:
+            return
+        if self.parsed_stream is not None:  # the response closed under a parsed stream
+            self.parsed_stream.finish(error)
             return
         call.mark_done()
         try:
@@ -140,7 +145,11 @@ class TracedAPIResponse(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_tracer = _BodyTracer(call, streaming)
 
     def parse(self, **options: Any) -> Any:
-        value = self.__wrapped__.parse(**options)
+        try:
+            value = self.__wrapped__.parse(**options)
+        except BaseException as error:
+            self._self_tracer.finish(error)
+            raise
         return self._self_tracer.parsed(value, is_async=False)
 
     def read(self) -> bytes:
@@ -203,7 +212,11 @@ class AsyncTracedAPIResponse(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_tracer = _BodyTracer(call, streaming)
 
     async def parse(self, **options: Any) -> Any:
-        value = await self.__wrapped__.parse(**options)
+        try:
+            value = await self.__wrapped__.parse(**options)
+        except BaseException as error:
+            self._self_tracer.finish(error)
+            raise
         return self._self_tracer.parsed(value, is_async=True)
 
     async def read(self) -> bytes:
@@ -259,7 +272,7 @@ class AsyncTracedAPIResponse(wrapt.ObjectProxy):  # type: ignore[misc]
 
 
 def _finish_abandoned(tracer: _BodyTracer | None) -> None:
-    if tracer is not None and not tracer.call.ended and tracer.parsed_stream is None:
+    if tracer is not None and not tracer.call.ended:
         health.count("raw_response.ended_by_gc")
         tracer.finish()
 

@@ -68,6 +68,10 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         super().__init__(stream)
         self._self_tracer = tracer
 
+    @property
+    def stream_tracer(self) -> StreamTracer:
+        return self._self_tracer
+
     def __iter__(self) -> TracedStream:
         return self
 
@@ -118,6 +122,10 @@ class AsyncTracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
     def __init__(self, stream: Any, tracer: StreamTracer) -> None:
         super().__init__(stream)
         self._self_tracer = tracer
+
+    @property
+    def stream_tracer(self) -> StreamTracer:
+        return self._self_tracer
 
     def __aiter__(self) -> AsyncTracedStream:
         return self
