@@ -388,3 +388,30 @@ def test_async_surface_is_traced(make_server, exporter, instrument):
         "chatcmpl-3",
     ]
     assert all(span.attributes["gen_ai.response.finish_reasons"] == ("stop",) for span in spans)
+
+
+def test_streaming_response_failures_and_early_exits_end_the_span_truthfully(
+    server, exporter, instrumented
+):
+    client = client_for(server)
+    with (
+        client.chat.completions.with_streaming_response.create(
+            model="error-malformed", messages=MESSAGES_WITH_EMAIL
+        ) as response,
+        pytest.raises(ValueError),
+    ):
+        response.parse()
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini", messages=MESSAGES_WITH_EMAIL, stream=True
+    ) as response:
+        next(iter(response.parse()))
+    with client.chat.completions.with_streaming_response.create(
+        model="error-midstream", messages=MESSAGES_WITH_EMAIL, stream=True
+    ) as response:
+        lines = list(response.iter_lines())
+    assert any("stream interrupted" in line for line in lines)
+    malformed, partial, interrupted = llm_spans(exporter)
+    assert malformed.attributes["error.type"] == "JSONDecodeError"
+    assert partial.status.is_ok and partial.attributes["gen_ai.response.id"] == "chatcmpl-1"
+    assert interrupted.status.description == "APIError: stream interrupted"
+    assert closedloop.stats()["events"] == {}
