@@ -11,7 +11,7 @@ The caller gets every byte and object exactly as the SDK produced them.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import wrapt
@@ -137,12 +137,50 @@ def _streaming(kwargs: dict[str, Any]) -> bool:
     return kwargs.get("stream") is True
 
 
-class TracedAPIResponse(wrapt.ObjectProxy):  # type: ignore[misc]
-    """Proxy for ``openai.APIResponse`` from ``with_streaming_response``."""
+def _as_bytes(chunk: bytes) -> bytes:
+    return chunk
+
+
+def _text_bytes(text: str) -> bytes:
+    return text.encode()
+
+
+def _line_bytes(line: str) -> bytes:
+    return line.encode() + b"\n"  # iter_lines strips the line ends SSE needs
+
+
+class _TracedBody(wrapt.ObjectProxy):  # type: ignore[misc]
+    """What the sync and async response proxies share: the tracer and the ``iter_*`` taps."""
 
     def __init__(self, response: Any, call: LLMCall, streaming: bool) -> None:
         super().__init__(response)
         self._self_tracer = _BodyTracer(call, streaming)
+
+    def _tap(self, pieces: Any, to_bytes: Callable[[Any], bytes]) -> Any:
+        raise NotImplementedError
+
+    def _read_whole(self, body: bytes) -> None:
+        self._self_tracer.feed(body)
+        self._self_tracer.finish()
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Any:
+        return self._tap(self.__wrapped__.iter_bytes(chunk_size), _as_bytes)
+
+    def iter_text(self, chunk_size: int | None = None) -> Any:
+        return self._tap(self.__wrapped__.iter_text(chunk_size), _text_bytes)
+
+    def iter_lines(self) -> Any:
+        return self._tap(self.__wrapped__.iter_lines(), _line_bytes)
+
+    def __del__(self) -> None:
+        tracer = getattr(self, "_self_tracer", None)
+        if tracer is not None and not tracer.call.ended:
+            health.count("raw_response.ended_by_gc")
+            tracer.finish()
+
+
+class TracedAPIResponse(_TracedBody):
+    """Proxy for ``openai.APIResponse`` from ``with_streaming_response``."""
 
     def parse(self, **options: Any) -> Any:
         try:
@@ -167,20 +205,7 @@ class TracedAPIResponse(wrapt.ObjectProxy):  # type: ignore[misc]
         self._read_whole(self.__wrapped__.read())
         return value
 
-    def _read_whole(self, body: bytes) -> None:
-        self._self_tracer.feed(body)
-        self._self_tracer.finish()
-
-    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
-        return self._tap(self.__wrapped__.iter_bytes(chunk_size), lambda chunk: chunk)
-
-    def iter_text(self, chunk_size: int | None = None) -> Iterator[str]:
-        return self._tap(self.__wrapped__.iter_text(chunk_size), lambda text: text.encode())
-
-    def iter_lines(self) -> Iterator[str]:
-        return self._tap(self.__wrapped__.iter_lines(), lambda line: line.encode() + b"\n")
-
-    def _tap(self, pieces: Iterator[Any], to_bytes: Any) -> Iterator[Any]:
+    def _tap(self, pieces: Iterator[Any], to_bytes: Callable[[Any], bytes]) -> Iterator[Any]:
         tracer = self._self_tracer
         try:
             for piece in pieces:
@@ -200,16 +225,9 @@ class TracedAPIResponse(wrapt.ObjectProxy):  # type: ignore[misc]
         finally:
             self._self_tracer.finish()
 
-    def __del__(self) -> None:
-        _finish_abandoned(getattr(self, "_self_tracer", None))
 
-
-class AsyncTracedAPIResponse(wrapt.ObjectProxy):  # type: ignore[misc]
+class AsyncTracedAPIResponse(_TracedBody):
     """Proxy for ``openai.AsyncAPIResponse`` from ``with_streaming_response``."""
-
-    def __init__(self, response: Any, call: LLMCall, streaming: bool) -> None:
-        super().__init__(response)
-        self._self_tracer = _BodyTracer(call, streaming)
 
     async def parse(self, **options: Any) -> Any:
         try:
@@ -234,20 +252,9 @@ class AsyncTracedAPIResponse(wrapt.ObjectProxy):  # type: ignore[misc]
         self._read_whole(await self.__wrapped__.read())
         return value
 
-    def _read_whole(self, body: bytes) -> None:
-        self._self_tracer.feed(body)
-        self._self_tracer.finish()
-
-    def iter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
-        return self._tap(self.__wrapped__.iter_bytes(chunk_size), lambda chunk: chunk)
-
-    def iter_text(self, chunk_size: int | None = None) -> AsyncIterator[str]:
-        return self._tap(self.__wrapped__.iter_text(chunk_size), lambda text: text.encode())
-
-    def iter_lines(self) -> AsyncIterator[str]:
-        return self._tap(self.__wrapped__.iter_lines(), lambda line: line.encode() + b"\n")
-
-    async def _tap(self, pieces: AsyncIterator[Any], to_bytes: Any) -> AsyncIterator[Any]:
+    async def _tap(
+        self, pieces: AsyncIterator[Any], to_bytes: Callable[[Any], bytes]
+    ) -> AsyncIterator[Any]:
         tracer = self._self_tracer
         try:
             async for piece in pieces:
@@ -266,15 +273,6 @@ class AsyncTracedAPIResponse(wrapt.ObjectProxy):  # type: ignore[misc]
             await self.__wrapped__.close()
         finally:
             self._self_tracer.finish()
-
-    def __del__(self) -> None:
-        _finish_abandoned(getattr(self, "_self_tracer", None))
-
-
-def _finish_abandoned(tracer: _BodyTracer | None) -> None:
-    if tracer is not None and not tracer.call.ended:
-        health.count("raw_response.ended_by_gc")
-        tracer.finish()
 
 
 def traced_api_response(response: Any, call: LLMCall, kwargs: dict[str, Any]) -> Any:
