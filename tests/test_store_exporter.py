@@ -33,9 +33,8 @@ def span_counts(store):
 def test_store_outage_mid_run_spools_then_replays_exactly_once(tmp_path, spans):
     store = cs.connect(f"chdb://{tmp_path}/store")
     exporter = ClickHouseSpanExporter(
-        store, spool_dir=tmp_path / "spool", retry_initial_s=0.01, retry_max_s=0.05,
-        attempts_before_spool=2,
-    )  # fmt: skip
+        store, spool_dir=tmp_path / "spool", retry_initial_s=0.01, retry_max_s=0.05
+    )
     parts = list(batches(spans, 50))
     try:
         assert exporter.export(parts[0]) is SpanExportResult.SUCCESS
@@ -49,9 +48,9 @@ def test_store_outage_mid_run_spools_then_replays_exactly_once(tmp_path, spans):
         assert exporter.force_flush(timeout_millis=20_000)
         stats = exporter.stats()
         assert (stats.exported_spans, stats.dropped_spans, stats.spool_spans) == (len(spans), 0, 0)
-        assert stats.failed_inserts >= 2
+        assert stats.failed_inserts >= 1
         assert span_counts(store) == {"rows": len(spans), "unique_spans": len(spans)}
-        assert list((tmp_path / "spool").iterdir()) == []
+        assert list((tmp_path / "spool").glob("*.jsonl")) == []
     finally:
         exporter.shutdown()
         store.close()
@@ -65,7 +64,6 @@ def test_overflow_beyond_the_bounds_is_refused_and_counted(tmp_path, spans):
         max_spool_bytes=60_000,
         retry_initial_s=0.01,
         retry_max_s=0.02,
-        attempts_before_spool=1,
     )
     try:
         results = [(exporter.export(part), len(part)) for part in batches(spans, 25)]
@@ -86,7 +84,7 @@ def test_spool_survives_a_restart(tmp_path, spans):
     spool_dir = tmp_path / "spool"
     down = ClickHouseSpanExporter(
         "clickhouse://default:@127.0.0.1:9/closedloop", spool_dir=spool_dir,
-        retry_initial_s=0.01, retry_max_s=0.02, attempts_before_spool=1,
+        retry_initial_s=0.01, retry_max_s=0.02,
     )  # fmt: skip
     for part in batches(spans, 40):
         assert down.export(part) is SpanExportResult.SUCCESS

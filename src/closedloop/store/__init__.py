@@ -5,7 +5,7 @@ closedloop.instrument(exporter=closedloop.store.ClickHouseSpanExporter(store))
 store.query("SELECT * FROM closedloop.prompt_version_metrics WHERE day = {d:Date}", {"d": day})
 """
 
-from closedloop.store.base import Store, StoreError
+from closedloop.store.base import Store, StoreDataError, StoreError
 from closedloop.store.chdb_store import StoreLockedError
 from closedloop.store.connect import DEFAULT_URL, connect
 from closedloop.store.exporter import ClickHouseSpanExporter, ExporterStats
@@ -17,6 +17,7 @@ __all__ = [
     "ExporterStats",
     "SchemaSettings",
     "Store",
+    "StoreDataError",
     "StoreError",
     "StoreLockedError",
     "connect",

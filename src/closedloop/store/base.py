@@ -7,6 +7,7 @@ Both backends speak the same SQL and exchange rows as ``JSONEachRow``; queries b
 from __future__ import annotations
 
 import json
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -25,8 +26,29 @@ QUERY_SETTINGS = {
 }
 
 
+# ClickHouse error codes that mean "these rows cannot be parsed or stored as given"
+# (CANNOT_PARSE_*, TYPE_MISMATCH, CANNOT_CONVERT_TYPE, INCORRECT_DATA, value out of range,
+# ...): sending the same rows again cannot succeed.
+DATA_ERROR_CODES = frozenset({6, 25, 26, 27, 38, 41, 53, 69, 70, 72, 117, 131, 321, 349, 407, 691})
+_ERROR_CODE = re.compile(r"\bCode: (\d+)\. DB::Exception")
+
+
 class StoreError(RuntimeError):
     """The store could not be reached or refused an operation."""
+
+
+class StoreDataError(StoreError):
+    """The store refused the rows themselves (a parse or type error): retrying cannot help,
+    unlike an unreachable or overloaded store."""
+
+
+def refused_rows(error: BaseException) -> bool:
+    """Whether a backend's insert error is about the rows (see ``DATA_ERROR_CODES``)."""
+    code = getattr(error, "code", None)
+    if not isinstance(code, int):
+        match = _ERROR_CODE.search(str(error))
+        code = int(match.group(1)) if match else None
+    return code in DATA_ERROR_CODES
 
 
 class Store(ABC):
@@ -39,6 +61,12 @@ class Store(ABC):
     @property
     def database(self) -> str:
         return self.settings.database
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the data lives, without credentials (``chdb:///abs/dir`` or
+        ``clickhouse://host:port``): names the exporter's default spool."""
 
     @abstractmethod
     def _fetch(self, sql: str, parameters: Mapping[str, Any] | None) -> bytes:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from closedloop.store.base import QUERY_SETTINGS, Store, StoreError
+from closedloop.store.base import QUERY_SETTINGS, Store, StoreDataError, StoreError, refused_rows
 from closedloop.store.schema import SchemaSettings
 
 LOCK_FILE = "closedloop.lock"
@@ -26,12 +26,15 @@ def _literal(value: Any) -> str:
     """A value inside an Array/Tuple parameter: quoted the way ClickHouse literals are."""
     if isinstance(value, str):
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, (bytes, bytearray)):
+        return "'" + parameter_text(value) + "'"
     return parameter_text(value)
 
 
 def parameter_text(value: Any) -> str:
     """A ``{name:Type}`` parameter value in ClickHouse's escaped text form, as the HTTP
-    interface takes it (chDB binds the same text): strings TSV-escaped, arrays as literals."""
+    interface takes it (chDB binds the same text): strings TSV-escaped, bytes as ``\\xNN``
+    escapes, arrays as literals."""
     if value is None:
         return "\\N"
     if isinstance(value, bool):
@@ -40,10 +43,18 @@ def parameter_text(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return value.translate(_TEXT_ESCAPES)
+    if isinstance(value, (bytes, bytearray)):
+        # the bytes themselves, as a ClickHouse String holds them (clickhouse-connect's
+        # server-side binding does the same), never Python's "b'...'" spelling
+        return "".join(f"\\x{byte:02x}" for byte in value)
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value) if isinstance(value, (set, frozenset)) else value
         return "[" + ",".join(_literal(item) for item in items) + "]"
     return str(value).translate(_TEXT_ESCAPES)
+
+
+def chdb_location(path: str | os.PathLike[str]) -> str:
+    return f"chdb://{Path(path).resolve()}"
 
 
 class StoreLockedError(StoreError):
@@ -71,6 +82,10 @@ class ChDBStore(Store):
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock_file: IO[str] | None = None
         self.reopen()
+
+    @property
+    def location(self) -> str:
+        return chdb_location(self.path)
 
     def reopen(self) -> None:
         """Take the directory (again): after ``close()``, the same store object works again."""
@@ -129,13 +144,16 @@ class ChDBStore(Store):
         with self._lock:
             self._require_open()
             try:
-                inserter = self._session.send_insert(
+                # leaving the block unfinished cancels the insert: a failed append must
+                # not leave the session busy ("another insert is already active")
+                with self._session.send_insert(
                     f"INSERT INTO {self.database}.{table}", "JSONEachRow"
-                )
-                inserter.append(body)
-                inserter.finish()
+                ) as inserter:
+                    inserter.append(body)
+                    inserter.finish()
             except Exception as error:
-                raise StoreError(f"chDB rejected the insert into {table}: {error}") from error
+                kind = StoreDataError if refused_rows(error) else StoreError
+                raise kind(f"chDB rejected the insert into {table}: {error}") from error
 
     def _require_open(self) -> None:
         if self._lock_file is None:

@@ -161,10 +161,20 @@ def span_row(span: ReadableSpan) -> dict[str, Any]:
 
 
 def encode_rows(rows: Iterable[Mapping[str, Any]]) -> bytes:
-    """``JSONEachRow`` bytes for an INSERT."""
-    return "".join(
+    """``JSONEachRow`` bytes for an INSERT.
+
+    A Python string may hold a lone surrogate (half of a UTF-16 pair, e.g. from a sliced
+    emoji), which UTF-8 cannot encode; it becomes U+FFFD, as Go's encoding/json writes
+    invalid text, so one such string never fails the rows around it.
+    """
+    text = "".join(
         json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows
-    ).encode("utf-8")
+    )
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # paired surrogates join into their character, lone ones become U+FFFD
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
 
 
 def span_rows(spans: Sequence[ReadableSpan]) -> list[dict[str, Any]]:
