@@ -398,3 +398,64 @@ def test_arguments_are_checked_at_the_call(tmp_path):
         ClickHouseSpanExporter(url, retry_max_s=0.1)
     with pytest.raises(TypeError, match=re.escape("spool_dir=3: expected a directory path")):
         ClickHouseSpanExporter(url, spool_dir=3)  # type: ignore[arg-type]
+
+
+def dead_store_url() -> str:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens: every insert is refused at once
+    return f"clickhouse://default:@127.0.0.1:{port}/closedloop"
+
+
+def test_shutdown_with_a_full_spool_counts_what_it_cannot_keep(tmp_path):
+    exporter = ClickHouseSpanExporter(
+        dead_store_url(), spool_dir=tmp_path / "spool", max_spool_bytes=3_000
+    )
+    acknowledged = 0
+    for _ in range(20):
+        if exporter.export(finished_spans(1)) is SpanExportResult.SUCCESS:
+            acknowledged += 1
+    exporter.shutdown()
+    stats = exporter.stats()
+    assert stats.queued_spans == 0
+    assert stats.spool_spans + stats.dropped_spans == 20
+    assert stats.spool_spans < acknowledged  # some acknowledged spans could not be kept...
+    assert health.stats()["events"]["store.dropped_spans"] == stats.dropped_spans  # ...counted
+
+
+def test_export_racing_shutdown_is_refused_not_lost(tmp_path):
+    exporter = ClickHouseSpanExporter(dead_store_url(), spool_dir=tmp_path / "spool")
+    spans = finished_spans(5)
+    encoding = threading.Event()
+    original = exporter._encode
+
+    def slow_encode(batch):
+        encoding.set()
+        time.sleep(0.5)  # shutdown() completes while this batch is being encoded
+        return original(batch)
+
+    exporter._encode = slow_encode
+    results = []
+    racer = threading.Thread(target=lambda: results.append(exporter.export(spans)))
+    racer.start()
+    encoding.wait()
+    exporter.shutdown()
+    racer.join()
+    stats = exporter.stats()
+    assert results == [SpanExportResult.FAILURE]
+    assert stats.dropped_spans == 5 and stats.queued_spans == 0
+
+
+def test_an_unwritable_state_directory_falls_back_to_the_temp_dir(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("CLOSEDLOOP_HOME", str(blocker / "home"))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    exporter = ClickHouseSpanExporter(dead_store_url())
+    try:
+        assert exporter.export(finished_spans(2)) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    assert exporter.stats().spool_spans == 2
+    assert list((tmp_path / "tmp").glob("closedloop-*/spool/*/*.jsonl"))

@@ -168,6 +168,9 @@ class ClickHouseSpanExporter(SpanExporter):
         if not mapped:
             return SpanExportResult.FAILURE if spans else SpanExportResult.SUCCESS
         with self._cond:
+            if self._stopping:  # shutdown began while this batch was being encoded
+                self._count_dropped(mapped, "the exporter is shut down")
+                return SpanExportResult.FAILURE
             now = time.monotonic()
             incoming = [
                 Batch(self._sequence + n, table, body, mapped)
@@ -466,6 +469,12 @@ class ClickHouseSpanExporter(SpanExporter):
         self._guard.join(timeout=10)
         with self._cond:
             self._spool_memory()
+            lost = 0 if self._writer.is_alive() else self._held_spans()
+            if lost:  # the store is down and the spool full: say so, never silently
+                self._queue.clear()
+                self._queued_spans = 0
+                self._in_flight = None
+                self._count_dropped(lost, "shut down with the store down and the spool full")
         if not self._writer.is_alive():
             self._owned.release()
         if self._url is not None:

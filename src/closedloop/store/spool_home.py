@@ -17,11 +17,15 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import itertools
+import logging
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+logger = logging.getLogger("closedloop.store")
 
 LOCK_FILE = "spool.lock"
 _PROCESS_PREFIX = "process-"
@@ -37,12 +41,31 @@ def state_directory() -> Path:
     return base / "closedloop"
 
 
+def _spool_root() -> Path:
+    """``<state>/spool``, or a per-user directory under the system temp dir when the state
+    directory cannot be created (a service account without a writable home)."""
+    root = state_directory() / "spool"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        fallback = Path(tempfile.gettempdir()) / f"closedloop-{os.getuid()}" / "spool"
+        logger.warning(
+            "closedloop: cannot create %s (%s); spooling under %s instead. Set "
+            "CLOSEDLOOP_HOME to a persistent, writable directory.",
+            root,
+            error,
+            fallback,
+        )
+        return fallback
+    return root
+
+
 def default_directory(location: str, database: str) -> Path:
     """The spool directory for the store at ``location`` (``Store.location``)."""
     key = f"{location}/{database}"
     label = re.sub(r"[^A-Za-z0-9_.]+", "-", key.partition("://")[2]).strip("-.")[-48:]
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
-    return state_directory() / "spool" / f"{label}-{digest}"
+    return _spool_root() / f"{label}-{digest}"
 
 
 def _try_lock(path: Path, *, create: bool) -> IO[str] | None:
