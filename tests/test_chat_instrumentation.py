@@ -10,6 +10,7 @@ import pytest
 from genai_prices import Usage, calc_price
 
 import closedloop
+from closedloop.instrumentation import deferred
 from closedloop.privacy import UserHasher
 from conftest import HASH_KEY, async_client_for, client_for, llm_spans, only_span
 
@@ -219,6 +220,7 @@ def test_abandoned_streams_end_their_span_exactly_once(server, exporter, instrum
         for _ in stream:
             break
         del stream
+        assert deferred.wait_idle()
     else:
         with stream:
             next(stream)

@@ -8,12 +8,15 @@ chunk for chunk; then it checks the span. Servers imitate other providers' quirk
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 import openai
 import pytest
+from opentelemetry.sdk.trace import SpanProcessor
 from pydantic import BaseModel
 
 import closedloop
@@ -187,7 +190,7 @@ def test_a_one_shot_iterator_is_sent_whole(server, exporter, instrumented):
 
 def test_content_beyond_the_limit_is_cut_marked_and_redacted(server, exporter, instrument):
     instrument(max_content_chars=1_000)
-    prompt = "x" * 990 + " ann@example.com " + "1234567 " * 100_000
+    prompt = "word " * 198 + " ann@example.com " + "1234567 " * 100_000
     client_for(server).chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
     )
@@ -197,7 +200,7 @@ def test_content_beyond_the_limit_is_cut_marked_and_redacted(server, exporter, i
     assert len(text) <= 1_000 + len(TRUNCATION_MARK)
     assert "ann@" not in text and "example.com" not in text
     output = json.loads(span.attributes["gen_ai.output.messages"])[0]["parts"][0]["content"]
-    assert output.startswith("Echo: xxx") and output.endswith(TRUNCATION_MARK)
+    assert output.startswith("Echo: word word") and output.endswith(TRUNCATION_MARK)
     assert span.attributes["closedloop.content.truncated"] is True
 
 
@@ -222,7 +225,9 @@ def test_a_lone_surrogate_never_reaches_a_span(server, exporter, instrumented):
         client_for(server).chat.completions.create(model="gpt-4o-mini", messages=messages)
     except Exception as error:
         assert type(error).__name__ in {"UnicodeEncodeError", "APIConnectionError"}, bare_error
-    for span in llm_spans(exporter):
+    spans = llm_spans(exporter)
+    assert spans
+    for span in spans:
         for value in span.attributes.values():
             if isinstance(value, str):
                 value.encode("utf-8")
@@ -300,10 +305,11 @@ def test_streaming_response_parse_of_a_stream_hides_nothing(make_server, exporte
 def test_a_streaming_response_closed_unread_ends_its_span(server, exporter, instrumented):
     with client_for(server).chat.completions.with_streaming_response.create(
         model="gpt-4o-mini", messages=MESSAGES_WITH_EMAIL, stream=True
-    ):
+    ) as response:
         pass
-    span = only_span(exporter)
+    span = only_span(exporter)  # ended by close(), while ``response`` is still referenced
     assert span.end_time is not None and span.status.is_ok
+    assert response is not None and closedloop.stats()["events"] == {}
 
 
 class Answer(BaseModel):
@@ -415,3 +421,139 @@ def test_streaming_response_failures_and_early_exits_end_the_span_truthfully(
     assert partial.status.is_ok and partial.attributes["gen_ai.response.id"] == "chatcmpl-1"
     assert interrupted.status.description == "APIError: stream interrupted"
     assert closedloop.stats()["events"] == {}
+
+
+# -- found by review: the caller's errors stay the caller's; what spans must not keep ---------
+
+
+def test_the_callers_generator_error_reaches_the_caller_and_nothing_is_sent(
+    make_server, exporter, instrument
+):
+    def messages():
+        yield {"role": "user", "content": "hi"}
+        raise RuntimeError("app generator failed")
+
+    def run(client):
+        try:
+            client.chat.completions.create(model="gpt-4o-mini", messages=messages())
+        except RuntimeError as error:
+            return str(error)
+
+    bare, traced, bare_server, server = bare_and_traced(make_server, instrument, run)
+    assert traced == bare == "app generator failed"
+    assert server.requests == bare_server.requests == []
+    assert closedloop.stats()["internal_failures"] == 0
+
+
+def test_a_failing_span_processor_never_reaches_the_caller(server, exporter, instrument):
+    class Broken(SpanProcessor):
+        def on_end(self, span):
+            raise RuntimeError("processor bug")
+
+    provider = instrument()
+    provider.add_span_processor(Broken())
+    client = client_for(server)
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES_WITH_EMAIL)
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES_WITH_EMAIL, stream=True
+        )
+    )
+    assert reply.id == "chatcmpl-1" and chunks[0].id == "chatcmpl-2"
+    assert closedloop.stats()["failures_by_site"]["span.end"] == 2
+
+
+def test_keys_of_tool_arguments_are_redacted_and_bounded(server, exporter, instrument):
+    instrument(max_content_chars=1_000)
+    arguments = json.dumps({"ann.lee@example.com": "vip", "bob@example.com": "x", "k" * 5_000: 1})
+    history = [
+        {"role": "user", "content": "hi"},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "done"},
+    ]
+    client_for(server).chat.completions.create(model="gpt-4o-mini", messages=history)
+    recorded = only_span(exporter).attributes["gen_ai.input.messages"]
+    assert "@" not in recorded and len(recorded) < 2_000
+    call = json.loads(recorded)[1]["parts"][0]
+    assert call["arguments"] == {"<EMAIL>": "vip", "<EMAIL>#": "x", TRUNCATION_MARK: 1}
+
+
+def test_a_jwt_split_by_the_cut_is_dropped_whole(server, exporter, instrument):
+    instrument(max_content_chars=1_000)
+    payload = base64.urlsafe_b64encode(json.dumps({"sub": "u-4711", "pad": "y" * 700}).encode())
+    jwt = "eyJhbGciOiJIUzI1NiJ9." + payload.decode().rstrip("=") + ".c2ln"
+    for start in (600, 900, 990):
+        exporter.clear()
+        prompt = "a " * (start // 2) + jwt + " and more words" * 100
+        client_for(server).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+        )
+        recorded = only_span(exporter).attributes["gen_ai.input.messages"]
+        assert "eyJ" not in recorded and "u-4711" not in recorded, start
+
+
+@pytest.mark.parametrize("form", ["streaming_response", "raw_response"])
+def test_raw_stream_latency_runs_to_the_last_chunk(make_server, exporter, instrument, form):
+    instrument()
+    client = client_for(make_server(first_chunk_delay=0.1, chunk_delay=0.02))
+    started = time.perf_counter()
+    if form == "streaming_response":
+        with client.chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", messages=MESSAGES_WITH_EMAIL, stream=True
+        ) as response:
+            chunks = list(response.parse())
+    else:
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=MESSAGES_WITH_EMAIL, stream=True
+        )
+        chunks = list(raw.parse())
+    wall_ms = (time.perf_counter() - started) * 1000
+    attributes = only_span(exporter).attributes
+    # The body took at least first_chunk_delay + one chunk_delay per later chunk.
+    body_ms = 100 + 20 * (len(chunks) - 2)
+    assert body_ms <= attributes["closedloop.latency.ms"] <= wall_ms
+    assert attributes["gen_ai.response.time_to_first_chunk"] * 1000 <= wall_ms
+
+
+def test_the_retry_after_a_refusal_does_not_chain_closedloops_request(
+    make_server, exporter, instrument
+):
+    strict = {"refuse_arguments": ["stream_options", "temperature"]}
+
+    def run(client):
+        try:
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES_WITH_EMAIL, stream=True, temperature=0.5
+            )
+        except openai.BadRequestError as error:
+            chain = []
+            while error is not None:
+                chain.append(type(error).__name__)
+                error = error.__cause__ or error.__context__
+            return chain
+
+    bare, traced, _, server = bare_and_traced(
+        make_server, instrument, run, strict, stream_usage="always"
+    )
+    assert traced == bare
+    assert [bool(r.json.get("stream_options")) for r in server.requests] == [True, False]
+
+
+def test_a_caller_who_chose_stream_options_is_never_asked(make_server, exporter, instrument):
+    def run(client):
+        try:
+            return chat_stream(client, stream_options={"include_obfuscation": False})
+        except openai.BadRequestError as error:
+            return str(error)
+
+    strict = {"refuse_arguments": ["stream_options"]}
+    bare, traced, _, server = bare_and_traced(
+        make_server, instrument, run, strict, stream_usage="always"
+    )
+    assert traced == bare
+    assert [r.json["stream_options"] for r in server.requests] == [{"include_obfuscation": False}]

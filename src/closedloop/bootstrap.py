@@ -111,7 +111,11 @@ def _within(action: Callable[[], object], timeout_s: float, what: str) -> bool:
         finally:
             done.set()
 
-    threading.Thread(target=run, name=f"closedloop-{what}", daemon=True).start()
+    try:
+        threading.Thread(target=run, name=f"closedloop-{what}", daemon=True).start()
+    except RuntimeError:  # no new threads at interpreter exit (Python 3.12.0/3.12.1)
+        run()
+        return True
     if done.wait(timeout_s):
         return True
     health.count(f"provider.{what}_timed_out")

@@ -13,7 +13,7 @@ from collections import Counter
 
 logger = logging.getLogger("closedloop")
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a __del__ can count while this thread counts
 _failures: Counter[str] = Counter()
 _events: Counter[str] = Counter()
 

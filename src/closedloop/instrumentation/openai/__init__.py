@@ -17,6 +17,7 @@ from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
 from closedloop import __version__
+from closedloop.instrumentation import deferred
 from closedloop.instrumentation.openai.call import Operation
 from closedloop.instrumentation.openai.chat import ChatCompletions
 from closedloop.instrumentation.openai.embeddings import Embeddings
@@ -68,6 +69,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         )
         settings = kwargs.get("settings") or InstrumentationSettings.build()
         activate(settings)
+        deferred.start()
         hooks = Hooks(tracer, settings, StreamUsagePolicy(settings.stream_usage))
         for module, cls, method, operation in _TARGETS:
             wrap_function_wrapper(module, f"{cls}.{method}", sync_wrapper(hooks, operation))

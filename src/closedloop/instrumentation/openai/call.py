@@ -308,9 +308,11 @@ class LLMCall:
             if self._layer is not None:
                 self._layer.record_call(self.span.get_span_context())
         except Exception as error:
+            health.record_failure("span.attributes", error)
+        try:
+            self.span.end()  # span processors run here; theirs are not the caller's errors
+        except Exception as error:
             health.record_failure("span.end", error)
-        finally:
-            self.span.end()
 
     @property
     def ended(self) -> bool:

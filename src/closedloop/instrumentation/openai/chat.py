@@ -85,10 +85,9 @@ class ChatCompletions:
     def with_stream_usage(self, kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
         if given(kwargs, "stream") is not True:
             return None
-        options = given(kwargs, "stream_options")
-        if options is not None and (not isinstance(options, Mapping) or "include_usage" in options):
-            return None  # the caller decided (or passed something only the SDK should judge)
-        return {**kwargs, "stream_options": {**(options or {}), "include_usage": True}}
+        if given(kwargs, "stream_options") is not None:
+            return None  # the caller chose the stream's options: theirs to keep, refusal too
+        return {**kwargs, "stream_options": {"include_usage": True}}
 
     def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
         stop = given(kwargs, "stop")

@@ -26,6 +26,9 @@ TRUNCATION_MARK = "<TRUNCATED>"
 # Longer than any built-in entity (an e-mail is at most 64 + 1 + 255 characters): text this
 # close to a cut may hold an entity the cut split, so it is dropped after redaction.
 _CUT_MARGIN = 512
+# A run without whitespace this long at the cut is dropped whole (a JWT, a key); longer
+# runs are text in a script without spaces, cut where the budget ends.
+_MAX_TOKEN = 8_192
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
@@ -76,27 +79,38 @@ class ContentScrubber:
     def _cut(self, value: str) -> str:
         """The head of an over-budget string, redacted, then marked as truncated.
 
-        Redaction runs over a margin past the cut and the margin is dropped afterwards,
-        so an entity the cut would split is either replaced whole or not kept at all.
+        Redaction runs over a margin past the cut and the margin is dropped afterwards, so
+        an entity the cut would split is replaced whole or not kept. A token the final cut
+        still splits (a JWT longer than the margin) is dropped back to the last whitespace,
+        so no secret's head is kept without its tail.
         """
         self.truncated = True
         keep, self.remaining = self.remaining, 0
         if keep <= 0:
             return TRUNCATION_MARK
-        if self.redactor is None:
-            return clean(value[:keep]) + TRUNCATION_MARK
-        redacted = self._redact(clean(value[: keep + _CUT_MARGIN]))
-        return redacted[: max(0, min(keep, len(redacted) - _CUT_MARGIN))] + TRUNCATION_MARK
+        head = clean(value[: keep + _CUT_MARGIN])
+        if self.redactor is not None:
+            head = self._redact(head)
+            keep = min(keep, len(head) - _CUT_MARGIN)
+        kept = head[: max(0, keep)]
+        if kept and not kept[-1].isspace() and len(head) > len(kept):
+            split_token = kept[-_MAX_TOKEN:].rsplit(None, 1)[-1]
+            if len(split_token) < _MAX_TOKEN:  # longer runs (unspaced scripts) are not tokens
+                kept = kept[: len(kept) - len(split_token)]
+        return kept + TRUNCATION_MARK
 
     def value(self, value: Any) -> Any:
         """Redact the strings inside a JSON-like value, keeping its structure."""
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
-            return {
-                clean(key) if isinstance(key, str) else key: self.value(item)
-                for key, item in value.items()
-            }
+            scrubbed: dict[Any, Any] = {}
+            for key, item in value.items():
+                name = self.text(key) if isinstance(key, str) else key
+                while name in scrubbed:  # two keys redacted alike: keep both values
+                    name = f"{name}#"
+                scrubbed[name] = self.value(item)
+            return scrubbed
         if isinstance(value, (list, tuple)):
             return [self.value(item) for item in value]
         return value

@@ -19,13 +19,15 @@ import wrapt
 import openai
 from closedloop import health
 from closedloop.instrumentation import attributes as attr
+from closedloop.instrumentation.deferred import defer
 from closedloop.instrumentation.openai.call import LLMCall
 from closedloop.instrumentation.openai.streams import StreamTracer, traced_stream
 from openai._models import construct_type
 from openai._streaming import SSEDecoder
 
-# A complete (non-streamed) body read through ``iter_*`` is decoded at its end; bodies
-# larger than this are not kept for the span (the caller still gets every byte).
+# A complete (non-streamed) body read through ``iter_*`` is decoded at its end, a stream's
+# lines as they end; a body or line larger than this is not kept for the span (the caller
+# still gets every byte).
 _MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
@@ -38,6 +40,7 @@ def finish_legacy(call: LLMCall, raw: Any, is_async: bool) -> Any:
     try:
         parsed = raw.parse()
     except Exception as error:
+        call.mark_done()
         call.record_error(error)
         call.end()
         return raw
@@ -46,6 +49,7 @@ def finish_legacy(call: LLMCall, raw: Any, is_async: bool) -> Any:
         state = call.operation.stream_state(False)
         raw._parsed_by_type[raw._cast_to] = traced_stream(parsed, call, state, is_async)
         return raw
+    call.mark_done()
     call.record_response(parsed)
     call.end()
     return raw
@@ -69,11 +73,14 @@ class _BodyTracer:
                 if len(self.body) + len(data) <= _MAX_BODY_BYTES:
                     self.body += data
                 return
-            self.pending += data
-            *lines, rest = self.pending.split(b"\n")
-            self.pending = bytearray(rest)
-            for line in lines:
+            start = 0
+            while (end := data.find(b"\n", start)) >= 0:  # only new bytes are searched
+                self.pending += data[start:end]
+                line, self.pending = bytes(self.pending), bytearray()
                 self._line(line.rstrip(b"\r").decode("utf-8", "replace"))
+                start = end + 1
+            if len(self.pending) + len(data) - start <= _MAX_BODY_BYTES:
+                self.pending += data[start:]
         except Exception as error:
             health.record_failure("raw_response.read", error)
 
@@ -175,8 +182,7 @@ class _TracedBody(wrapt.ObjectProxy):  # type: ignore[misc]
     def __del__(self) -> None:
         tracer = getattr(self, "_self_tracer", None)
         if tracer is not None and not tracer.call.ended:
-            health.count("raw_response.ended_by_gc")
-            tracer.finish()
+            defer(lambda: _end_collected(tracer))
 
 
 class TracedAPIResponse(_TracedBody):
@@ -273,6 +279,13 @@ class AsyncTracedAPIResponse(_TracedBody):
             await self.__wrapped__.close()
         finally:
             self._self_tracer.finish()
+
+
+def _end_collected(tracer: _BodyTracer) -> None:
+    """A response collected before its body was done (runs off the collecting thread)."""
+    if not tracer.call.ended:
+        health.count("raw_response.ended_by_gc")
+        tracer.finish()
 
 
 def traced_api_response(response: Any, call: LLMCall, kwargs: dict[str, Any]) -> Any:

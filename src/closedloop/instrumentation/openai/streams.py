@@ -17,6 +17,7 @@ from typing import Any
 import wrapt
 
 from closedloop import health
+from closedloop.instrumentation.deferred import defer
 from closedloop.instrumentation.openai.call import LLMCall, StreamState
 
 
@@ -110,10 +111,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             self._self_tracer.finish()
 
     def __del__(self) -> None:
-        tracer = getattr(self, "_self_tracer", None)
-        if tracer is not None and not tracer.call.ended:
-            health.count("stream.ended_by_gc")
-            tracer.finish()
+        _end_abandoned(getattr(self, "_self_tracer", None))
 
 
 class AsyncTracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
@@ -165,10 +163,19 @@ class AsyncTracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             self._self_tracer.finish()
 
     def __del__(self) -> None:
-        tracer = getattr(self, "_self_tracer", None)
-        if tracer is not None and not tracer.call.ended:
-            health.count("stream.ended_by_gc")
-            tracer.finish()
+        _end_abandoned(getattr(self, "_self_tracer", None))
+
+
+def _end_abandoned(tracer: StreamTracer | None) -> None:
+    """A stream collected before it ended: end its span off the collecting thread."""
+    if tracer is not None and not tracer.call.ended:
+        defer(lambda: _end_collected(tracer))
+
+
+def _end_collected(tracer: StreamTracer) -> None:
+    if not tracer.call.ended:
+        health.count("stream.ended_by_gc")
+        tracer.finish()
 
 
 # Streams opened while a helper's stream manager enters (``.stream()``), so its exit can

@@ -78,11 +78,9 @@ def _begin(
     if not is_instrumentation_enabled():
         return None, kwargs
     name = operation.operation_name
-    try:
-        prepared = operation.prepare(kwargs)
-    except Exception as error:
-        health.record_failure(f"{name}.prepare", error)
-        return None, kwargs
+    # Not guarded: only the caller's own iterators run here, and what they raise is the
+    # caller's, exactly as the SDK would have raised it while reading them.
+    prepared = operation.prepare(kwargs)
     try:
         endpoint = Endpoint.of(instance)
         call = LLMCall(hooks.tracer, hooks.settings, operation, endpoint, prepared)
@@ -104,11 +102,9 @@ def _begin(
 def _finish(request: _Request, result: Any, is_async: bool) -> Any:
     """Record ``result`` on the span and return what the caller must receive."""
     call = request.call
-    streamed = isinstance(result, (openai.Stream, openai.AsyncStream))
-    if not streamed:
-        call.mark_done()
     try:
-        if streamed:
+        # Streams and unread bodies end where the caller finishes reading them.
+        if isinstance(result, (openai.Stream, openai.AsyncStream)):
             call.set({attr.PROVIDER_REQUEST_ID: result.response.headers.get("x-request-id")})
             state = call.operation.stream_state(request.asked_usage)
             return traced_stream(result, call, state, is_async)
@@ -116,6 +112,7 @@ def _finish(request: _Request, result: Any, is_async: bool) -> Any:
             return finish_legacy(call, result, is_async)
         if isinstance(result, (openai.APIResponse, openai.AsyncAPIResponse)):
             return traced_api_response(result, call, request.send)
+        call.mark_done()
         call.record_response(result)
     except Exception as error:
         health.record_failure(f"{call.operation.operation_name}.result", error)
@@ -141,9 +138,12 @@ def sync_wrapper(hooks: Hooks, operation: Operation) -> Wrapper:
             with trace.use_span(call.span, record_exception=False, set_status_on_exception=False):
                 try:
                     result = wrapped(*args, **request.send)
+                    refused = False
                 except Exception as error:
                     if not request.fall_back(error):
                         raise
+                    refused = True
+                if refused:  # outside the handler: the retry's errors do not chain ours
                     result = wrapped(*args, **request.send)
         except BaseException as error:
             _failed(call, error)
@@ -168,9 +168,12 @@ def async_wrapper(hooks: Hooks, operation: Operation) -> Wrapper:
             with trace.use_span(call.span, record_exception=False, set_status_on_exception=False):
                 try:
                     result = await wrapped(*args, **request.send)
+                    refused = False
                 except Exception as error:
                     if not request.fall_back(error):
                         raise
+                    refused = True
+                if refused:  # outside the handler: the retry's errors do not chain ours
                     result = await wrapped(*args, **request.send)
         except BaseException as error:
             _failed(call, error)
