@@ -6,12 +6,17 @@ Three modes run interleaved in the same process, so machine noise hits them alik
               closedloop records (the floor any OTel instrumentation pays)
   closedloop  closedloop.instrument() with content capture and redaction on
 Prints the median per-call time for plain and streaming chat calls, then redaction cost
-in microseconds per KB of text. Run: ``.venv/bin/python benchmarks/instrumentation_overhead.py``.
+in microseconds per KB of text, then large prompts (a numeric CSV, prose, PII-dense text,
+"1234567 " repeated): the redaction pipeline alone, and a chat call with that prompt without
+closedloop and with it (content capped at its default size, and uncapped). The local server
+echoes the prompt, so an instrumented call redacts the text twice: prompt and reply.
+Run: ``.venv/bin/python benchmarks/instrumentation_overhead.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 import timeit
@@ -115,10 +120,93 @@ def redaction_us_per_kb(text: str, repeat: int = 2000) -> float:
     return seconds / repeat * 1e6
 
 
+KB, MB = 1024, 1024 * 1024
+
+
+def repeated(unit: str, size: int) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def numeric_csv(size: int) -> str:
+    """Rows of integers of every length and a float: numeric data, once the slowest to redact."""
+    rng = random.Random(7)
+    rows: list[str] = []
+    while sum(map(len, rows)) < size:
+        ints = [str(rng.randint(0, 10 ** rng.randint(1, 9))) for _ in range(5)]
+        rows.append(",".join([*ints, f"{rng.random() * 1000:.4f}", str(rng.randint(0, 99999))]))
+    return "\n".join(rows)[:size]
+
+
+def distinct_pii(size: int) -> str:
+    """E-mails, phone numbers, SSNs, IPs and tokens, each one different: nothing is reused."""
+    lines = []
+    for index in range(size // 150 + 1):
+        lines.append(
+            f"Customer {index} (user{index}@example.com, +1 415 555 {index % 10000:04d}) "
+            f"SSN {100 + index % 800}-{10 + index % 89}-{1000 + index % 9000}, "
+            f"host 10.{index % 250}.{index // 250 % 250}.7 token sk-{index:032d}. "
+        )
+    return "".join(lines)[:size]
+
+
+LARGE_PROMPTS = {
+    "numeric CSV, 200 KB": lambda: numeric_csv(200 * KB),
+    "prose, 1 MB": lambda: repeated(PLAIN_TEXT, MB),
+    "PII-dense (one sentence repeated), 1 MB": lambda: repeated(PII_TEXT, MB),
+    "PII-dense (every value distinct), 1 MB": lambda: distinct_pii(MB),
+    '"1234567 " repeated, 1 MB': lambda: repeated("1234567 ", MB),
+}
+UNCAPPED = 1 << 30  # max_content_chars that lets the whole prompt through to redaction
+
+
+def redaction_ms(text: str, repeat: int = 3) -> float:
+    pipeline = RedactionPipeline()
+    return min(timeit.repeat(lambda: pipeline.redact(text), number=1, repeat=repeat)) * 1e3
+
+
+def large_prompt_calls(prompts: dict[str, str], calls: int) -> dict[tuple[str, str], float]:
+    """Median ms per chat call with each prompt, per mode, the modes interleaved per call."""
+    modes = {"bare": None, "closedloop": {}, "uncapped": {"max_content_chars": UNCAPPED}}
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(DiscardingExporter()))
+    samples: dict[tuple[str, str], list[float]] = {}
+    with OpenAICompatibleServer() as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="bench", max_retries=0)
+        for _ in range(calls):
+            for name, prompt in prompts.items():
+                messages = [{"role": "user", "content": prompt}]
+                for mode, options in modes.items():
+                    if options is not None:
+                        closedloop.instrument(
+                            tracer_provider=provider, user_hash_key="bench", **options
+                        )
+                    started = time.perf_counter()
+                    client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+                    samples.setdefault((name, mode), []).append(time.perf_counter() - started)
+                    if options is not None:
+                        closedloop.uninstrument()
+    provider.shutdown()
+    return {key: statistics.median(values) * 1e3 for key, values in samples.items()}
+
+
+def large_prompt_table(calls: int) -> Table:
+    prompts = {name: make() for name, make in LARGE_PROMPTS.items()}
+    call_ms = large_prompt_calls(prompts, calls)
+    table = Table(title=f"Large prompts, ms (median of {calls} calls; redaction: best of 3)")
+    columns = ("prompt", "redaction alone", "call: bare", "closedloop", "closedloop, uncapped")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, prompt in prompts.items():
+        calls_row = (call_ms[(name, mode)] for mode in ("bare", "closedloop", "uncapped"))
+        table.add_row(name, f"{redaction_ms(prompt):.0f}", *(f"{ms:.0f}" for ms in calls_row))
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--calls", type=int, default=50, help="calls per mode per round")
+    parser.add_argument("--large-calls", type=int, default=3, help="calls per large prompt")
     args = parser.parse_args()
     samples = measure(args.rounds, args.calls)
     table = Table(title=f"Median per-call time, µs ({args.rounds} x {args.calls} calls per cell)")
@@ -135,6 +223,7 @@ def main() -> None:
         f"redaction: {redaction_us_per_kb(PLAIN_TEXT):.1f} µs/KB on text without PII, "
         f"{redaction_us_per_kb(PII_TEXT):.1f} µs/KB on PII-dense text"
     )
+    console.print(large_prompt_table(args.large_calls))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """Content redaction, applied to prompts, outputs and error messages before they reach a span.
 
-Redaction runs on every LLM call, so each built-in redactor is shaped for text without PII (the
-common case): a substring test or a regex that ``re`` can skip through by its first character
-rejects the text before any detailed pattern or checksum runs. Every match is replaced by a typed
-placeholder such as ``<EMAIL>``; no built-in pattern can match a placeholder, so redacting already
-redacted text changes nothing.
+Redaction runs on every LLM call, on the app's thread, so each built-in redactor is shaped for
+text without PII (the common case): a substring test or a regex that ``re`` can skip through by
+its first character rejects the text before any detailed pattern or checksum runs. And whatever
+the text holds (a megabyte of digits, a CSV export, a wall of "@"), each costs time linear in its
+length: no pattern backtracks over more than a bounded stretch, checksums over long runs of
+numbers slide along them, and libphonenumber only sees short windows (see :mod:`.phones`). Every
+match is replaced by a typed placeholder such as ``<EMAIL>``; no built-in pattern can match a
+placeholder, so redacting already redacted text changes nothing.
 
 One module per entity type (``emails``, ``phones``, ``cards``, ...); :mod:`.pipeline` puts them
 in order, and :class:`RegexRedactor` covers identifiers of your own.

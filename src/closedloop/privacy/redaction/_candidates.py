@@ -33,12 +33,10 @@ class CandidateRedactor(BuiltInRedactor):
     """Finds candidates with a regex and replaces the spans that ``spans`` keeps of each.
 
     ``spans`` maps a candidate match to the absolute spans to replace (none when validation
-    fails). With an ``anchor`` (a character every candidate contains, like ``@``), the regex
-    only searches from ``reach[0]`` characters before each occurrence to ``reach[1]`` after,
-    instead of through the whole text.
+    fails).
     """
 
-    __slots__ = ("_anchor", "_candidates", "_placeholder", "_precheck", "_reach", "_spans")
+    __slots__ = ("_candidates", "_placeholder", "_precheck", "_spans")
 
     def __init__(
         self,
@@ -48,22 +46,18 @@ class CandidateRedactor(BuiltInRedactor):
         spans: SpanFinder,
         *,
         precheck: Callable[[str], bool] | None = None,
-        anchor: str | None = None,
-        reach: tuple[int, int] = (0, 0),
     ) -> None:
         super().__init__(name)
         self._candidates = candidates
         self._placeholder = placeholder
         self._spans = spans
         self._precheck = precheck
-        self._anchor = anchor
-        self._reach = reach
 
     def __call__(self, text: str) -> tuple[str, int]:
         if self._precheck is not None and not self._precheck(text):
             return text, 0
         # No candidate is the common case: answer it without setting up the replacement.
-        first = self._next(text, 0)
+        first = self._candidates.search(text)
         if first is None:
             return text, 0
         return replace_spans(text, self._spans_to_replace(text, first), self._placeholder)
@@ -78,20 +72,9 @@ class CandidateRedactor(BuiltInRedactor):
                 last_end = span[1]
             # Resume after the last replacement: it can end before the candidate does (an IBAN
             # that swallowed the next word), and what follows may start another entity.
-            match = self._next(text, last_end if last_end > match.start() else match.end())
-
-    def _next(self, text: str, pos: int) -> re.Match[str] | None:
-        """The first candidate at or after ``pos``."""
-        if self._anchor is None:
-            return self._candidates.search(text, pos)
-        before, after = self._reach
-        at = text.find(self._anchor, pos)
-        while at >= 0:
-            match = self._candidates.search(text, max(pos, at - before), at + after)
-            if match is not None:
-                return match
-            at = text.find(self._anchor, at + 1)
-        return None
+            match = self._candidates.search(
+                text, last_end if last_end > match.start() else match.end()
+            )
 
 
 class RedactorChain(BuiltInRedactor):

@@ -15,6 +15,15 @@ class Redactor(Protocol):
     def __call__(self, text: str) -> tuple[str, int]: ...
 
 
+def reaches_fixpoint(redactor: Redactor) -> bool:
+    """Whether running ``redactor`` on its own output is known to change nothing.
+
+    The pipeline then skips re-running it after its own replacements; a redactor says so with
+    a true ``reaches_fixpoint`` attribute.
+    """
+    return getattr(redactor, "reaches_fixpoint", False) is True
+
+
 @dataclass(frozen=True, slots=True)
 class RedactionResult:
     """Redacted text plus the replacement count, which is recorded on the span."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import accumulate
 
 from closedloop.privacy.redaction._candidates import CandidateRedactor
 from closedloop.privacy.redaction.base import Span, digit_count
@@ -10,18 +11,26 @@ from closedloop.privacy.redaction.base import Span, digit_count
 # Groups of 3+ digits joined by one space or dash: "4111 1111 1111 1111", "3782-822463-10005".
 # Shorter groups end the run, so an expiry month after the number ("... 1111 12/26") stays out,
 # and so does a group that continues as another number ("1111 123-45-6789", "1111 10.0.0.1").
+# The short lookahead (a first group has three digits) turns down "1 2 3 ..." before the long one.
 _CARD_RUN = re.compile(
-    r"\d(?<![\w+].)(?<!\d[-.].)(?=(?:[ -]?\d){12})\d{2,}(?:[ -]\d{3,})*(?!\w|[-.]\d)",
+    r"\d(?<![\w+].)(?<!\d[-.].)(?=\d\d)(?=(?:[ -]?\d){12})\d{2,}(?:[ -]\d{3,})*(?!\w|[-.]\d)",
     re.ASCII,
 )
-_DIGIT_GROUP = re.compile(r"\d+", re.ASCII)
 _LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")  # digit sum of 2 * d
 _MIN_DIGITS, _MAX_DIGITS = 13, 19
 
 
-def _luhn_valid(digits: str) -> bool:
-    doubled = digits[-2::-2].translate(_LUHN_DOUBLED)
-    return (sum(map(int, digits[-1::-2])) + sum(map(int, doubled))) % 10 == 0
+def _luhn_digits(digits: str) -> tuple[bytes, bytes]:
+    """The digits as they are and doubled (digit sum of 2 * d), as ASCII codes."""
+    return digits.encode("ascii"), digits.translate(_LUHN_DOUBLED).encode("ascii")
+
+
+def _luhn_valid(plain: bytes, doubled: bytes, begin: int, stop: int) -> bool:
+    """Whether ``digits[begin:stop]`` passes the Luhn check: digits at an even distance from
+    the last one count as they are, the others doubled (slices and sums stay in C)."""
+    kept = sum(plain[begin + (stop - 1 - begin) % 2 : stop : 2])
+    twice = sum(doubled[begin + (stop - begin) % 2 : stop : 2])
+    return (kept + twice - ord("0") * (stop - begin)) % 10 == 0
 
 
 def _card_spans(match: re.Match[str]) -> list[Span]:
@@ -30,7 +39,7 @@ def _card_spans(match: re.Match[str]) -> list[Span]:
     if len(digits) < _MIN_DIGITS:
         return []
     if len(digits) <= _MAX_DIGITS:
-        return [match.span()] if _luhn_valid(digits) else []
+        return [match.span()] if _luhn_valid(*_luhn_digits(digits), 0, len(digits)) else []
     return _cards_among_numbers(run, digits, match.start())
 
 
@@ -38,23 +47,26 @@ def _cards_among_numbers(run: str, digits: str, base: int) -> list[Span]:
     """A run longer than any card: a card next to other numbers.
 
     Tries each run of whole groups with a card's length and returns the union of the valid
-    ones, so no card digit can leak.
+    ones, so no card digit can leak. A card spans at most six groups (of three digits or
+    more), so this is linear in the run's length.
     """
-    groups = [(group.start(), group.end()) for group in _DIGIT_GROUP.finditer(run)]
+    sizes = [len(group) for group in run.replace("-", " ").split(" ")]  # one separator each
+    ends = list(accumulate(sizes))  # where each group ends in ``digits``
+    plain, doubled = _luhn_digits(digits)
     spans: list[Span] = []
-    offset = 0  # position in ``digits`` of the first group's first digit
-    for first, (start, first_end) in enumerate(groups):
-        length = 0
-        for group_start, end in groups[first:]:
-            length += end - group_start
-            if length > _MAX_DIGITS:
+    for first, size in enumerate(sizes):
+        begin = ends[first] - size
+        for last in range(first, len(sizes)):
+            stop = ends[last]
+            if stop - begin > _MAX_DIGITS:
                 break
-            if length >= _MIN_DIGITS and _luhn_valid(digits[offset : offset + length]):
-                if spans and base + start < spans[-1][1]:
-                    spans[-1] = (spans[-1][0], max(spans[-1][1], base + end))
+            if stop - begin >= _MIN_DIGITS and _luhn_valid(plain, doubled, begin, stop):
+                # In ``run`` a group is preceded by the digits and separators before it.
+                start, end = base + begin + first, base + stop + last
+                if spans and start < spans[-1][1]:
+                    spans[-1] = (spans[-1][0], max(spans[-1][1], end))
                 else:
-                    spans.append((base + start, base + end))
-        offset += first_end - start
+                    spans.append((start, end))
     return spans
 
 

@@ -16,6 +16,7 @@ _IBAN_COUNTRY_CODES = (
     "PS PT QA RO RS RU SA SC SD SE SI SK SM SN SO ST SV TD TG TL TN TR UA VA VG XK YE"
 )
 _IBAN_COUNTRIES = frozenset(_IBAN_COUNTRY_CODES.split())
+_MIN_LENGTH, _MAX_LENGTH = 15, 34
 _LETTER_VALUES = {
     ord(letter): str(value) for value, letter in enumerate(string.ascii_uppercase, 10)
 }
@@ -25,25 +26,23 @@ _IBAN = re.compile(
 )
 
 
-def _iban_valid(compact: str) -> bool:
-    if not 15 <= len(compact) <= 34 or compact[:2] not in _IBAN_COUNTRIES:
-        return False
-    if not 2 <= int(compact[2:4]) <= 98:
-        return False
-    return int((compact[4:] + compact[:4]).translate(_LETTER_VALUES)) % 97 == 1
-
-
 def _iban_spans(match: re.Match[str]) -> tuple[Span, ...]:
-    # The candidate may have swallowed a following 4-character word ("... 7034 THEN"):
-    # retry without trailing space-separated groups before giving up.
-    candidate = match.group()
+    # The candidate may have swallowed following 4-character words ("... 7034 THEN"): retry
+    # without trailing space-separated groups, down to the shortest IBAN, before giving up.
+    candidate = match.group()  # starts with the country code and check digits, unspaced
+    if candidate[:2] not in _IBAN_COUNTRIES or not 2 <= int(candidate[2:4]) <= 98:
+        return ()
+    moved_to_end = candidate[:4].translate(_LETTER_VALUES)
     while True:
-        if _iban_valid(candidate.replace(" ", "")):
+        compact = candidate.replace(" ", "")
+        if len(compact) < _MIN_LENGTH:
+            return ()
+        account = compact[4:].translate(_LETTER_VALUES)
+        if len(compact) <= _MAX_LENGTH and int(account + moved_to_end) % 97 == 1:
             return ((match.start(), match.start() + len(candidate)),)
-        head, space, _ = candidate.rpartition(" ")
+        candidate, space, _ = candidate.rpartition(" ")
         if not space:
             return ()
-        candidate = head
 
 
 # Check digits plus a (mostly) numeric account number: real IBANs carry at least 12 digits.

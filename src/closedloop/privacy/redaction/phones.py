@@ -1,4 +1,10 @@
-"""Phone numbers, as libphonenumber reads them."""
+"""Phone numbers, as libphonenumber reads them, looked for only in short windows of the text.
+
+libphonenumber costs about 30 µs per candidate it parses, so it is handed only the windows of
+:mod:`._phone_windows` (bounded in size, found in one linear scan) that the sound check of
+:mod:`._national_numbers` lets through, and each window's verdict is kept for the rest of the
+call: repeated data costs one parse.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,14 @@ import re
 
 import phonenumbers
 
-from closedloop.privacy.redaction.base import ascii_digit_count, replace_spans
+from closedloop.privacy.redaction._national_numbers import NationalNumbers
+from closedloop.privacy.redaction._phone_windows import (
+    MIN_DIGITS,
+    Window,
+    phone_runs,
+    phone_windows,
+)
+from closedloop.privacy.redaction.base import Span, ascii_digit_count, replace_spans
 
 # Seven digits with at most a few separators between neighbours: every valid number in
 # international or national format has that, while prose with a few numbers rarely does.
@@ -14,13 +27,22 @@ from closedloop.privacy.redaction.base import ascii_digit_count, replace_spans
 # Arabic-Indic digits.
 _PHONE_HINT = re.compile(r"\d(?:\D{0,4}\d){6}")
 _ASCII_PHONE_HINT = re.compile(_PHONE_HINT.pattern, re.ASCII)
+_PLACEHOLDER = "<PHONE>"
+# Failed parses libphonenumber may try per window (the whole candidate, then the parts it
+# splits it into); ordinary text needs a few, the bound caps what a crafted window costs.
+_MAX_TRIES = 16
+# Replacing a number changes the run it was in (now two runs, maybe short ones), so the
+# redactor looks at those runs again, until its output is a fixpoint.
+_MAX_ROUNDS = 3
+
+Verdicts = dict[tuple[int, str], tuple[Span, ...]]
 
 
 def _may_hold_phone(text: str) -> bool:
     ascii_only = text.encode("ascii", "ignore")
     # Any non-ASCII character might be a digit, so count them all before the Unicode regex.
     digits_at_most = ascii_digit_count(ascii_only) + len(text) - len(ascii_only)
-    if digits_at_most < 7:
+    if digits_at_most < MIN_DIGITS:
         return False
     hint = _ASCII_PHONE_HINT if len(ascii_only) == len(text) else _PHONE_HINT
     return hint.search(text) is not None
@@ -31,10 +53,11 @@ class PhoneRedactor:
 
     Numbers written without a ``+`` country code are read as numbers of ``region``.
     Run it after the card, IBAN, IP and SSN redactors, whose digits it could otherwise read
-    as phone numbers.
+    as phone numbers. Running it on its own output changes nothing.
     """
 
-    __slots__ = ("_region",)
+    __slots__ = ("_national", "_region")
+    reaches_fixpoint = True
 
     def __init__(self, region: str = "US") -> None:
         region = region.upper()
@@ -44,6 +67,7 @@ class PhoneRedactor:
                 "use an ISO 3166 code such as 'US', 'GB' or 'DE'"
             )
         self._region = region
+        self._national = NationalNumbers(region)
 
     @property
     def region(self) -> str:
@@ -52,10 +76,104 @@ class PhoneRedactor:
     def __call__(self, text: str) -> tuple[str, int]:
         if not _may_hold_phone(text):
             return text, 0
+        verdicts: Verdicts = {}
+        total = 0
+        regions = [(0, len(text))]
+        for round_ in range(_MAX_ROUNDS):
+            numbers, changed = self._scan(text, regions, verdicts, after_cut=round_ > 0)
+            if not numbers:
+                break
+            text, count = replace_spans(text, numbers, _PLACEHOLDER)
+            total += count
+            regions = _after_replacing(changed, numbers)
+        return text, total
+
+    def _scan(
+        self, text: str, regions: list[Span], verdicts: Verdicts, *, after_cut: bool
+    ) -> tuple[list[Span], list[Span]]:
+        """The numbers in ``regions``, and the regions that replacing them changes.
+
+        ``after_cut``: the regions are runs just cut by replacements, or their neighbours.
+        """
+        found: list[Span] = []
+        changed: list[Span] = []
+        for start, end in regions:
+            runs = list(phone_runs(text, start, end))
+            for index, run in enumerate(runs):
+                windows = phone_windows(run, edges_only=after_cut)
+                numbers = [
+                    span for window in windows for span in self._numbers(text, window, verdicts)
+                ]
+                if numbers:
+                    found += numbers
+                    changed.append(_neighbourhood(runs, index))
+        return _union(found), changed
+
+    def _numbers(self, text: str, window: Window, verdicts: Verdicts) -> list[Span]:
+        start, end, is_part = window
+        # One character of context before the window, as the matcher checks it for letters;
+        # not a digit (a run can start right after an extension), which it would read on.
+        before = 1 if start and not text[start - 1].isdecimal() else 0
+        key = (before, text[start - before : end + window.context_after])
+        spans = verdicts.get(key)
+        if spans is None:
+            possible = self._national.may_hold_valid(text[start:end], whole=is_part)
+            spans = self._match(key[1], before, end - start) if possible else ()
+            verdicts[key] = spans
+        return [(start + left, start + right) for left, right in spans]
+
+    def _match(self, window: str, before: int, length: int) -> tuple[Span, ...]:
+        """Numbers libphonenumber finds in ``window`` that start in its core, core-relative."""
         found = phonenumbers.PhoneNumberMatcher(
-            text, self._region, leniency=phonenumbers.Leniency.VALID
+            window, self._region, leniency=phonenumbers.Leniency.VALID, max_tries=_MAX_TRIES
         )
-        return replace_spans(text, ((number.start, number.end) for number in found), "<PHONE>")
+        return tuple(
+            (number.start - before, number.end - before)
+            for number in found
+            if before <= number.start < before + length
+        )
 
     def __repr__(self) -> str:
         return f"PhoneRedactor({self._region!r})"
+
+
+def _neighbourhood(runs: list[re.Match[str]], index: int) -> Span:
+    """The run at ``index`` with the runs whose verdicts depend on its characters: one that
+    ends at most three characters before it (its context after reaches in) and one that
+    continues it (its context before is this run's last character)."""
+    start, end = runs[index].span()
+    if index and start - runs[index - 1].end() <= 3:
+        start = runs[index - 1].start()
+    if index + 1 < len(runs) and runs[index + 1].start() == end:
+        end = runs[index + 1].end()
+    return start, end
+
+
+def _union(spans: list[Span]) -> list[Span]:
+    """``spans`` sorted, overlapping ones merged (windows of a long run can overlap)."""
+    merged: list[Span] = []
+    for start, end in sorted(spans):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _after_replacing(regions: list[Span], replaced: list[Span]) -> list[Span]:
+    """Where ``regions`` (in order, each holding whole replaced spans) are after replacing,
+    merged where they overlap."""
+    moved: list[Span] = []
+    shift = 0  # how much shorter the text before the current position got
+    index = 0
+    for start, end in regions:
+        new_start = start - shift
+        while index < len(replaced) and replaced[index][0] < end:
+            span_start, span_end = replaced[index]
+            shift += span_end - span_start - len(_PLACEHOLDER)
+            index += 1
+        if moved and new_start <= moved[-1][1]:
+            moved[-1] = (moved[-1][0], max(moved[-1][1], end - shift))
+        else:
+            moved.append((new_start, end - shift))
+    return moved

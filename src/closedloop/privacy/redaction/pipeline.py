@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from closedloop.privacy.redaction.base import RedactionResult, Redactor
+from closedloop.privacy.redaction.base import RedactionResult, Redactor, reaches_fixpoint
 from closedloop.privacy.redaction.cards import redact_cards
 from closedloop.privacy.redaction.emails import redact_emails
 from closedloop.privacy.redaction.ibans import redact_ibans
@@ -43,7 +43,7 @@ class RedactionPipeline:
     ``extra`` redactors run after them, so they see text with built-in PII already replaced.
     """
 
-    __slots__ = ("_redactors",)
+    __slots__ = ("_redactors", "_settled_by_own_run")
 
     def __init__(
         self,
@@ -57,24 +57,41 @@ class RedactionPipeline:
         for redactor in self._redactors:
             if not callable(redactor):
                 raise TypeError(f"redactor {redactor!r} is not callable as redactor(text)")
+        self._settled_by_own_run = tuple(map(reaches_fixpoint, self._redactors))
 
     @property
     def redactors(self) -> tuple[Redactor, ...]:
         return self._redactors
 
     def redact(self, text: str) -> RedactionResult:
+        """Redact until no redactor changes the text, so redacting the result is a no-op.
+
+        A replacement can expose a new match to an earlier redactor ("1.2.3.4.5 123-..."
+        becomes "1.2.3.4.<PHONE>", now an IP), so after a change the redactors that have not
+        seen the new text run again, and only they: text without PII takes one pass, and
+        the phone redactor (the costly one, which settles its own output) runs again only if
+        another redactor changed the text after it.
+        """
         if not text:
             return _EMPTY
         total = 0
+        version = 0  # counts changes to the text
+        seen = [-1] * len(self._redactors)  # the version each redactor's output is final for
         for _ in range(_MAX_PASSES):
-            before = text
-            for redactor in self._redactors:
-                text, count = redactor(text)
+            ran = False
+            for index, redactor in enumerate(self._redactors):
+                if seen[index] == version:
+                    continue
+                ran = True
+                redacted, count = redactor(text)
                 total += count
-            # A replacement can expose a new match to an earlier redactor ("1.2.3.4.5 123-..."
-            # becomes "1.2.3.4.<PHONE>", now an IP), so repeat until nothing changes: then
-            # redacting the result again is a no-op. Text without PII takes one pass.
-            if text == before:
+                if redacted == text:
+                    seen[index] = version
+                    continue
+                text = redacted
+                version += 1
+                seen[index] = version if self._settled_by_own_run[index] else version - 1
+            if not ran:
                 break
         return RedactionResult(text, total)
 

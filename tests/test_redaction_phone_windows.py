@@ -1,0 +1,76 @@
+"""The phone search's own parts: the syntax it copies from libphonenumber, and its shortcut.
+
+The windows are cut with libphonenumber's punctuation, leading characters and extension
+syntax, copied into a regex; these tests fail if a phonenumbers upgrade changes them. The
+shortcut past libphonenumber must never drop a valid number.
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from phonenumbers import PhoneNumberFormat, PhoneNumberType, phonenumbermatcher, phonenumberutil
+
+from closedloop.privacy.redaction import _phone_windows
+from closedloop.privacy.redaction._national_numbers import NationalNumbers
+
+
+def test_copied_libphonenumber_syntax_matches_the_library() -> None:
+    def chars(char_class: str) -> set[str]:
+        pattern = re.compile(f"[{char_class}]", re.IGNORECASE)
+        return {chr(code) for code in range(0x10000) if pattern.fullmatch(chr(code))}
+
+    assert chars(_phone_windows.PUNCTUATION) == chars(phonenumberutil._VALID_PUNCTUATION)
+    assert chars(_phone_windows.LEADS) == chars(phonenumbermatcher._LEAD_CLASS_CHARS)
+
+
+EXTENSION_PIECES = (
+    *(" ", "\xa0", "\t", ",", "-", ";ext=", "ext", "extensi\xf3n", "xtn", "x", "X", "#", "~"),
+    *("int", "\uff45\uff58\uff54", "\u0434\u043e\u0431", "anexo", ":", "."),
+    *("1", "23", "4567", "12345678901"),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.lists(st.sampled_from(EXTENSION_PIECES), max_size=7).map("".join))
+def test_copied_extension_syntax_matches_the_library(text: str) -> None:
+    # Ours allows at most eight separators in a row where the library allows any number;
+    # seven pieces never reach that.
+    library = re.compile(phonenumberutil._EXTN_PATTERNS_FOR_MATCHING, re.IGNORECASE)
+    ours = re.compile(_phone_windows.EXTENSION, re.IGNORECASE)
+    theirs, mine = library.match(text), ours.match(text)
+    assert (theirs and theirs.end()) == (mine and mine.end())
+
+
+NATIONAL_EXAMPLES = [
+    (region, number)
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS)
+    for kind in vars(PhoneNumberType).values()
+    if isinstance(kind, int)
+    if (number := phonenumbers.example_number_for_type(region, kind)) is not None
+]
+
+
+def test_the_shortcut_past_libphonenumber_keeps_every_valid_number() -> None:
+    """Every valid example number of every region, as written there, passes the check."""
+    national = {region: NationalNumbers(region) for region in phonenumbers.SUPPORTED_REGIONS}
+    for region, number in NATIONAL_EXAMPLES:
+        digits = phonenumbers.national_significant_number(number)
+        written = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+        with_country_code = f"{number.country_code} {digits}"  # read as national in parse
+        for text in {written, digits, re.sub(r"\D", "", written), with_country_code}:
+            parsed = phonenumbers.parse(text, region)
+            if phonenumbers.is_valid_number(parsed):
+                assert national[region].may_hold_valid(text, whole=True), (region, text)
+                assert national[region].may_hold_valid(f"{text} 12", whole=False), (region, text)
+
+
+def test_the_shortcut_rejects_what_cannot_be_a_number() -> None:
+    us = NationalNumbers("US")
+    assert not us.may_hold_valid("1234567", whole=True)
+    assert not us.may_hold_valid("0.7053 0.0866 0.8785", whole=True)
+    assert us.may_hold_valid("201-555-0123", whole=True)
+    assert us.may_hold_valid("011 44 20 7946 0958", whole=True)  # international prefix
