@@ -45,6 +45,32 @@ def env_flag(name: str, default: bool) -> bool:
     raise ValueError(f"{name}={raw!r} is not a boolean; use true or false.")
 
 
+# The OTel GenAI instrumentations' switch: booleans, or (newer) where content goes.
+OTEL_CAPTURE_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_OTEL_CAPTURE_MODES = {
+    "span_only": True,
+    "span_and_event": True,
+    "event_only": False,  # closedloop records content on spans only
+    "no_content": False,
+}
+
+
+def capture_from_environment() -> bool:
+    """``CLOSEDLOOP_CAPTURE_CONTENT``, else the standard OTel GenAI variable, else on."""
+    if os.environ.get("CLOSEDLOOP_CAPTURE_CONTENT", "").strip():
+        return env_flag("CLOSEDLOOP_CAPTURE_CONTENT", True)
+    raw = os.environ.get(OTEL_CAPTURE_VARIABLE, "").strip()
+    if raw.lower() in _OTEL_CAPTURE_MODES:
+        return _OTEL_CAPTURE_MODES[raw.lower()]
+    try:
+        return env_flag(OTEL_CAPTURE_VARIABLE, True)
+    except ValueError:
+        modes = ", ".join(m.upper() for m in _OTEL_CAPTURE_MODES)
+        raise ValueError(
+            f"{OTEL_CAPTURE_VARIABLE}={raw!r} is not understood; use true, false, {modes}."
+        ) from None
+
+
 def _check_redactors(redactors: object) -> None:
     if callable(redactors) and not isinstance(redactors, (list, tuple)):
         raise TypeError(
@@ -119,9 +145,11 @@ class InstrumentationSettings:
     ) -> InstrumentationSettings:
         """Settings from ``instrument()`` arguments, falling back to environment variables.
 
-        ``CLOSEDLOOP_CAPTURE_CONTENT`` and ``CLOSEDLOOP_REDACT`` switch content capture and
-        redaction when no argument says otherwise. Every argument is checked here, so a
-        wrong one fails at start-up with the fix instead of untracing calls later.
+        ``CLOSEDLOOP_CAPTURE_CONTENT`` (else the standard
+        ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``) and ``CLOSEDLOOP_REDACT``
+        switch content capture and redaction when no argument says otherwise. Every
+        argument is checked here, so a wrong one fails at start-up with the fix instead of
+        untracing calls later.
         """
         flag_fix = "pass True or False (or leave it out to read the environment)."
         require_type("capture_content", capture_content, bool, flag_fix, optional=True)
@@ -142,7 +170,7 @@ class InstrumentationSettings:
         _check_counter(interaction_counter)
         _check_prices(prices)
         if capture_content is None:
-            capture_content = env_flag("CLOSEDLOOP_CAPTURE_CONTENT", True)
+            capture_content = capture_from_environment()
         if redact is None:
             redact = env_flag("CLOSEDLOOP_REDACT", True)
         return cls(

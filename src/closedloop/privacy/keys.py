@@ -9,7 +9,6 @@ machine, so using it warns, once per key file per process. No message ever inclu
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import secrets
 import tempfile
@@ -23,7 +22,6 @@ __all__ = ["KeySource", "KeySpec", "key_directory", "resolve_key"]
 
 KeySource = Literal["argument", "environment", "key_file"]
 
-logger = logging.getLogger(__name__)
 
 _warned: set[Path] = set()
 _warned_lock = threading.Lock()
@@ -138,5 +136,5 @@ def _warn_once(spec: KeySpec, path: Path, stacklevel: int) -> None:
         f"{spec.argument}=...); to stay compatible with what this machine has made so far, "
         "use this file's content as that secret."
     )
+    # One channel, so it prints once: logging.captureWarnings() routes it to the app's logs.
     warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)  # + this function
-    logger.warning(message)
