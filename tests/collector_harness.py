@@ -55,11 +55,19 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -
 
 
 def sampling_config(
-    output: Path, *, http_port: int, grpc_port: int, decision_wait: str = "1s"
+    output: Path,
+    *,
+    http_port: int,
+    grpc_port: int,
+    decision_wait: str = "1s",
+    decision_cache: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The production tail_sampling policies, exporting to a file instead of ClickHouse."""
+    """The production tail_sampling policies, exporting to a file instead of ClickHouse;
+    ``decision_cache`` replaces the production cache sizes (to test other sizings)."""
     production = yaml.safe_load(PRODUCTION_CONFIG.read_text())
     tail_sampling = dict(production["processors"]["tail_sampling"], decision_wait=decision_wait)
+    if decision_cache is not None:
+        tail_sampling["decision_cache"] = decision_cache
     return {
         "receivers": {
             "otlp": {

@@ -2,7 +2,8 @@
 
 The collector is built from upstream modules (`make collector`) and run with the
 production policies from collector/otel-collector.yaml, its exporters swapped for the
-file exporter; the same generated traffic goes to both over the same arrival order.
+file exporter (and, where a test says so, its decision caches resized); the same generated
+traffic goes to both over the same arrival order.
 """
 
 from __future__ import annotations
@@ -13,10 +14,16 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.trace import format_span_id, format_trace_id
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import Span, format_span_id, format_trace_id
 
-from closedloop.sampling import SAMPLED, TailSampler, sampler_config
-from closedloop.sampling.trace import SpanView
+from closedloop.sampling import NOT_SAMPLED, SAMPLED, TailSampler, load, sampler_config
+from closedloop.sampling.policies import Policy
+from closedloop.sampling.trace import SpanView, TraceState
 from closedloop.testing.traffic import batches, generate_traffic
 from collector_harness import (
     LB_CONFIG,
@@ -31,16 +38,24 @@ from collector_harness import (
 LATE_AFTER_NS = 60 * 1_000_000_000
 
 
-def waves(seed: int, requests: int):
-    """Calls and early feedback first; feedback given more than a minute later arrives late."""
+def waves(seed: int, requests: int) -> tuple[list[ReadableSpan], list[ReadableSpan]]:
+    """Calls and early feedback first. Late, after every decision: feedback given more than
+    a minute after its call, and the request (root) span of every third trace, as when a
+    request ends after its trace was decided. A late root would not sample on its own, late
+    feedback always would: together they show whether late spans follow their trace."""
     traffic = generate_traffic(requests, seed=seed, days=1)
     late_ids = {
         item.span_id
         for item in traffic.feedback
         if item.timestamp_ns - item.call.start_ns > LATE_AFTER_NS
     }
-    first = [s for s in traffic.spans if format_span_id(s.context.span_id) not in late_ids]
-    late = [s for s in traffic.spans if format_span_id(s.context.span_id) in late_ids]
+
+    def is_late(span: ReadableSpan) -> bool:
+        late_root = span.parent is None and span.context.trace_id % 3 == 0
+        return late_root or format_span_id(span.context.span_id) in late_ids
+
+    first = [s for s in traffic.spans if not is_late(s)]
+    late = [s for s in traffic.spans if is_late(s)]
     return first, late
 
 
@@ -88,12 +103,27 @@ def test_collector_validates_both_production_configs():
         assert result.returncode == 0, result.stderr
 
 
-def test_python_sampler_keeps_exactly_what_the_collector_keeps(tmp_path):
+# Decision cache sizings: the production one, and each cache alone (the collector then keeps
+# traces with the other decision in memory, decided, so their late spans still follow them).
+CACHE_SIZINGS = {
+    "production": None,
+    "sampled-only": {"sampled_cache_size": 200_000, "non_sampled_cache_size": 0},
+    "non-sampled-only": {"sampled_cache_size": 0, "non_sampled_cache_size": 1_000_000},
+    "none": {"sampled_cache_size": 0, "non_sampled_cache_size": 0},
+}
+
+
+@pytest.mark.parametrize("decision_cache", list(CACHE_SIZINGS.values()), ids=list(CACHE_SIZINGS))
+def test_python_sampler_keeps_exactly_what_the_collector_keeps(
+    tmp_path: Path, decision_cache: dict[str, int] | None
+) -> None:
     collector_binary()
     first, late = waves(seed=21, requests=2000)
     http_port, grpc_port = free_port(), free_port()
     output = tmp_path / "kept.jsonl"
-    config = sampling_config(output, http_port=http_port, grpc_port=grpc_port)
+    config = sampling_config(
+        output, http_port=http_port, grpc_port=grpc_port, decision_cache=decision_cache
+    )
     with running_collector(config, tmp_path, http_port):
         send(http_port, first)
         wait_until_quiet(output)
@@ -106,6 +136,8 @@ def test_python_sampler_keeps_exactly_what_the_collector_keeps(tmp_path):
     assert len(first) + len(late) > 5000 and len(late) > 300
     kept_traces = {trace for trace, _ in from_python}
     assert 0.3 * trace_count < len(kept_traces) < 0.95 * trace_count
+    late_traces = {format_trace_id(s.context.trace_id) for s in late}
+    assert late_traces & kept_traces and late_traces - kept_traces  # late spans on both sides
     assert from_collector == from_python
 
 
@@ -172,3 +204,68 @@ def test_the_sampler_loads_the_production_policies(config):
         "baseline",
     ]
     assert (loaded.decision_wait_s, loaded.num_traces) == (10.0, 100_000)
+
+
+class _TraceIdsTheBaselineDrops(RandomIdGenerator):
+    """Random ids, keeping only trace ids the production baseline does not sample, so that
+    only the feedback rule can keep a trace."""
+
+    def __init__(self, baseline: Policy) -> None:
+        self._baseline = baseline
+
+    def generate_trace_id(self) -> int:
+        while True:
+            trace_id = super().generate_trace_id()
+            if self._baseline.evaluate(TraceState(trace_id)) == NOT_SAMPLED:
+                return trace_id
+
+
+def feedback_rule_traces() -> tuple[list[ReadableSpan], set[tuple[str, str]]]:
+    """Traces only the feedback rule could keep, and the spans it must keep: a span is
+    feedback iff it is named closedloop.feedback (DESIGN.md Contract 2), with or without a
+    closedloop.feedback.kind attribute; that attribute on any other span is not feedback."""
+    baseline = next(p for p in load(PRODUCTION_CONFIG).policies if p.name == "baseline")
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "app"}),
+        id_generator=_TraceIdsTheBaselineDrops(baseline),
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    expected: set[tuple[str, str]] = set()
+
+    def keep(span: Span) -> None:
+        context = span.get_span_context()
+        expected.add((format_trace_id(context.trace_id), format_span_id(context.span_id)))
+
+    with tracer.start_as_current_span("closedloop.feedback") as no_kind:
+        keep(no_kind)
+    with tracer.start_as_current_span("handle_request") as root:
+        keep(root)
+        with tracer.start_as_current_span("closedloop.feedback") as named:
+            named.set_attribute("closedloop.feedback.kind", "outcome")
+            keep(named)
+    with tracer.start_as_current_span("chat gpt-4o") as kind_only:
+        kind_only.set_attribute("closedloop.feedback.kind", "explicit")
+    with (
+        tracer.start_as_current_span("handle_request"),
+        tracer.start_as_current_span("feedback") as near_miss,
+    ):
+        near_miss.set_attribute("closedloop.feedback.kind", "judge")
+    provider.shutdown()
+    return list(exporter.get_finished_spans()), expected
+
+
+def test_feedback_is_recognised_by_span_name_alone_by_both(tmp_path: Path) -> None:
+    collector_binary()
+    spans, expected = feedback_rule_traces()
+    http_port, grpc_port = free_port(), free_port()
+    output = tmp_path / "kept.jsonl"
+    config = sampling_config(output, http_port=http_port, grpc_port=grpc_port)
+    with running_collector(config, tmp_path, http_port):
+        send(http_port, spans)
+        wait_until_quiet(output)
+    assert {"closedloop": python_decisions(config, spans), "collector": exported_spans(output)} == {
+        "closedloop": expected,
+        "collector": expected,
+    }

@@ -7,9 +7,14 @@ the probabilistic threshold are computed independently in this file.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from closedloop.feedback.recorder import SPAN_NAME
 from closedloop.sampling import (
     DROPPED,
     NOT_SAMPLED,
@@ -39,6 +45,8 @@ from closedloop.sampling.trace import TraceState
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION_CONFIG = ROOT / "collector" / "otel-collector.yaml"
 MAX_UINT64 = 2**64 - 1
+FEEDBACK_SPAN = "closedloop.feedback"  # DESIGN.md Contract 2: what makes a span feedback
+PACKAGED_POLICY = "otel-collector.yaml"  # in closedloop/sampling/, read by load() with no path
 
 
 # --- independent references -------------------------------------------------------------
@@ -828,6 +836,65 @@ def test_without_caches_decided_traces_stay_in_memory_and_late_spans_follow() ->
     assert sampler.counts["late_spans_dropped"] == 1
 
 
+def test_with_only_a_sampled_cache_not_sampled_traces_stay_and_late_spans_stay_dropped() -> None:
+    """The collector evicts a decided trace only when its decision's cache stored it: a
+    not-sampled trace with no not-sampled cache stays in memory, decided, so a late span that
+    would sample on its own (late feedback, here an error) is dropped, not kept alone."""
+    caches = {"sampled_cache_size": 10, "non_sampled_cache_size": 0}
+    sampler, forwarded = recording_sampler(
+        config(ERRORS, decision_wait="1s", decision_cache=caches)
+    )
+    sampler.ingest([view(1, span_id=1, status=2), view(2, span_id=2)])
+    sampler.drain()
+    assert sampler.traces_in_memory == 1  # trace 2, decided not sampled
+    sampler.ingest([view(1, span_id=11), view(2, span_id=12, status=2)])
+    sampler.drain()
+    assert [span.span_id for span in forwarded] == [1, 11]
+    assert sampler.counts["late_spans_sampled"] == 1
+    assert sampler.counts["late_spans_dropped"] == 1
+    assert sampler.counts["traces_sampled"] == 1  # trace 2 was not decided anew
+
+
+def test_with_only_a_non_sampled_cache_sampled_traces_stay_and_late_spans_follow() -> None:
+    """A sampled trace with no sampled cache stays in memory, decided, so a late span that
+    would not sample on its own (a stream ending late) still follows its trace."""
+    caches = {"sampled_cache_size": 0, "non_sampled_cache_size": 10}
+    sampler, forwarded = recording_sampler(
+        config(ERRORS, decision_wait="1s", decision_cache=caches)
+    )
+    sampler.ingest([view(1, span_id=1, status=2), view(2, span_id=2)])
+    sampler.drain()
+    assert sampler.traces_in_memory == 1  # trace 1, decided sampled
+    sampler.ingest([view(1, span_id=11), view(2, span_id=12, status=2)])
+    assert [span.span_id for span in forwarded] == [1, 11]  # forwarded at once
+    sampler.drain()
+    assert [span.span_id for span in forwarded] == [1, 11]
+    assert sampler.counts["late_spans_sampled"] == 1
+    assert sampler.counts["late_spans_dropped"] == 1
+    assert sampler.counts["traces_not_sampled"] == 1  # trace 2 was not decided anew
+
+
+def test_num_traces_evicts_by_admission_of_the_traces_in_memory_now() -> None:
+    """A trace that left memory leaves the eviction order too (the collector removes its
+    deleteTraceQueue element), so the same trace id admitted again is the newest trace,
+    and decided traces kept in memory are evicted in turn, uncounted."""
+    caches = {"sampled_cache_size": 1, "non_sampled_cache_size": 0}
+    sampler, forwarded = recording_sampler(
+        config(ERRORS, decision_wait="1s", num_traces=3, decision_cache=caches)
+    )
+    sampler.ingest([view(1, span_id=1), view(2, span_id=2, status=2)])
+    sampler.drain()  # 1 stays (not sampled, no cache); 2 leaves, cached
+    sampler.ingest([view(6, span_id=6), view(3, span_id=3, status=2)])
+    sampler.drain()  # 6 stays; 3 leaves, cached, and pushes 2 out of the size-1 cache
+    assert sampler.traces_in_memory == 2
+    sampler.ingest([view(2, span_id=4, status=2)])  # decided anew: admitted after 6
+    sampler.ingest([view(7, span_id=7)])  # evicts 1
+    sampler.ingest([view(8, span_id=8)])  # evicts 6, not the re-admitted 2
+    assert sampler.counts["traces_evicted_undecided"] == 0
+    sampler.drain()
+    assert [span.span_id for span in forwarded] == [2, 3, 4]
+
+
 def test_a_late_span_of_a_dropped_trace_is_dropped() -> None:
     drop = policy("drop", drop_sub_policy=[{"name": "d", **ERRORS}])
     sampler, forwarded = recording_sampler(
@@ -1047,7 +1114,19 @@ def _error(span: Any) -> None:
     span.set_status(Status(StatusCode.ERROR, "boom"))
 
 
-def _feedback(kind: Any) -> Callable[[Any], None]:
+def _feedback(kind: Any = None) -> Callable[[Any], None]:
+    """A span named closedloop.feedback (Contract 2), with a kind attribute when given."""
+
+    def build(span: Any) -> None:
+        span.update_name(FEEDBACK_SPAN)
+        if kind is not None:
+            span.set_attribute("closedloop.feedback.kind", kind)
+
+    return build
+
+
+def _kind_only(kind: str) -> Callable[[Any], None]:
+    """A feedback kind attribute on a span that is not named closedloop.feedback."""
     return lambda span: span.set_attribute("closedloop.feedback.kind", kind)
 
 
@@ -1065,8 +1144,10 @@ def _plain(span: Any) -> None:
         (_error, SAMPLED),
         (_feedback("explicit"), SAMPLED),
         (_feedback("judge"), SAMPLED),
-        (_feedback("label"), SAMPLED),
-        (_feedback("thumbs"), NOT_SAMPLED),
+        (_feedback("thumbs"), SAMPLED),  # the name decides, not the kind's value
+        (_feedback(), SAMPLED),  # a closedloop.feedback span with no kind at all
+        (_kind_only("explicit"), NOT_SAMPLED),  # the kind on another span is not feedback
+        (_kind_only("outcome"), NOT_SAMPLED),
         (_new_user(True), SAMPLED),
         (_new_user(False), NOT_SAMPLED),
         (_new_user("true"), NOT_SAMPLED),  # a string is not a bool
@@ -1091,12 +1172,75 @@ def test_production_late_feedback_follows_or_samples(production: SamplerConfig) 
     sampler.ingest([view(kept, span_id=1), view(plain, span_id=2)])
     sampler.drain()
     assert [span.span_id for span in forwarded] == [1]
-    late = {"closedloop.feedback.kind": "explicit"}
-    sampler.ingest([view(kept, span_id=3, attributes=late)])
-    sampler.ingest([view(plain, span_id=4, attributes=late)])
+    sampler.ingest([view(kept, span_id=3, name=FEEDBACK_SPAN)])
+    sampler.ingest([view(plain, span_id=4, name=FEEDBACK_SPAN)])
     assert [span.span_id for span in forwarded] == [1, 3]
     assert sampler.counts["late_spans_sampled"] == 1
     assert sampler.counts["late_spans_dropped"] == 1  # the cached not-sampled decision holds
+
+
+def test_the_feedback_recorder_names_its_spans_as_the_policy_matches_them(
+    production: SamplerConfig,
+) -> None:
+    """One rule everywhere: the span name the recorder writes is the one the policy keeps."""
+    assert SPAN_NAME == FEEDBACK_SPAN
+    assert production_decisions(production, _feedback(), unsampled_by_baseline(0x4321)) == SAMPLED
+
+
+# --- the packaged policy ----------------------------------------------------------------------
+
+
+def test_the_packaged_policy_is_the_collector_config_byte_for_byte() -> None:
+    packaged = resources.files("closedloop.sampling").joinpath(PACKAGED_POLICY)
+    assert packaged.read_bytes() == PRODUCTION_CONFIG.read_bytes(), (
+        "src/closedloop/sampling/otel-collector.yaml must be a copy of "
+        "collector/otel-collector.yaml: cp collector/otel-collector.yaml "
+        "src/closedloop/sampling/otel-collector.yaml"
+    )
+
+
+def test_load_without_a_path_reads_the_packaged_policy(production: SamplerConfig) -> None:
+    packaged = load()
+    assert (packaged.decision_wait_s, packaged.num_traces) == (
+        production.decision_wait_s,
+        production.num_traces,
+    )
+    assert [(p.name, type(p)) for p in packaged.policies] == [
+        (p.name, type(p)) for p in production.policies
+    ]
+
+
+def pip(*arguments: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", *arguments],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_installed_wheel_loads_the_policy_without_a_checkout(tmp_path: Path) -> None:
+    """Build the wheel as pip does, check the policy file is in it, install it into an empty
+    directory and load the policy from there, in a fresh interpreter away from the checkout."""
+    pip("wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(ROOT))
+    (wheel,) = (tmp_path / "dist").glob("closedloop-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        packaged = archive.read(f"closedloop/sampling/{PACKAGED_POLICY}")
+    assert packaged == PRODUCTION_CONFIG.read_bytes()
+    site = tmp_path / "site"
+    pip("install", "--no-deps", "--no-index", "-q", "--target", str(site), str(wheel))
+    probe = (
+        "import closedloop.sampling as s; c = s.load(); "
+        "print(s.__file__); print(c.decision_wait_s, [p.name for p in c.policies])"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    module_file, summary = loaded.stdout.splitlines()
+    assert module_file.startswith(str(site))  # the installed copy, not the checkout
+    assert summary == "10.0 ['errors', 'feedback', 'new-users', 'baseline']"
 
 
 # --- TailSamplingSpanProcessor ------------------------------------------------------------------
@@ -1161,10 +1305,10 @@ def test_processor_loads_the_production_file_by_path() -> None:
     )
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("t")
-    with tracer.start_as_current_span("feedback") as span:
-        span.set_attribute("closedloop.feedback.kind", "outcome")
+    with tracer.start_as_current_span(FEEDBACK_SPAN):
+        pass
     with tracer.start_as_current_span("plain"):
         pass
     assert processor.sampler.config.decision_batches == 10
     provider.shutdown()
-    assert [span.name for span in exporter.get_finished_spans()] == ["feedback"]
+    assert [span.name for span in exporter.get_finished_spans()] == [FEEDBACK_SPAN]

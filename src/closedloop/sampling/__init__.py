@@ -1,8 +1,10 @@
 """Tail sampling with the collector's own policy file, decided exactly as the collector does.
 
-config = closedloop.sampling.load("collector/otel-collector.yaml")
+config = closedloop.sampling.load()  # the packaged copy of collector/otel-collector.yaml
 processor = closedloop.sampling.TailSamplingSpanProcessor(exporter, config)
 tracer_provider.add_span_processor(processor)
+
+``load(path)`` reads another collector config instead (your own edit of the policy).
 """
 
 from closedloop.sampling.config import SamplerConfig, SamplingConfigError, load, sampler_config

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ import yaml
 from closedloop.sampling import policies as p
 from closedloop.sampling.ottl import OttlError, parse
 
+PACKAGED_POLICY = "otel-collector.yaml"
+"""The package data file ``load()`` reads when given no path."""
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PROCESSOR_KEYS = {
@@ -219,9 +222,20 @@ def sampler_config(section: Mapping[str, Any], path: str = "tail_sampling") -> S
     )
 
 
-def load(path: str | Path, processor: str = "tail_sampling") -> SamplerConfig:
-    """The ``processors.<processor>`` section of a collector YAML file."""
-    document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+def load(path: str | Path | None = None, processor: str = "tail_sampling") -> SamplerConfig:
+    """The ``processors.<processor>`` section of a collector YAML file.
+
+    Without a path, the policy packaged with closedloop: a byte-identical copy of
+    ``collector/otel-collector.yaml`` (a test keeps them equal), so an installed app decides
+    by the one policy without a checkout of this repository.
+    """
+    if path is None:
+        path = f"closedloop.sampling/{PACKAGED_POLICY}"
+        packaged = resources.files("closedloop.sampling").joinpath(PACKAGED_POLICY)
+        text = packaged.read_text(encoding="utf-8")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    document = yaml.safe_load(text) or {}
     processors = document.get("processors") or {}
     if processor not in processors:
         found = [name for name in processors if name.split("/")[0] == "tail_sampling"]

@@ -4,7 +4,10 @@ It keeps the collector's timing model so both decide on the same spans: a trace 
 the current batch when its first span arrives and is decided ``max(1, floor(decision_wait))``
 ticks after the next tick. ``num_traces`` bounds memory (the oldest trace is evicted, even
 undecided, and counted); decision caches (LRU, keyed like the collector's) let late spans
-follow their trace's decision after it left memory.
+follow their trace's decision after it left memory. A decided trace leaves memory only when
+the cache for its decision stored it, as in the collector's ``releaseSampledTrace`` and
+``releaseNotSampledTrace`` (processor.go): with one cache at size 0, traces given that
+decision stay in memory, so their late spans still follow it, until ``num_traces`` evicts them.
 """
 
 from __future__ import annotations
@@ -60,13 +63,14 @@ class TailSampler:
         self.config = config
         self._forward = forward
         self._lock = threading.Lock()
-        self._traces: dict[int, TraceState] = {}
-        self._arrival: deque[int] = deque()
+        # Traces in memory in the order they were admitted: num_traces evicts the first, and
+        # a trace that leaves memory leaves this order with it (the collector's
+        # deleteTraceQueue), so a re-admitted trace is evicted as new, not as its old self.
+        self._traces: OrderedDict[int, TraceState] = OrderedDict()
         self._current: list[int] = []
         self._pipeline: deque[list[int]] = deque([] for _ in range(config.decision_batches))
         self._sampled = _DecisionCache(config.sampled_cache_size)
         self._not_sampled = _DecisionCache(config.non_sampled_cache_size)
-        self._caching = config.sampled_cache_size > 0 or config.non_sampled_cache_size > 0
         self.counts: Counter[str] = Counter()
 
     def ingest(self, spans: Iterable[SpanView]) -> None:
@@ -78,15 +82,16 @@ class TailSampler:
             self._forward(forwarded)
 
     def _ingest_one(self, span: SpanView, forwarded: list[SpanView]) -> None:
+        # The caches are asked before memory, as the collector's processCachedTrace is.
+        if span.trace_id in self._sampled:
+            self.counts["late_spans_sampled"] += 1
+            forwarded.append(span)
+            return
+        if span.trace_id in self._not_sampled:
+            self.counts["late_spans_dropped"] += 1
+            return
         trace = self._traces.get(span.trace_id)
         if trace is None:
-            if span.trace_id in self._sampled:
-                self.counts["late_spans_sampled"] += 1
-                forwarded.append(span)
-                return
-            if span.trace_id in self._not_sampled:
-                self.counts["late_spans_dropped"] += 1
-                return
             trace = self._admit(span.trace_id)
         elif trace.decision is not None:
             if trace.decision == SAMPLED:
@@ -98,13 +103,12 @@ class TailSampler:
         trace.spans.append(span)
 
     def _admit(self, trace_id: int) -> TraceState:
-        while len(self._traces) >= self.config.num_traces and self._arrival:
-            evicted = self._traces.pop(self._arrival.popleft(), None)
-            if evicted is not None and evicted.decision is None:
+        if self._traces and len(self._traces) >= self.config.num_traces:
+            _, evicted = self._traces.popitem(last=False)
+            if evicted.decision is None:
                 self.counts["traces_evicted_undecided"] += 1
         trace = TraceState(trace_id)
         self._traces[trace_id] = trace
-        self._arrival.append(trace_id)
         self._current.append(trace_id)
         self.counts["traces_received"] += 1
         return trace
@@ -131,11 +135,12 @@ class TailSampler:
         if decision == SAMPLED:
             forwarded.extend(trace.spans)
         trace.spans = []
-        if self._caching:
-            (self._sampled if decision == SAMPLED else self._not_sampled).put(trace_id)
+        # The collector's release: Put into this decision's cache, then Get; only a hit
+        # (a cache of size > 0) lets the trace leave memory. The other cache plays no part.
+        cache = self._sampled if decision == SAMPLED else self._not_sampled
+        cache.put(trace_id)
+        if trace_id in cache:
             del self._traces[trace_id]
-            while self._arrival and self._arrival[0] not in self._traces:
-                self._arrival.popleft()
         return True
 
     def drain(self) -> int:
