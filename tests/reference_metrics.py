@@ -118,6 +118,10 @@ def prompt_version_metrics(traffic: Traffic) -> dict[tuple[str, str, str], dict[
             "reopen_rate": _rate(
                 sum(value(s, "ticket_reopened") == 1 for s in reopens), len(reopens)
             ),
+            # the generated traffic makes generations only
+            "embedding_calls": 0,
+            "embedding_input_tokens": 0,
+            "embedding_cost_usd": None,
         }
     return result
 

@@ -7,8 +7,13 @@ import subprocess
 import sys
 
 import pytest
-from opentelemetry.trace import format_trace_id
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import format_span_id, format_trace_id
 
+import closedloop.feedback as fb
 import closedloop.store as cs
 from closedloop.sampling import TailSampler, load
 from closedloop.sampling.trace import SpanView
@@ -105,3 +110,42 @@ def test_rescue_command_line(tmp_path):
     assert "rescued" in result.stdout and "span(s) copied" in result.stdout
     again = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert "rescued 0 trace(s), 0 span(s) copied" in again.stdout
+
+
+def test_backdated_feedback_is_rescued_by_when_it_arrived(tmp_path, instrument, exporter):
+    """Feedback recorded now about a call of three hours ago, with ``timestamp=`` two hours
+    ago: the documented cron, ``closedloop rescue --since 1h``, brings the dropped trace
+    back, because the window is about when feedback arrived, not the time it names."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    call_ns = int((now - datetime.timedelta(hours=3)).timestamp()) * 1_000_000_000
+    app = InMemorySpanExporter()
+    app_provider = TracerProvider()
+    app_provider.add_span_processor(SimpleSpanProcessor(app))
+    tracer = app_provider.get_tracer("app")
+    root = tracer.start_span("handle_request", start_time=call_ns)
+    call = tracer.start_span(
+        "chat gpt-4o",
+        context=trace.set_span_in_context(root),
+        attributes={"gen_ai.operation.name": "chat", "gen_ai.prompt.name": "support"},
+        start_time=call_ns + 1_000,
+    )
+    call.end(end_time=call_ns + 2_000_000)
+    root.end(end_time=call_ns + 3_000_000)
+    instrument()
+    target = f"{format_trace_id(call.context.trace_id)}:{format_span_id(call.context.span_id)}"
+    fb.thumbs(target, up=False, timestamp=now - datetime.timedelta(hours=2))
+    [feedback] = exporter.get_finished_spans()
+    url = f"chdb://{tmp_path}/store"
+    with cs.connect(url) as store:
+        # sampling dropped the call's trace: its spans reached the recent tier only; the
+        # feedback span, kept by the feedback policy, reached both tiers
+        store.insert_spans(app.get_finished_spans(), table="otel_traces_recent")
+        store.insert_spans([feedback], table="otel_traces_recent")
+        store.insert_spans([feedback], table="otel_traces")
+    command = [sys.executable, "-m", "closedloop.cli", "rescue", "--store", url, "--since", "1h"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "rescued 1 trace(s), 2 span(s) copied" in result.stdout
+    with cs.connect(url) as store:
+        assert trace_ids(store, "otel_traces") == {format_trace_id(call.context.trace_id)}
+        assert store.query("SELECT count() AS n FROM closedloop.otel_traces")[0]["n"] == 3

@@ -60,7 +60,8 @@ def _since(text: str) -> datetime.datetime:
 def rescue(
     since: str = typer.Option(
         None,
-        help="Feedback since: an age (3d, 12h) or ISO time; default: the recent tier's retention.",
+        help="Feedback that arrived since: an age (3d, 12h) or ISO time; "
+        "default: the recent tier's retention.",
     ),
     store_url: str = typer.Option(None, "--store", help="Store URL (default: the embedded store)."),
 ) -> None:

@@ -3,6 +3,10 @@
 Finished spans are buffered per trace; a background thread ticks once a second, decides
 traces with the policies of the collector config, and exports the kept spans through the
 wrapped exporter. Nothing runs on the app's thread but a dictionary append.
+
+With closedloop's ``ClickHouseSpanExporter`` (default tables: both tiers) it does what the
+collector's two pipelines do: every span to ``otel_traces_recent`` — which feeds the
+metrics and the rescue — and the kept traces to the exporter's other tables.
 """
 
 from __future__ import annotations
@@ -19,10 +23,14 @@ from closedloop import health
 from closedloop.sampling.config import SamplerConfig, load
 from closedloop.sampling.sampler import TailSampler
 from closedloop.sampling.trace import SpanView
+from closedloop.store.exporter import ClickHouseSpanExporter
+
+RECENT_TIER = "otel_traces_recent"
 
 
 class TailSamplingSpanProcessor(SpanProcessor):
-    """Keeps what the collector would keep, exporting it through ``exporter``."""
+    """Keeps what the collector would keep, exporting it through ``exporter``; a
+    ``ClickHouseSpanExporter`` that writes the recent tier gets every span there."""
 
     def __init__(
         self,
@@ -33,6 +41,13 @@ class TailSamplingSpanProcessor(SpanProcessor):
     ) -> None:
         self._exporter = exporter
         self._outbox: list[ReadableSpan] = []
+        # every finished span, for the recent tier, when the exporter writes one
+        self._tiered = (
+            exporter
+            if isinstance(exporter, ClickHouseSpanExporter) and RECENT_TIER in exporter.tables
+            else None
+        )
+        self._recent: list[ReadableSpan] = []
         self._outbox_lock = threading.Lock()
         settings = config if isinstance(config, SamplerConfig) else load(config)
         self.sampler = TailSampler(settings, self._queue)
@@ -52,6 +67,9 @@ class TailSamplingSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
+            if self._tiered is not None:
+                with self._outbox_lock:
+                    self._recent.append(span)
             self.sampler.ingest([SpanView.of(span)])
         except Exception as error:
             health.record_failure("sampling.ingest", error)
@@ -70,12 +88,22 @@ class TailSamplingSpanProcessor(SpanProcessor):
     def _export(self) -> None:
         with self._outbox_lock:
             batch: Sequence[ReadableSpan] = self._outbox
+            every: Sequence[ReadableSpan] = self._recent
             self._outbox = []
-        if batch:
-            self._exporter.export(batch)
+            self._recent = []
+        if self._tiered is None:
+            if batch:
+                self._exporter.export(batch)
+            return
+        kept_tables = tuple(table for table in self._tiered.tables if table != RECENT_TIER)
+        if every:
+            self._tiered.export_to(every, (RECENT_TIER,))
+        if batch and kept_tables:
+            self._tiered.export_to(batch, kept_tables)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Export what has been decided so far (undecided traces keep waiting)."""
+        """Export what has been decided so far (undecided traces keep waiting), and every
+        span so far to the recent tier."""
         self._export()
         return self._exporter.force_flush(timeout_millis)
 

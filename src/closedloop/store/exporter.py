@@ -72,7 +72,13 @@ class _Held:
 
 
 class ClickHouseSpanExporter(SpanExporter):
-    """Writes spans to ``otel_traces`` (or other trace tables) of a closedloop store.
+    """Writes spans to both trace tiers of a closedloop store (or the ``tables`` given).
+
+    By default every span goes to ``otel_traces_recent``, whose insert stream fills the
+    typed tables behind the metrics and which the rescue copies from, and to
+    ``otel_traces``, the long-lived tier: an app without a collector gets what the
+    collector's two exporters write. Under a ``TailSamplingSpanProcessor`` the recent tier
+    still gets every span and ``otel_traces`` only the kept ones (see ``export_to``).
 
     ``store_or_url`` is a ``Store`` or a store URL; with a URL the exporter connects
     lazily and reconnects after failures. ``max_queue_spans`` bounds memory;
@@ -85,7 +91,7 @@ class ClickHouseSpanExporter(SpanExporter):
         self,
         store_or_url: Store | str,
         *,
-        tables: Sequence[str] = ("otel_traces",),
+        tables: Sequence[str] = ("otel_traces_recent", "otel_traces"),
         max_queue_spans: int = 20_000,
         spool_dir: str | os.PathLike[str] | None = None,
         max_spool_bytes: int = 256 * 1024 * 1024,
@@ -127,6 +133,11 @@ class ClickHouseSpanExporter(SpanExporter):
         self._guard.start()
 
     @property
+    def tables(self) -> tuple[str, ...]:
+        """The trace tables every exported span is written to."""
+        return self._tables
+
+    @property
     def spool_directory(self) -> Path:
         """Where this exporter spools (a ``process-*`` directory when another live exporter
         owns the store's default one)."""
@@ -153,14 +164,23 @@ class ClickHouseSpanExporter(SpanExporter):
             )
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.export_to(spans, self._tables)
+
+    def export_to(self, spans: Sequence[ReadableSpan], tables: Sequence[str]) -> SpanExportResult:
+        """Export ``spans`` to some of this exporter's tables only, with the same guarantees:
+        a tail sampler sends every span to the recent tier and the kept ones to
+        ``otel_traces``, through one exporter (one spool, one writer, in order)."""
+        unknown = [table for table in tables if table not in self._tables]
+        if unknown:
+            raise ValueError(f"tables={tuple(tables)!r}: this exporter writes {self._tables!r}.")
         try:
-            return self._export(spans)
+            return self._export(spans, tuple(tables))
         except Exception as error:  # never into the SDK, never silent
             health.record_failure("store.export", error)
             self._count_dropped(len(spans), "an internal error (see closedloop.stats())")
             return SpanExportResult.FAILURE
 
-    def _export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def _export(self, spans: Sequence[ReadableSpan], tables: tuple[str, ...]) -> SpanExportResult:
         if self._stopping:
             self._count_dropped(len(spans), "the exporter is shut down")
             return SpanExportResult.FAILURE
@@ -173,8 +193,7 @@ class ClickHouseSpanExporter(SpanExporter):
                 return SpanExportResult.FAILURE
             now = time.monotonic()
             incoming = [
-                Batch(self._sequence + n, table, body, mapped)
-                for n, table in enumerate(self._tables)
+                Batch(self._sequence + n, table, body, mapped) for n, table in enumerate(tables)
             ]
             self._sequence += len(incoming)
             if self._store_failing(now):

@@ -26,8 +26,12 @@ def _query(name: str, store: Store) -> str:
 
 
 def rescue(store: Store, since: datetime.datetime | None = None) -> RescueResult:
-    """Copy the missing spans of traces with feedback since ``since`` (default: the recent
-    tier's whole retention) from ``otel_traces_recent`` into ``otel_traces``."""
+    """Copy the missing spans of traces whose feedback arrived since ``since`` (default: the
+    recent tier's whole retention) from ``otel_traces_recent`` into ``otel_traces``.
+
+    Arrived: reached the recent tier (``feedback_arrivals``), whatever time the feedback
+    names — feedback recorded now with ``timestamp=`` two hours ago is in a one-hour window.
+    """
     if since is None:
         since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(
             days=store.settings.recent_ttl_days
