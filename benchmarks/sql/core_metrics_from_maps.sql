@@ -7,7 +7,7 @@ SELECT SpanAttributes['gen_ai.prompt.name'] AS prompt_name,
     sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens'])) AS input_tokens,
     sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.output_tokens'])) AS output_tokens,
     sum(toFloat64OrNull(SpanAttributes['closedloop.cost.usd'])) AS cost
-FROM ${database}.otel_traces
+FROM ${database}.otel_traces_recent
 WHERE SpanAttributes['gen_ai.operation.name'] != '' AND SpanName != 'closedloop.feedback'
 GROUP BY prompt_name, prompt_version, day
 FORMAT Null

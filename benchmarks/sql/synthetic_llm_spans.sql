@@ -1,6 +1,7 @@
 -- Synthetic LLM spans with only the attributes the metrics read: fast to generate at
--- 10M rows, and written through otel_traces so llm_calls fills via its materialized view.
-INSERT INTO ${database}.otel_traces
+-- 10M rows, and written to the recent tier (every span) so llm_calls fills via its
+-- materialized view, as the collector and closedloop's exporter fill it.
+INSERT INTO ${database}.otel_traces_recent
     (Timestamp, TraceId, SpanId, SpanName, SpanKind, ServiceName, SpanAttributes, Duration, StatusCode)
 SELECT
     now64(9) - toIntervalSecond(number % (7 * 86400)) AS Timestamp,
@@ -27,7 +28,7 @@ FROM numbers(${rows})
 SETTINGS max_insert_threads = 2;
 
 -- Feedback for one call in ten: a feedback span with one evaluation event.
-INSERT INTO ${database}.otel_traces
+INSERT INTO ${database}.otel_traces_recent
     (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, SpanAttributes,
      `Events.Timestamp`, `Events.Name`, `Events.Attributes`)
 SELECT
