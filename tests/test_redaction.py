@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import string
 from functools import cache
@@ -11,8 +12,10 @@ import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
+import closedloop.feedback as fb
 from closedloop.privacy import (
     PhoneRedactor,
     RedactionPipeline,
@@ -21,6 +24,8 @@ from closedloop.privacy import (
     default_redactors,
     redact_emails,
 )
+from closedloop.testing import OpenAICompatibleServer
+from conftest import client_for, llm_spans
 
 # Fake credentials are split so that secret scanners do not flag this file.
 JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + "eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpM"
@@ -31,6 +36,11 @@ POSITIVE = {
         ("john.doe@example.com", "<EMAIL>"),
         ("jane+tag@mail.example.co.uk", "<EMAIL>"),
         ("first_last-99@sub-domain.io", "<EMAIL>"),
+        # Internationalised addresses (RFC 6531) go whole, not from the first non-ASCII letter.
+        ("josé.müller@beispiel.de", "<EMAIL>"),
+        ("用户@例子.广告", "<EMAIL>"),
+        ("θσερ@παράδειγμα.ελ", "<EMAIL>"),
+        ("zoë@xn--bcher-kva.example", "<EMAIL>"),
     ],
     "phone": [
         ("+1 201-555-0123", "<PHONE>"),
@@ -42,6 +52,17 @@ POSITIVE = {
         ("+49 30 12345678", "<PHONE>"),
         ("+49 1512 3456789", "<PHONE>"),
         ("tel:+1-201-555-0123", "tel:<PHONE>"),
+        # Area codes 761, 293 and 335 are not assigned: possible numbers in a phone format.
+        ("(761) 217-6614", "<PHONE>"),
+        ("293-780-2892", "<PHONE>"),
+        ("+1 (335) 516-7104", "<PHONE>"),
+        ("1-761-217-6614", "<PHONE>"),
+        ("(761) 2176614", "<PHONE>"),
+        ("761 217 6614 ext. 42", "<PHONE>"),
+        # Typographic separators and full-width characters, as pasted text has them.
+        ("201\xa0555\xa00123", "<PHONE>"),
+        ("201\u2013555\u20130123", "<PHONE>"),
+        ("\uff08761\uff09217-6614", "<PHONE>"),
     ],
     "card": [
         ("4111 1111 1111 1111", "<CARD>"),
@@ -106,6 +127,12 @@ NEGATIVE = {
         "version 1.2.3456789",
         "plain 1234567890",
         "build 20240115.3",
+        "id 2937802892",  # bare digits need a valid number: ids and amounts look like this
+        "ORD-2024-118822",  # valid digits, but not grouped as a phone number is
+        "zip 94105-1234",
+        "at 2024-01-15T08:30:00Z",
+        "range 250-5000",  # possible only locally, without an area code
+        "lon -122.4194",
     ],
     "card": [
         "4111 1111 1111 1112",
@@ -220,8 +247,8 @@ def test_iban_followed_by_a_word_and_another_iban(pipeline: RedactionPipeline) -
 
 
 def test_matches_exposed_by_a_replacement_are_redacted_too(pipeline: RedactionPipeline) -> None:
-    # The phone match swallows the "5"; only then does "1.2.3.4" stand alone as an address.
-    assert pipeline.redact("1.2.3.4.5 123-00-4567") == RedactionResult("<IP>.<PHONE>", 2)
+    # The phone match swallows the last "1"; only then does "1.2.3.4" stand alone as an address.
+    assert pipeline.redact("1.2.3.4.1-201-555-0123") == RedactionResult("<IP>.<PHONE>", 2)
 
 
 def test_email_sharing_characters_with_the_previous_one(pipeline: RedactionPipeline) -> None:
@@ -453,3 +480,23 @@ def test_generated_mixtures_are_idempotent(
 ) -> None:
     once = pipeline.redact(glue.join(pieces))
     assert pipeline.redact(once.text) == RedactionResult(once.text, 0)
+
+
+def test_prompts_and_feedback_comments_lose_the_whole_address(
+    server: OpenAICompatibleServer, exporter: InMemorySpanExporter, instrumented: object
+) -> None:
+    # Prompts, outputs and feedback comments pass the same pipeline, on the way to the span.
+    prompt = "Write to josé.müller@beispiel.de or call (761) 217-6614."
+    client_for(server).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+    )
+    [call] = llm_spans(exporter)
+    fb.comment(call.context, "Helpful! Reply to θσερ@παράδειγμα.ελ or 用户@例子.广告")
+    [comment] = [
+        span for span in exporter.get_finished_spans() if span.name == "closedloop.feedback"
+    ]
+    [message] = json.loads(call.attributes["gen_ai.input.messages"])
+    assert message["parts"][0]["content"] == "Write to <EMAIL> or call <PHONE>."
+    assert comment.events[0].attributes["gen_ai.evaluation.explanation"] == (
+        "Helpful! Reply to <EMAIL> or <EMAIL>"
+    )

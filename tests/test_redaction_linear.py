@@ -29,6 +29,7 @@ from closedloop.privacy import (
     redact_cards,
     redact_emails,
 )
+from closedloop.privacy.redaction._formatted_numbers import FormattedNumbers
 
 SIZE = 16_000  # characters of each generated input: enough for per-character costs to show
 
@@ -151,19 +152,34 @@ HINT = re.compile(r"\d(?:\D{0,4}\d){6}")
 
 
 def whole_text_matcher(text: str, region: str) -> tuple[str, int]:
-    """The redactor before it looked at windows: the matcher over the whole text, repeated
-    until nothing changes (the pipeline's passes did that)."""
+    """The redactor before it looked at windows: the matcher over the whole text, once for
+    valid numbers grouped as the region groups them and once for formatted possible ones,
+    repeated until nothing changes (the pipeline's passes did that)."""
+    formatted = FormattedNumbers(region)
     total = 0
     for _ in range(3):
         if not HINT.search(text):
             break
-        found = phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID)
-        spans = [(number.start, number.end) for number in found]
-        if not spans:
+        grouped = phonenumbers.PhoneNumberMatcher(
+            text, region, leniency=phonenumbers.Leniency.STRICT_GROUPING
+        )
+        possible = phonenumbers.PhoneNumberMatcher(
+            text, region, leniency=phonenumbers.Leniency.POSSIBLE
+        )
+        spans = [(number.start, number.end) for number in grouped] + [
+            (number.start, number.end) for number in possible if formatted.accepts(text, number)
+        ]
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted(spans):
+            if merged and start < merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        if not merged:
             break
-        for start, end in reversed(spans):
+        for start, end in reversed(merged):
             text = text[:start] + "<PHONE>" + text[end:]
-        total += len(spans)
+        total += len(merged)
     return text, total
 
 
@@ -296,7 +312,7 @@ def test_an_exposed_match_reruns_the_phone_redactor_once_more() -> None:
     # again, and so do the redactors before the IP one and the IP one itself (which does not
     # promise a fixpoint).
     pipeline, counted = counted_pipeline()
-    assert pipeline.redact("1.2.3.4.5 123-00-4567") == RedactionResult("<IP>.<PHONE>", 2)
+    assert pipeline.redact("1.2.3.4.1-201-555-0123") == RedactionResult("<IP>.<PHONE>", 2)
     assert [redactor.calls for redactor in counted] == [3, 3, 3, 3, 3, 3, 2]
 
 

@@ -1,20 +1,29 @@
-"""The phone search's own parts: the syntax it copies from libphonenumber, and its shortcut.
+"""The phone search's own parts: the syntax it copies from libphonenumber, and its shortcuts.
 
 The windows are cut with libphonenumber's punctuation, leading characters and extension
 syntax, copied into a regex; these tests fail if a phonenumbers upgrade changes them. The
-shortcut past libphonenumber must never drop a valid number.
+shortcuts past libphonenumber must never drop a valid number, nor a formatted possible one.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import phonenumbers
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from phonenumbers import PhoneNumberFormat, PhoneNumberType, phonenumbermatcher, phonenumberutil
+from phonenumbers import (
+    Leniency,
+    PhoneNumberFormat,
+    PhoneNumberMatcher,
+    PhoneNumberType,
+    phonenumbermatcher,
+    phonenumberutil,
+)
 
-from closedloop.privacy.redaction import _phone_windows
+from closedloop.privacy.redaction import _formatted_numbers, _phone_windows
+from closedloop.privacy.redaction._formatted_numbers import FormattedNumbers
 from closedloop.privacy.redaction._national_numbers import NationalNumbers
 
 
@@ -74,3 +83,54 @@ def test_the_shortcut_rejects_what_cannot_be_a_number() -> None:
     assert not us.may_hold_valid("0.7053 0.0866 0.8785", whole=True)
     assert us.may_hold_valid("201-555-0123", whole=True)
     assert us.may_hold_valid("011 44 20 7946 0958", whole=True)  # international prefix
+
+
+def formatted_writings(number: phonenumbers.PhoneNumber) -> set[str]:
+    """A number as people write it: national format, area code in brackets, with "+"."""
+    nsn = phonenumbers.national_significant_number(number)
+    area_code = phonenumbers.format_number(number, PhoneNumberFormat.RFC3966).split("-")[1]
+    return {
+        phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL),
+        phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL),
+        f"({area_code}) {nsn[len(area_code) :]}",
+    }
+
+
+def test_the_formatted_pre_check_keeps_every_formatted_number() -> None:
+    """Whatever the formatted test accepts in a text, the cheap pre-check lets through."""
+    formatted = {region: FormattedNumbers(region) for region in phonenumbers.SUPPORTED_REGIONS}
+    accepted = Counter()
+    for region, number in NATIONAL_EXAMPLES:
+        for written in formatted_writings(number):
+            text = f"call {written} now"
+            for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=Leniency.POSSIBLE):
+                if formatted[region].accepts(text, match):
+                    accepted[region] += 1
+                    assert formatted[region].may_hold(written), (region, written)
+    assert accepted["US"] >= 10
+    assert len(accepted) >= 200  # regions with a number accepted: the test is not vacuous
+
+
+def test_the_formatted_test_rejects_bare_and_misgrouped_numbers() -> None:
+    us = FormattedNumbers("US")
+    for text in ("7612176614", "7612-176614", "761 21 766 14", "217-6614", "abc761-217-6614"):
+        matches = phonenumbers.PhoneNumberMatcher(text, "US", leniency=Leniency.POSSIBLE)
+        assert not any(us.accepts(text, match) for match in matches), text
+
+
+def test_copied_word_check_matches_the_library() -> None:
+    # Leniency POSSIBLE skips libphonenumber's check for letters around a number; the
+    # formatted test makes it with a copy.
+    for code in range(0x10000):
+        char = chr(code)
+        assert _formatted_numbers._is_latin_letter(char) == PhoneNumberMatcher._is_latin_letter(
+            char
+        ), hex(code)
+        assert _formatted_numbers._is_invalid_punctuation(
+            char
+        ) == PhoneNumberMatcher._is_invalid_punctuation_symbol(char), hex(code)
+
+
+def test_digits_are_counted_in_any_script() -> None:
+    assert _phone_windows.digit_count("\uff08201\uff09555-0123") == 10
+    assert _phone_windows.digit_count("\uff12\uff10\uff11\u2013555\u20130123") == 10

@@ -134,7 +134,7 @@ def digit_count(text: str) -> int:
     """Digits as libphonenumber counts them: any Unicode decimal digit."""
     if text.isascii():
         return ascii_digit_count(text.encode("ascii"))
-    return len(text) - len(_NON_DIGITS.sub("", text))
+    return len(_NON_DIGITS.sub("", text))
 
 
 def phone_runs(text: str, start: int, end: int) -> Iterator[re.Match[str]]:

@@ -1,17 +1,24 @@
 """Phone numbers, as libphonenumber reads them, looked for only in short windows of the text.
 
+A number is redacted if libphonenumber deems it valid and it is written bare or grouped as
+the region groups numbers, or if it is possible and written in a phone format (see
+:mod:`._formatted_numbers`): "(761) 217-6614" is someone's number even though area code 761
+is not assigned yet, while "2024-118822" in "ORD-2024-118822" is valid but no phone number.
+
 libphonenumber costs about 30 µs per candidate it parses, so it is handed only the windows of
-:mod:`._phone_windows` (bounded in size, found in one linear scan) that the sound check of
-:mod:`._national_numbers` lets through, and each window's verdict is kept for the rest of the
-call: repeated data costs one parse.
+:mod:`._phone_windows` (bounded in size, found in one linear scan) that the sound checks of
+:mod:`._national_numbers` and :mod:`._formatted_numbers` let through, and each window's
+verdict is kept for the rest of the call: repeated data costs one parse.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import phonenumbers
 
+from closedloop.privacy.redaction._formatted_numbers import FormattedNumbers
 from closedloop.privacy.redaction._national_numbers import NationalNumbers
 from closedloop.privacy.redaction._phone_windows import (
     MIN_DIGITS,
@@ -34,6 +41,9 @@ _MAX_TRIES = 16
 # Replacing a number changes the run it was in (now two runs, maybe short ones), so the
 # redactor looks at those runs again, until its output is a fixpoint.
 _MAX_ROUNDS = 3
+_DIGIT = re.compile(r"\d")
+_GROUPED = phonenumbers.Leniency.STRICT_GROUPING
+_POSSIBLE = phonenumbers.Leniency.POSSIBLE
 
 Verdicts = dict[tuple[int, str], tuple[Span, ...]]
 
@@ -49,14 +59,15 @@ def _may_hold_phone(text: str) -> bool:
 
 
 class PhoneRedactor:
-    """Replaces numbers that libphonenumber considers valid with ``<PHONE>``.
+    """Replaces phone numbers with ``<PHONE>``: valid ones, bare or grouped as the region
+    groups them, and possible ones in a phone format.
 
     Numbers written without a ``+`` country code are read as numbers of ``region``.
     Run it after the card, IBAN, IP and SSN redactors, whose digits it could otherwise read
     as phone numbers. Running it on its own output changes nothing.
     """
 
-    __slots__ = ("_national", "_region")
+    __slots__ = ("_formatted", "_national", "_region")
     reaches_fixpoint = True
 
     def __init__(self, region: str = "US") -> None:
@@ -68,6 +79,7 @@ class PhoneRedactor:
             )
         self._region = region
         self._national = NationalNumbers(region)
+        self._formatted = FormattedNumbers(region)
 
     @property
     def region(self) -> str:
@@ -117,24 +129,57 @@ class PhoneRedactor:
         key = (before, text[start - before : end + window.context_after])
         spans = verdicts.get(key)
         if spans is None:
-            possible = self._national.may_hold_valid(text[start:end], whole=is_part)
-            spans = self._match(key[1], before, end - start) if possible else ()
+            core = text[start:end]
+            valid = self._national.may_hold_valid(core, whole=is_part)
+            formatted = self._formatted.may_hold(core)
+            spans = self._match(key[1], before, end - start, valid=valid, formatted=formatted)
             verdicts[key] = spans
         return [(start + left, start + right) for left, right in spans]
 
-    def _match(self, window: str, before: int, length: int) -> tuple[Span, ...]:
-        """Numbers libphonenumber finds in ``window`` that start in its core, core-relative."""
-        found = phonenumbers.PhoneNumberMatcher(
-            window, self._region, leniency=phonenumbers.Leniency.VALID, max_tries=_MAX_TRIES
-        )
-        return tuple(
-            (number.start - before, number.end - before)
-            for number in found
-            if before <= number.start < before + length
-        )
+    def _match(
+        self, window: str, before: int, length: int, *, valid: bool, formatted: bool
+    ) -> tuple[Span, ...]:
+        """Numbers in ``window`` that start in its core, core-relative: the formatted possible
+        ones if ``formatted``, the valid ones if ``valid`` (else there are none).
+
+        A valid number must be grouped as numbers are in the region, or not at all (leniency
+        STRICT_GROUPING): "2024-118822" in an order number is valid, but no phone number.
+        Once formatted numbers take every digit of the core, no valid one can add to them.
+        """
+        end = before + length
+        found: list[Span] = []
+        if formatted:
+            possible = phonenumbers.PhoneNumberMatcher(
+                window, self._region, leniency=_POSSIBLE, max_tries=_MAX_TRIES
+            )
+            found += _in_core(
+                (number for number in possible if self._formatted.accepts(window, number)),
+                before,
+                end,
+            )
+        if valid and _has_digit_outside(window, before, end, found):
+            grouped = phonenumbers.PhoneNumberMatcher(
+                window, self._region, leniency=_GROUPED, max_tries=_MAX_TRIES
+            )
+            found += _in_core(grouped, before, end)
+        return tuple((start - before, stop - before) for start, stop in found)
 
     def __repr__(self) -> str:
         return f"PhoneRedactor({self._region!r})"
+
+
+def _in_core(numbers: Iterable[phonenumbers.PhoneNumberMatch], before: int, end: int) -> list[Span]:
+    """The spans of ``numbers`` that start in the core of a window, ``before`` to ``end``."""
+    return [(number.start, number.end) for number in numbers if before <= number.start < end]
+
+
+def _has_digit_outside(window: str, start: int, end: int, spans: list[Span]) -> bool:
+    """Whether ``window[start:end]`` has a digit outside ``spans``."""
+    for span_start, span_end in sorted(spans):
+        if _DIGIT.search(window, start, max(start, span_start)):
+            return True
+        start = max(start, span_end)
+    return _DIGIT.search(window, start, end) is not None
 
 
 def _neighbourhood(runs: list[re.Match[str]], index: int) -> Span:
