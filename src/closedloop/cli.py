@@ -63,7 +63,11 @@ def rescue(
         help="Feedback that arrived since: an age (3d, 12h) or ISO time; "
         "default: the recent tier's retention.",
     ),
-    store_url: str = typer.Option(None, "--store", help="Store URL (default: the embedded store)."),
+    store_url: str = typer.Option(
+        None,
+        "--store",
+        help="Store URL (default: chdb://.closedloop/store, relative to the current directory).",
+    ),
 ) -> None:
     """Copy traces that got feedback after sampling dropped them back into otel_traces."""
     from closedloop.store import DEFAULT_URL, connect

@@ -112,8 +112,8 @@ class ChDBStore(Store):
             handle.close()
             raise StoreLockedError(
                 f"the chDB store at {lock_path.parent} is in use by {_holder(lock_path)}. "
-                "Stop that process, or reach the store through it (`closedloop serve` exposes "
-                "an HTTP API), or point this process at another directory."
+                "chDB lets one process open a directory: stop that process, or point this "
+                "one at another directory."
             ) from None
         handle.seek(0)
         handle.truncate()

@@ -10,6 +10,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from closedloop.store.base import Store
 from closedloop.store.schema import SchemaSettings
 
+# Relative: the embedded store lives under the directory the process starts in, so two
+# apps started from different directories have two stores. Pass an absolute
+# ``chdb:///path`` to pin it.
 DEFAULT_URL = "chdb://.closedloop/store"
 _SCHEMA_OPTIONS = ("database", "traces_ttl_days", "recent_ttl_days")
 _TIMEOUT_OPTIONS = ("connect_timeout", "send_receive_timeout")

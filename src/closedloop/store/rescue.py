@@ -1,7 +1,8 @@
 """Late-feedback rescue: bring back traces that sampling dropped before their feedback came.
 
-Run it on a schedule (``closedloop serve`` does; on a ClickHouse server see
-docs/sampling.md). Only the recent tier's retention bounds how late feedback may be.
+Run it on a schedule (``closedloop rescue`` from cron; on a ClickHouse server, or a
+refreshable materialized view, see docs/sampling.md). Only the recent tier's retention
+bounds how late feedback may be.
 """
 
 from __future__ import annotations
