@@ -6,10 +6,11 @@ import datetime
 import re
 import time
 
-import typer
-from rich.console import Console
-
 from closedloop import __version__
+from closedloop.extras import require
+
+typer = require("typer", "cli", "The closedloop command")
+Console = require("rich.console", "cli", "The closedloop command").Console
 
 app = typer.Typer(
     help="closedloop: feedback loops for LLM apps, on OpenTelemetry.", no_args_is_help=True

@@ -18,9 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rapidfuzz import fuzz
-from rapidfuzz.distance import Levenshtein
-
+from closedloop.extras import require
 from closedloop.feedback.recorder import Recorded, record
 from closedloop.feedback.targets import Target, resolve
 
@@ -36,7 +34,8 @@ def edit_ratio(original: str, edited: str) -> float:
     """
     _require_text("original", original)
     _require_text("edited", edited)
-    return Levenshtein.normalized_distance(original, edited)
+    distance = require("rapidfuzz.distance", "implicit", "edit_ratio()")
+    return float(distance.Levenshtein.normalized_distance(original, edited))
 
 
 def record_edit(target: Any, original: str, edited: str, **options: Any) -> Recorded | None:
@@ -103,6 +102,7 @@ class RetryDetector:
             raise ValueError("clock must be a callable returning seconds, e.g. time.monotonic.")
         self._window_s = float(window_s)
         self._threshold = float(threshold)
+        self._fuzz = require("rapidfuzz.fuzz", "implicit", "RetryDetector")
         self._max_users = max_users
         self._max_questions = max_questions_per_user
         self._clock = clock
@@ -153,7 +153,7 @@ class RetryDetector:
     def _repeats(self, old: _Asked, new: _Asked) -> bool:
         if old.retried:
             return False
-        score = fuzz.token_sort_ratio(old.text, new.text, score_cutoff=self._threshold)
+        score = self._fuzz.token_sort_ratio(old.text, new.text, score_cutoff=self._threshold)
         return score >= self._threshold
 
 

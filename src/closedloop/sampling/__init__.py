@@ -7,6 +7,7 @@ tracer_provider.add_span_processor(processor)
 ``load(path)`` reads another collector config instead (your own edit of the policy).
 """
 
+from closedloop.sampling import _dependencies  # noqa: F401  (first: names a missing extra)
 from closedloop.sampling.config import SamplerConfig, SamplingConfigError, load, sampler_config
 from closedloop.sampling.policies import DROPPED, NOT_SAMPLED, SAMPLED
 from closedloop.sampling.processor import TailSamplingSpanProcessor

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from closedloop.extras import require
 from closedloop.store.base import QUERY_SETTINGS, Store, StoreDataError, StoreError, refused_rows
 from closedloop.store.schema import SchemaSettings
 
@@ -92,10 +93,9 @@ class ChDBStore(Store):
         with self._lock:
             if self._lock_file is not None:
                 return
+            session = require("chdb.session", "store", "The embedded chDB store")
             self._lock_file = self._acquire(self.path / LOCK_FILE)
             try:
-                from chdb import session
-
                 self._session: Any = session.Session(str(self.path))
                 for name, value in QUERY_SETTINGS.items():
                     self._session.query(f"SET {name} = {value}")

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from closedloop.extras import require
 from closedloop.store.base import QUERY_SETTINGS, Store, StoreDataError, StoreError, refused_rows
 from closedloop.store.chdb_store import chdb_location
 from closedloop.store.schema import SchemaSettings
@@ -40,7 +41,7 @@ class ClickHouseServerStore(Store):
 
     def __init__(self, settings: SchemaSettings, **connect_options: Any) -> None:
         super().__init__(settings)
-        import clickhouse_connect
+        clickhouse_connect = require("clickhouse_connect", "store", "A ClickHouse server store")
 
         connect_options.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
         connect_options.setdefault("send_receive_timeout", SEND_RECEIVE_TIMEOUT_S)

@@ -1,0 +1,27 @@
+"""Optional parts of closedloop and the install that brings each one.
+
+``pip install closedloop`` is the core an app needs to call ``instrument()``: tracing,
+redaction, cost and feedback emission. Storage, sampling, implicit-feedback detectors and
+the CLI are extras, so a production app does not pull chDB or a regex engine it never uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+
+class MissingExtraError(ImportError):
+    """A part of closedloop was used without the extra that installs its dependencies."""
+
+
+def require(module: str, extra: str, feature: str) -> ModuleType:
+    """Import ``module``, or fail with the ``pip install`` that provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise MissingExtraError(
+            f"{feature} needs the '{module.partition('.')[0]}' package, which comes with the "
+            f"'{extra}' extra: "
+            f"pip install 'closedloop[{extra}]'"
+        ) from error
