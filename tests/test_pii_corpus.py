@@ -121,6 +121,9 @@ INTERNATIONAL_LOCAL = [
     "उपयोगकर्ता",
     "ユーザー",
     "사용자",
+    "john.o'reilly",
+    "o'brien.patrick",
+    "first&last",
 ]
 INTERNATIONAL_DOMAINS = [
     "beispiel.de",
@@ -403,6 +406,8 @@ LOOK_ALIKES: list[tuple[str, Generator]] = [
     ("opening hours", lambda r: f"{r.randint(6, 10)}:00-{r.randint(16, 22)}:30"),
     ("page", lambda r: f"page {r.randint(1, 99)} of {r.randint(100, 999)}"),
     ("package", lambda r: f"lodash@{r.randint(1, 5)}.{r.randint(0, 20)}.{r.randint(0, 30)}"),
+    ("version with build metadata", lambda r: "app:1.4.2+201905281530"),
+    ("part number", lambda r: "555-123-4567-A"),
 ]
 
 
@@ -472,3 +477,19 @@ def test_a_partial_leak_counts_as_a_miss() -> None:
     assert leaked(Case("phone", "call ", "+1 (335) 516-7104", ""), "call +1 <PHONE>")
     chinese = Case("email", "请联系", "用户@例子.广告", "，谢谢。")  # noqa: RUF001
     assert not leaked(chinese, "<EMAIL>，谢谢。")  # noqa: RUF001 (the context went too)
+
+
+@pytest.mark.parametrize(
+    ("before", "value", "after"),
+    [
+        ("请联系我们的客服经理张三先生", "zhang.san@example.com", "我们会尽快回复您的问题谢谢。"),
+        ("연락처는", "hong@example.kr", "입니다"),
+        ("メールアドレスは", "taro@example.jp", "です。"),
+        ("email ", "john.o'reilly@company.com", " now"),
+        ("'", "bob@example.com", "'"),
+    ],
+)
+def test_the_context_around_an_address_is_untouched(
+    pipeline: RedactionPipeline, before: str, value: str, after: str
+) -> None:
+    assert pipeline.redact(f"{before}{value}{after}").text == f"{before}<EMAIL>{after}"

@@ -41,6 +41,11 @@ POSITIVE = {
         ("用户@例子.广告", "<EMAIL>"),
         ("θσερ@παράδειγμα.ελ", "<EMAIL>"),
         ("zoë@xn--bcher-kva.example", "<EMAIL>"),
+        ("пример@пример.рф", "<EMAIL>"),
+        # RFC 5322 atext in the local part goes too, not just what follows it.
+        ("john.o'reilly@company.com", "<EMAIL>"),
+        ("o'brien.patrick@example.ie", "<EMAIL>"),
+        ("first&last@example.com", "<EMAIL>"),
     ],
     "phone": [
         ("+1 201-555-0123", "<PHONE>"),
@@ -133,6 +138,8 @@ NEGATIVE = {
         "at 2024-01-15T08:30:00Z",
         "range 250-5000",  # possible only locally, without an area code
         "lon -122.4194",
+        "tag app:1.4.2+201905281530",  # a "+" glued to a version is build metadata
+        "part 555-123-4567-A",  # a suffix makes it an identifier
     ],
     "card": [
         "4111 1111 1111 1112",
@@ -206,11 +213,75 @@ def test_entities_are_replaced_and_context_kept(
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Chinese, Japanese and Korean prose has no spaces: the address ends at the script.
+        (
+            "请联系我们的客服经理张三先生zhang.san@example.com我们会尽快回复您的问题谢谢。",
+            "请联系我们的客服经理张三先生<EMAIL>我们会尽快回复您的问题谢谢。",
+        ),
+        ("연락처는hong@example.kr입니다", "연락처는<EMAIL>입니다"),
+        ("メールアドレスはtaro@example.jpです。", "メールアドレスは<EMAIL>です。"),
+        ("用户@例子.广告。", "<EMAIL>。"),
+        ("email john.o'reilly@company.com now", "email <EMAIL> now"),
+        # Quotes and markup around an address stay outside it.
+        ("say 'bob@example.com' twice", "say '<EMAIL>' twice"),
+        ("run `bob@example.com` now", "run `<EMAIL>` now"),
+        ("| bob |alice@example.com| x |", "| bob |<EMAIL>| x |"),
+        # URL and key=value delimiters stay outside too.
+        ("https://img.test/a.png?u=ann@example.com", "https://img.test/a.png?u=<EMAIL>"),
+        ("contact=bob@example.com level=info", "contact=<EMAIL> level=info"),
+        ("mailto:bob@example.com", "mailto:<EMAIL>"),
+    ],
+)
+def test_email_context_is_kept(text: str, expected: str) -> None:
+    assert redact_emails(text) == (expected, 1)
+
+
+@pytest.mark.parametrize(
     "text",
     [pytest.param(text, id=f"{kind}:{text}") for kind, rows in NEGATIVE.items() for text in rows],
 )
 def test_look_alikes_are_kept(pipeline: RedactionPipeline, text: str) -> None:
     assert pipeline.redact(f"Before {text} after.") == RedactionResult(f"Before {text} after.", 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        # A "+" glued to a version or a number is build metadata, not a lead.
+        ("Docker tag app:1.4.2+201905281530", "Docker tag app:1.4.2+201905281530"),
+        ("Version 3.11.2+20240115 1234", "Version 3.11.2+20240115 1234"),
+        ("build v2+13355167104", "build v2+13355167104"),
+        ("pkg 1.0.+13355167104", "pkg 1.0.+13355167104"),
+        # A separator and a letter or digit after the number: part of an identifier.
+        (
+            "Part number 555-123-4567-A fits the model.",
+            "Part number 555-123-4567-A fits the model.",
+        ),
+        ("SKU 293-780-2892/B2 in stock", "SKU 293-780-2892/B2 in stock"),
+        # A "+" after a space, the start, a bracket, a quote, ":", "=" or "," is a lead.
+        ("delta +2025550143 bytes", "delta <PHONE> bytes"),
+        ("+14155552671 is mine", "<PHONE> is mine"),
+        ("Tel: +1 415 555 2671", "Tel: <PHONE>"),
+        ("call +44 20 7946 0958.", "call <PHONE>."),
+        ("phone=+14155552671", "phone=<PHONE>"),
+        ("a,+14155552671", "a,<PHONE>"),
+        ('"+14155552671"', '"<PHONE>"'),
+        ("reach «+1 335 516 7104»", "reach «<PHONE>»"),
+        ("请拨打+1 335 516 7104谢谢", "请拨打<PHONE>谢谢"),
+        ("<td>+1 (759) 296-7443</td>", "<td><PHONE></td>"),
+        ("(415) 555-2671,", "<PHONE>,"),
+        ("number: 415-555-2671.", "number: <PHONE>."),
+        ("(761) 217-6614", "<PHONE>"),
+        ("293-780-2892", "<PHONE>"),
+        ("+1 (335) 516-7104", "<PHONE>"),
+    ],
+)
+def test_formatted_possible_numbers_only_outside_identifiers(
+    pipeline: RedactionPipeline, text: str, redacted: str
+) -> None:
+    assert pipeline.redact(text) == RedactionResult(redacted, redacted.count("<PHONE>"))
 
 
 def test_mixed_text_counts_every_entity(pipeline: RedactionPipeline) -> None:

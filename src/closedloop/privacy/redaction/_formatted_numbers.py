@@ -38,6 +38,9 @@ _CAPTURE = re.compile(r"\\d(?:\{(\d+)(?:,(\d+))?\})?")  # a group of a format's 
 _LEADS = "([\uff08\uff3b+\uff0b"  # libphonenumber's opening brackets and plus signs
 _PLUS = re.compile("[([\uff08\uff3b]*[+\uff0b]")
 _BRACKETED = re.compile(r"\((\d+)\)")
+_PLUS_SIGNS = "+\uff0b"
+_BEFORE_PLUS = "\"'<>:=,\uff1a\uff1d\uff0c"  # and spaces, opening brackets, quotes
+_ID_SEPARATORS = ("-", ".", "/", "\uff0d", "\uff0e", "\uff0f")
 # The Unicode blocks in which libphonenumber treats a letter next to a number as a word.
 _LATIN_BLOCKS = (
     Block.BASIC_LATIN,
@@ -88,17 +91,28 @@ class FormattedNumbers:
             return False
         return self._hint.search(_ascii_digits(text)) is not None
 
-    def accepts(self, text: str, match: PhoneNumberMatch) -> bool:
+    def accepts(self, text: str, match: PhoneNumberMatch, *, glued: bool = False) -> bool:
         """Whether ``match`` (found in ``text`` at leniency POSSIBLE) is a formatted number.
 
         The matcher skips its word check at that leniency, so it is made here: no Latin
         letter (or "%", or a currency sign) right before or after the number, as for a
         valid one. A number needs seven digits, like every window the redactor looks at:
         "+43 0000" is possible, but too short to be anyone's.
+
+        Two more checks keep identifiers out. A "+" is no lead after anything but the start,
+        a space, an opening bracket or quote, ":", "=", "," or a non-Latin letter (prose
+        without spaces): "1.4.2+201905281530" is a version with build metadata (``glued``:
+        ``text`` starts right after a digit it leaves out). A separator and a letter or digit
+        after the number make it part of one, as in "555-123-4567-A".
         """
         number, raw = match.number, match.raw_string
         possible = phonenumbers.is_possible_number_with_reason(number)
-        if possible != ValidationResult.IS_POSSIBLE or _inside_word(text, match):
+        if (
+            possible != ValidationResult.IS_POSSIBLE
+            or _inside_word(text, match)
+            or _glued_plus(text, match, glued=glued)
+            or _followed_by_identifier(text, match.end)
+        ):
             return False
         written = _DIGIT_GROUP.findall(_ascii_digits(raw))
         if number.extension:
@@ -175,6 +189,29 @@ def _inside_word(text: str, match: PhoneNumberMatch) -> bool:
         if _is_latin_letter(previous) or _is_invalid_punctuation(previous):
             return True
     return end < len(text) and (_is_latin_letter(text[end]) or _is_invalid_punctuation(text[end]))
+
+
+def _glued_plus(text: str, match: PhoneNumberMatch, *, glued: bool) -> bool:
+    """Whether the "+" that ``match`` starts with comes right after a character that makes
+    it part of something else (a digit, ".", a Latin letter), not a lead."""
+    if match.raw_string[0] not in _PLUS_SIGNS:
+        return False
+    if not match.start:
+        return glued
+    previous = text[match.start - 1]
+    return not (
+        previous.isspace()
+        or previous in _BEFORE_PLUS
+        or Category.get(previous) in (Category.OPEN_PUNCTUATION, Category.INITIAL_PUNCTUATION)
+        # Prose without spaces (Chinese, Japanese, Korean) runs into a number: as in the
+        # word check, only a Latin letter joins it.
+        or (is_letter(previous) and not _is_latin_letter(previous))
+    )
+
+
+def _followed_by_identifier(text: str, end: int) -> bool:
+    """Whether a separator and a letter or digit follow ``end``: "555-123-4567-A"."""
+    return text[end : end + 1] in _ID_SEPARATORS and text[end + 1 : end + 2].isalnum()
 
 
 def _is_latin_letter(char: str) -> bool:

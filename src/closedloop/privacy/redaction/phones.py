@@ -45,7 +45,7 @@ _DIGIT = re.compile(r"\d")
 _GROUPED = phonenumbers.Leniency.STRICT_GROUPING
 _POSSIBLE = phonenumbers.Leniency.POSSIBLE
 
-Verdicts = dict[tuple[int, str], tuple[Span, ...]]
+Verdicts = dict[tuple[int, bool, str], tuple[Span, ...]]
 
 
 def _may_hold_phone(text: str) -> bool:
@@ -126,21 +126,25 @@ class PhoneRedactor:
         # One character of context before the window, as the matcher checks it for letters;
         # not a digit (a run can start right after an extension), which it would read on.
         before = 1 if start and not text[start - 1].isdecimal() else 0
-        key = (before, text[start - before : end + window.context_after])
+        glued = bool(start) and not before  # right after a digit: no "+" there is a lead
+        key = (before, glued, text[start - before : end + window.context_after])
         spans = verdicts.get(key)
         if spans is None:
             core = text[start:end]
             valid = self._national.may_hold_valid(core, whole=is_part)
             formatted = self._formatted.may_hold(core)
-            spans = self._match(key[1], before, end - start, valid=valid, formatted=formatted)
+            spans = self._match(
+                key[2], before, end - start, valid=valid, formatted=formatted, glued=glued
+            )
             verdicts[key] = spans
         return [(start + left, start + right) for left, right in spans]
 
     def _match(
-        self, window: str, before: int, length: int, *, valid: bool, formatted: bool
+        self, window: str, before: int, length: int, *, valid: bool, formatted: bool, glued: bool
     ) -> tuple[Span, ...]:
         """Numbers in ``window`` that start in its core, core-relative: the formatted possible
-        ones if ``formatted``, the valid ones if ``valid`` (else there are none).
+        ones if ``formatted``, the valid ones if ``valid`` (else there are none). ``glued``:
+        ``window`` starts right after a digit that it leaves out.
 
         A valid number must be grouped as numbers are in the region, or not at all (leniency
         STRICT_GROUPING): "2024-118822" in an order number is valid, but no phone number.
@@ -153,7 +157,11 @@ class PhoneRedactor:
                 window, self._region, leniency=_POSSIBLE, max_tries=_MAX_TRIES
             )
             found += _in_core(
-                (number for number in possible if self._formatted.accepts(window, number)),
+                (
+                    number
+                    for number in possible
+                    if self._formatted.accepts(window, number, glued=glued)
+                ),
                 before,
                 end,
             )
