@@ -157,14 +157,14 @@ def _line_bytes(line: str) -> bytes:
 
 
 class _TracedBody(wrapt.ObjectProxy):  # type: ignore[misc]
-    """What the sync and async response proxies share: the tracer and the ``iter_*`` taps."""
+    """What the sync and async response proxies share: the tracer and the ``iter_*`` taps
+    (each subclass's ``_tap`` reads its own kind of iterator)."""
+
+    _tap: Callable[[Any, Any, Callable[[Any], bytes]], Any]
 
     def __init__(self, response: Any, call: LLMCall, streaming: bool) -> None:
         super().__init__(response)
         self._self_tracer = _BodyTracer(call, streaming)
-
-    def _tap(self, pieces: Any, to_bytes: Callable[[Any], bytes]) -> Any:
-        raise NotImplementedError
 
     def _read_whole(self, body: bytes) -> None:
         self._self_tracer.feed(body)
