@@ -23,7 +23,7 @@ from opentelemetry.trace import Span, format_span_id, format_trace_id
 
 from closedloop.sampling import NOT_SAMPLED, SAMPLED, TailSampler, load, sampler_config
 from closedloop.sampling.policies import Policy
-from closedloop.sampling.trace import SpanView, TraceState
+from closedloop.sampling.trace import BufferedTrace, SpanView
 from closedloop.testing.traffic import batches, generate_traffic
 from collector_harness import (
     LB_CONFIG,
@@ -216,7 +216,7 @@ class _TraceIdsTheBaselineDrops(RandomIdGenerator):
     def generate_trace_id(self) -> int:
         while True:
             trace_id = super().generate_trace_id()
-            if self._baseline.evaluate(TraceState(trace_id)) == NOT_SAMPLED:
+            if self._baseline.evaluate(BufferedTrace(trace_id)) == NOT_SAMPLED:
                 return trace_id
 
 

@@ -40,7 +40,7 @@ from closedloop.sampling import (
     sampler_config,
 )
 from closedloop.sampling.policies import combine, sampling_threshold
-from closedloop.sampling.trace import TraceState
+from closedloop.sampling.trace import BufferedTrace
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION_CONFIG = ROOT / "collector" / "otel-collector.yaml"
@@ -138,8 +138,8 @@ def view(
     )
 
 
-def trace(*spans: SpanView) -> TraceState:
-    return TraceState(spans[0].trace_id if spans else 1, list(spans))
+def trace(*spans: SpanView) -> BufferedTrace:
+    return BufferedTrace(spans[0].trace_id if spans else 1, list(spans))
 
 
 def config(*policies: dict[str, Any], **processor: Any) -> SamplerConfig:

@@ -19,7 +19,7 @@ from typing import Any
 import re2
 
 from closedloop.sampling.ottl import Condition
-from closedloop.sampling.trace import SpanView, TraceState, bool_value, int_value, str_value
+from closedloop.sampling.trace import BufferedTrace, SpanView, bool_value, int_value, str_value
 
 SAMPLED = "sampled"
 NOT_SAMPLED = "not_sampled"
@@ -37,7 +37,7 @@ def _decide(matched: bool) -> str:
 
 
 def _any_resource_or_span(
-    trace: TraceState, matches: Callable[[Mapping[str, Any], bool], bool], invert: bool
+    trace: BufferedTrace, matches: Callable[[Mapping[str, Any], bool], bool], invert: bool
 ) -> str:
     """The collector's hasResourceOrSpanWithCondition (and its inverted form)."""
     for span in trace.spans:
@@ -57,11 +57,11 @@ class Policy(ABC):
         self.name = name
 
     @abstractmethod
-    def evaluate(self, trace: TraceState) -> str: ...
+    def evaluate(self, trace: BufferedTrace) -> str: ...
 
 
 class AlwaysSample(Policy):
-    def evaluate(self, trace: TraceState) -> str:
+    def evaluate(self, trace: BufferedTrace) -> str:
         return SAMPLED
 
 
@@ -71,7 +71,7 @@ class Latency(Policy):
         self.threshold_ms = threshold_ms
         self.upper_threshold_ms = upper_threshold_ms
 
-    def evaluate(self, trace: TraceState) -> str:
+    def evaluate(self, trace: BufferedTrace) -> str:
         earliest = latest = 0
         for span in trace.spans:
             if earliest == 0 or span.start_ns < earliest:
@@ -96,7 +96,7 @@ class NumericAttribute(Policy):
         self.high = max_value if max_value != 0 else MAX_INT64
         self.invert = invert
 
-    def evaluate(self, trace: TraceState) -> str:
+    def evaluate(self, trace: BufferedTrace) -> str:
         def in_range(attributes: Mapping[str, Any], _: bool) -> bool:
             return (
                 self.key in attributes and self.low <= int_value(attributes[self.key]) <= self.high
@@ -121,7 +121,7 @@ class StringAttribute(Policy):
             exact = {value for value in values if value}
             self._matches = exact.__contains__
 
-    def evaluate(self, trace: TraceState) -> str:
+    def evaluate(self, trace: BufferedTrace) -> str:
         def matches(attributes: Mapping[str, Any], is_resource: bool) -> bool:
             if self.key not in attributes:
                 return False
@@ -138,7 +138,7 @@ class BooleanAttribute(Policy):
         self.value = value
         self.invert = invert
 
-    def evaluate(self, trace: TraceState) -> str:
+    def evaluate(self, trace: BufferedTrace) -> str:
         def matches(attributes: Mapping[str, Any], _: bool) -> bool:
             return self.key in attributes and bool_value(attributes[self.key]) == self.value
 
@@ -179,7 +179,7 @@ class Probabilistic(Policy):
         self.salt = (salt or DEFAULT_HASH_SALT).encode()
         self.threshold = sampling_threshold(percentage)
 
-    def evaluate(self, trace: TraceState) -> str:
+    def evaluate(self, trace: BufferedTrace) -> str:
         return _decide(fnv1a_64(self.salt + trace.trace_id_bytes) <= self.threshold)
 
 
@@ -188,7 +188,7 @@ class StatusCodeFilter(Policy):
         super().__init__(name)
         self.codes = frozenset(codes)
 
-    def evaluate(self, trace: TraceState) -> str:
+    def evaluate(self, trace: BufferedTrace) -> str:
         return _decide(any(span.status in self.codes for span in trace.spans))
 
 
@@ -198,7 +198,7 @@ class SpanCount(Policy):
         self.min_spans = min_spans
         self.max_spans = max_spans
 
-    def evaluate(self, trace: TraceState) -> str:
+    def evaluate(self, trace: BufferedTrace) -> str:
         count = len(trace.spans)
         if self.max_spans == 0:
             return _decide(count >= self.min_spans)
@@ -216,7 +216,7 @@ class OttlCondition(Policy):
         self.span_conditions = tuple(span)
         self.event_conditions = tuple(spanevent)
 
-    def evaluate(self, trace: TraceState) -> str:
+    def evaluate(self, trace: BufferedTrace) -> str:
         for span in trace.spans:
             if any(condition.matches(span, None) for condition in self.span_conditions):
                 return SAMPLED
@@ -226,7 +226,7 @@ class OttlCondition(Policy):
         return NOT_SAMPLED
 
 
-def _first_non_match(policies: Sequence[Policy], trace: TraceState) -> str | None:
+def _first_non_match(policies: Sequence[Policy], trace: BufferedTrace) -> str | None:
     """NotSampled (or Error) from the first sub-policy that does not match, else None."""
     for policy in policies:
         decision = policy.evaluate(trace)
@@ -240,7 +240,7 @@ class And(Policy):
         super().__init__(name)
         self.policies = tuple(policies)
 
-    def evaluate(self, trace: TraceState) -> str:
+    def evaluate(self, trace: BufferedTrace) -> str:
         return _first_non_match(self.policies, trace) or SAMPLED
 
 
@@ -249,7 +249,7 @@ class Not(Policy):
         super().__init__(name)
         self.policy = policy
 
-    def evaluate(self, trace: TraceState) -> str:
+    def evaluate(self, trace: BufferedTrace) -> str:
         decision = self.policy.evaluate(trace)
         return {SAMPLED: NOT_SAMPLED, NOT_SAMPLED: SAMPLED}.get(decision, decision)
 
@@ -261,12 +261,12 @@ class Drop(Policy):
         super().__init__(name)
         self.policies = tuple(policies)
 
-    def evaluate(self, trace: TraceState) -> str:
+    def evaluate(self, trace: BufferedTrace) -> str:
         return _first_non_match(self.policies, trace) or DROPPED
 
 
 def combine(
-    policies: Sequence[Policy], trace: TraceState, first_match: bool
+    policies: Sequence[Policy], trace: BufferedTrace, first_match: bool
 ) -> tuple[str, str | None]:
     """Drop policies first (any Dropped drops); then any Sampled samples. Returns the
     decision and the name of the policy that decided it."""

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 
 from closedloop.sampling.config import SamplerConfig
 from closedloop.sampling.policies import SAMPLED, combine
-from closedloop.sampling.trace import SpanView, TraceState
+from closedloop.sampling.trace import BufferedTrace, SpanView
 
 Forward = Callable[[list[SpanView]], None]
 
@@ -66,7 +66,7 @@ class TailSampler:
         # Traces in memory in the order they were admitted: num_traces evicts the first, and
         # a trace that leaves memory leaves this order with it (the collector's
         # deleteTraceQueue), so a re-admitted trace is evicted as new, not as its old self.
-        self._traces: OrderedDict[int, TraceState] = OrderedDict()
+        self._traces: OrderedDict[int, BufferedTrace] = OrderedDict()
         self._current: list[int] = []
         self._pipeline: deque[list[int]] = deque([] for _ in range(config.decision_batches))
         self._sampled = _DecisionCache(config.sampled_cache_size)
@@ -102,12 +102,12 @@ class TailSampler:
             return
         trace.spans.append(span)
 
-    def _admit(self, trace_id: int) -> TraceState:
+    def _admit(self, trace_id: int) -> BufferedTrace:
         if self._traces and len(self._traces) >= self.config.num_traces:
             _, evicted = self._traces.popitem(last=False)
             if evicted.decision is None:
                 self.counts["traces_evicted_undecided"] += 1
-        trace = TraceState(trace_id)
+        trace = BufferedTrace(trace_id)
         self._traces[trace_id] = trace
         self._current.append(trace_id)
         self.counts["traces_received"] += 1

@@ -73,7 +73,7 @@ def bool_value(value: Any) -> bool:
 
 
 @dataclass
-class TraceState:
+class BufferedTrace:
     """A trace held in memory: its spans, in the order they arrived, and its decision."""
 
     trace_id: int

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 
-from closedloop.privacy.redaction.base import Redactor, Span, replace_spans
+from closedloop.privacy.redaction.base import Redactor, TextRange, replace_spans
 
-SpanFinder = Callable[[re.Match[str]], Iterable[Span]]
+SpanFinder = Callable[[re.Match[str]], Iterable[TextRange]]
 
 
 class BuiltInRedactor:
@@ -62,7 +62,7 @@ class CandidateRedactor(BuiltInRedactor):
             return text, 0
         return replace_spans(text, self._spans_to_replace(text, first), self._placeholder)
 
-    def _spans_to_replace(self, text: str, first: re.Match[str]) -> Iterator[Span]:
+    def _spans_to_replace(self, text: str, first: re.Match[str]) -> Iterator[TextRange]:
         """Spans to replace, starting with those of the ``first`` candidate."""
         match: re.Match[str] | None = first
         last_end = 0
@@ -94,7 +94,7 @@ class RedactorChain(BuiltInRedactor):
         return text, total
 
 
-def entire_match(match: re.Match[str]) -> tuple[Span]:
+def entire_match(match: re.Match[str]) -> tuple[TextRange]:
     """For candidates that need no validation."""
     return (match.span(),)
 
@@ -102,7 +102,7 @@ def entire_match(match: re.Match[str]) -> tuple[Span]:
 def entire_match_if(valid: Callable[[str], bool]) -> SpanFinder:
     """For validators that accept or reject a candidate as a whole."""
 
-    def spans(match: re.Match[str]) -> tuple[Span, ...]:
+    def spans(match: re.Match[str]) -> tuple[TextRange, ...]:
         return (match.span(),) if valid(match.group()) else ()
 
     return spans

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-Span = tuple[int, int]
+TextRange = tuple[int, int]
 
 
 class Redactor(Protocol):
@@ -32,7 +32,7 @@ class RedactionResult:
     count: int
 
 
-def replace_spans(text: str, spans: Iterable[Span], placeholder: str) -> tuple[str, int]:
+def replace_spans(text: str, spans: Iterable[TextRange], placeholder: str) -> tuple[str, int]:
     """Replace each span (in order, none overlapping) with ``placeholder``; count replacements.
 
     Text without a span comes back as the same object, so callers can compare it cheaply.

@@ -6,7 +6,7 @@ import re
 from itertools import accumulate
 
 from closedloop.privacy.redaction._candidates import CandidateRedactor
-from closedloop.privacy.redaction.base import Span, digit_count
+from closedloop.privacy.redaction.base import TextRange, digit_count
 
 # Groups of 3+ digits joined by one space or dash: "4111 1111 1111 1111", "3782-822463-10005".
 # Shorter groups end the run, so an expiry month after the number ("... 1111 12/26") stays out,
@@ -33,7 +33,7 @@ def _luhn_valid(plain: bytes, doubled: bytes, begin: int, stop: int) -> bool:
     return (kept + twice - ord("0") * (stop - begin)) % 10 == 0
 
 
-def _card_spans(match: re.Match[str]) -> list[Span]:
+def _card_spans(match: re.Match[str]) -> list[TextRange]:
     run = match.group()
     digits = run.replace(" ", "").replace("-", "")
     if len(digits) < _MIN_DIGITS:
@@ -43,7 +43,7 @@ def _card_spans(match: re.Match[str]) -> list[Span]:
     return _cards_among_numbers(run, digits, match.start())
 
 
-def _cards_among_numbers(run: str, digits: str, base: int) -> list[Span]:
+def _cards_among_numbers(run: str, digits: str, base: int) -> list[TextRange]:
     """A run longer than any card: a card next to other numbers.
 
     Tries each run of whole groups with a card's length and returns the union of the valid
@@ -53,7 +53,7 @@ def _cards_among_numbers(run: str, digits: str, base: int) -> list[Span]:
     sizes = [len(group) for group in run.replace("-", " ").split(" ")]  # one separator each
     ends = list(accumulate(sizes))  # where each group ends in ``digits``
     plain, doubled = _luhn_digits(digits)
-    spans: list[Span] = []
+    spans: list[TextRange] = []
     for first, size in enumerate(sizes):
         begin = ends[first] - size
         for last in range(first, len(sizes)):

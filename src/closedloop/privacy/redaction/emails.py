@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 
 from closedloop.privacy.redaction._candidates import BuiltInRedactor
-from closedloop.privacy.redaction.base import Span, replace_spans
+from closedloop.privacy.redaction.base import TextRange, replace_spans
 
 # Non-ASCII characters that cannot be part of an address in running text: Latin-1
 # punctuation and spaces, Greek, Arabic and Devanagari punctuation, general punctuation
@@ -88,7 +88,7 @@ class EmailRedactor(BuiltInRedactor):
         return replace_spans(text, self._spans(text), "<EMAIL>")
 
     @staticmethod
-    def _spans(text: str) -> Iterator[Span]:
+    def _spans(text: str) -> Iterator[TextRange]:
         done = 0  # where the last address ended: the next one starts there at the earliest
         for at_sign in _AT.finditer(text):
             at = at_sign.start()

@@ -6,7 +6,7 @@ import re
 import string
 
 from closedloop.privacy.redaction._candidates import CandidateRedactor
-from closedloop.privacy.redaction.base import Span, digit_count
+from closedloop.privacy.redaction.base import TextRange, digit_count
 
 # ISO 13616 registry countries plus those with widely used national IBAN formats.
 _IBAN_COUNTRY_CODES = (
@@ -26,7 +26,7 @@ _IBAN = re.compile(
 )
 
 
-def _iban_spans(match: re.Match[str]) -> tuple[Span, ...]:
+def _iban_spans(match: re.Match[str]) -> tuple[TextRange, ...]:
     # The candidate may have swallowed following 4-character words ("... 7034 THEN"): retry
     # without trailing space-separated groups, down to the shortest IBAN, before giving up.
     candidate = match.group()  # starts with the country code and check digits, unspaced

@@ -26,7 +26,7 @@ from closedloop.privacy.redaction._phone_windows import (
     phone_runs,
     phone_windows,
 )
-from closedloop.privacy.redaction.base import Span, ascii_digit_count, replace_spans
+from closedloop.privacy.redaction.base import TextRange, ascii_digit_count, replace_spans
 
 # Seven digits with at most a few separators between neighbours: every valid number in
 # international or national format has that, while prose with a few numbers rarely does.
@@ -45,7 +45,7 @@ _DIGIT = re.compile(r"\d")
 _GROUPED = phonenumbers.Leniency.STRICT_GROUPING
 _POSSIBLE = phonenumbers.Leniency.POSSIBLE
 
-Verdicts = dict[tuple[int, bool, str], tuple[Span, ...]]
+Verdicts = dict[tuple[int, bool, str], tuple[TextRange, ...]]
 
 
 def _may_hold_phone(text: str) -> bool:
@@ -101,14 +101,14 @@ class PhoneRedactor:
         return text, total
 
     def _scan(
-        self, text: str, regions: list[Span], verdicts: Verdicts, *, after_cut: bool
-    ) -> tuple[list[Span], list[Span]]:
+        self, text: str, regions: list[TextRange], verdicts: Verdicts, *, after_cut: bool
+    ) -> tuple[list[TextRange], list[TextRange]]:
         """The numbers in ``regions``, and the regions that replacing them changes.
 
         ``after_cut``: the regions are runs just cut by replacements, or their neighbours.
         """
-        found: list[Span] = []
-        changed: list[Span] = []
+        found: list[TextRange] = []
+        changed: list[TextRange] = []
         for start, end in regions:
             runs = list(phone_runs(text, start, end))
             for index, run in enumerate(runs):
@@ -121,7 +121,7 @@ class PhoneRedactor:
                     changed.append(_neighbourhood(runs, index))
         return _union(found), changed
 
-    def _numbers(self, text: str, window: Window, verdicts: Verdicts) -> list[Span]:
+    def _numbers(self, text: str, window: Window, verdicts: Verdicts) -> list[TextRange]:
         start, end, is_part = window
         # One character of context before the window, as the matcher checks it for letters;
         # not a digit (a run can start right after an extension), which it would read on.
@@ -141,7 +141,7 @@ class PhoneRedactor:
 
     def _match(
         self, window: str, before: int, length: int, *, valid: bool, formatted: bool, glued: bool
-    ) -> tuple[Span, ...]:
+    ) -> tuple[TextRange, ...]:
         """Numbers in ``window`` that start in its core, core-relative: the formatted possible
         ones if ``formatted``, the valid ones if ``valid`` (else there are none). ``glued``:
         ``window`` starts right after a digit that it leaves out.
@@ -151,7 +151,7 @@ class PhoneRedactor:
         Once formatted numbers take every digit of the core, no valid one can add to them.
         """
         end = before + length
-        found: list[Span] = []
+        found: list[TextRange] = []
         if formatted:
             possible = phonenumbers.PhoneNumberMatcher(
                 window, self._region, leniency=_POSSIBLE, max_tries=_MAX_TRIES
@@ -176,12 +176,14 @@ class PhoneRedactor:
         return f"PhoneRedactor({self._region!r})"
 
 
-def _in_core(numbers: Iterable[phonenumbers.PhoneNumberMatch], before: int, end: int) -> list[Span]:
+def _in_core(
+    numbers: Iterable[phonenumbers.PhoneNumberMatch], before: int, end: int
+) -> list[TextRange]:
     """The spans of ``numbers`` that start in the core of a window, ``before`` to ``end``."""
     return [(number.start, number.end) for number in numbers if before <= number.start < end]
 
 
-def _has_digit_outside(window: str, start: int, end: int, spans: list[Span]) -> bool:
+def _has_digit_outside(window: str, start: int, end: int, spans: list[TextRange]) -> bool:
     """Whether ``window[start:end]`` has a digit outside ``spans``."""
     for span_start, span_end in sorted(spans):
         if _DIGIT.search(window, start, max(start, span_start)):
@@ -190,7 +192,7 @@ def _has_digit_outside(window: str, start: int, end: int, spans: list[Span]) -> 
     return _DIGIT.search(window, start, end) is not None
 
 
-def _neighbourhood(runs: list[re.Match[str]], index: int) -> Span:
+def _neighbourhood(runs: list[re.Match[str]], index: int) -> TextRange:
     """The run at ``index`` with the runs whose verdicts depend on its characters: one that
     ends at most three characters before it (its context after reaches in) and one that
     continues it (its context before is this run's last character)."""
@@ -202,9 +204,9 @@ def _neighbourhood(runs: list[re.Match[str]], index: int) -> Span:
     return start, end
 
 
-def _union(spans: list[Span]) -> list[Span]:
+def _union(spans: list[TextRange]) -> list[TextRange]:
     """``spans`` sorted, overlapping ones merged (windows of a long run can overlap)."""
-    merged: list[Span] = []
+    merged: list[TextRange] = []
     for start, end in sorted(spans):
         if merged and start < merged[-1][1]:
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
@@ -213,10 +215,10 @@ def _union(spans: list[Span]) -> list[Span]:
     return merged
 
 
-def _after_replacing(regions: list[Span], replaced: list[Span]) -> list[Span]:
+def _after_replacing(regions: list[TextRange], replaced: list[TextRange]) -> list[TextRange]:
     """Where ``regions`` (in order, each holding whole replaced spans) are after replacing,
     merged where they overlap."""
-    moved: list[Span] = []
+    moved: list[TextRange] = []
     shift = 0  # how much shorter the text before the current position got
     index = 0
     for start, end in regions:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from closedloop.privacy.redaction._candidates import CandidateRedactor
-from closedloop.privacy.redaction.base import Span
+from closedloop.privacy.redaction.base import TextRange
 
 _WORD_START = r"(?<![\w-].)"  # placed after the first character: it starts a word
 _BEARER_TOKEN = r"[ \t]+(?![A-Z]?[a-z]+(?![\w\-.~+/=]))[\w\-.~+/]{16,}=*"  # not a plain word
@@ -35,7 +35,7 @@ def _has_secret_hint(text: str) -> bool:
     )
 
 
-def _secret_spans(match: re.Match[str]) -> tuple[Span]:
+def _secret_spans(match: re.Match[str]) -> tuple[TextRange]:
     start, end = match.span()
     if match.string[start] in "Bb":  # keep the "Bearer" scheme, replace only the token
         token = match.group()[_BEARER:].lstrip(" \t")
