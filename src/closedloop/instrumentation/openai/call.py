@@ -23,7 +23,6 @@ from closedloop.instrumentation import attributes as attr
 from closedloop.instrumentation import recent_calls
 from closedloop.instrumentation.context import current_call_context
 from closedloop.instrumentation.openai.content import ContentScrubber, to_json
-from closedloop.instrumentation.openai.stream_usage import endpoint_key
 from closedloop.instrumentation.settings import InstrumentationSettings
 
 _PRICING_PROVIDER = {"openai": "openai", "azure.ai.openai": "azure"}
@@ -89,7 +88,6 @@ class Endpoint:
     provider: str
     address: str | None
     port: int | None
-    key: str
 
     @classmethod
     def of(cls, resource: Any) -> Endpoint:
@@ -98,7 +96,7 @@ class Endpoint:
         host = url.host or None
         port = url.port or {"https": 443, "http": 80}.get(url.scheme)
         provider = "azure.ai.openai" if host and host.endswith(".azure.com") else "openai"
-        return cls(provider, host, port, endpoint_key(client))
+        return cls(provider, host, port)
 
 
 class LLMCall:

@@ -23,6 +23,7 @@ from closedloop.instrumentation.openai.call import Endpoint, LLMCall, Operation
 from closedloop.instrumentation.openai.raw import finish_legacy, traced_api_response
 from closedloop.instrumentation.openai.stream_usage import (
     StreamUsagePolicy,
+    endpoint_key,
     refuses_stream_options,
 )
 from closedloop.instrumentation.openai.streams import (
@@ -58,6 +59,7 @@ class _Request:
     callers: dict[str, Any]
     asked_usage: bool
     policy: StreamUsagePolicy
+    endpoint_key: str
 
     def fall_back(self, error: BaseException) -> bool:
         """After the provider refused closedloop's ``stream_options``: send the caller's
@@ -65,7 +67,7 @@ class _Request:
         if not (self.asked_usage and refuses_stream_options(error)):
             return False
         self.send, self.asked_usage = self.callers, False
-        self.policy.refused(self.call.endpoint.key)
+        self.policy.refused(self.endpoint_key)
         health.count("stream_usage.refused")
         return True
 
@@ -90,13 +92,17 @@ def _begin(
     if not call.recording:
         call.end()
         return None, prepared
-    send = prepared
+    send, key = prepared, ""
     try:
-        if hooks.stream_usage.may_ask(endpoint.address, endpoint.key, prepared):
-            send = operation.with_stream_usage(prepared) or prepared
+        # Only streams can be asked for usage: plain calls skip the policy's lock entirely.
+        if prepared.get("stream") is True:
+            key = endpoint_key(instance._client)
+            if hooks.stream_usage.may_ask(endpoint.address, key, prepared):
+                send = operation.with_stream_usage(prepared) or prepared
     except Exception as error:
         health.record_failure(f"{name}.stream_usage", error)
-    return _Request(call, send, prepared, send is not prepared, hooks.stream_usage), send
+    request = _Request(call, send, prepared, send is not prepared, hooks.stream_usage, key)
+    return request, send
 
 
 def _finish(request: _Request, result: Any, is_async: bool) -> Any:
