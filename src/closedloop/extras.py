@@ -10,8 +10,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from closedloop.errors import ClosedloopError
 
-class MissingExtraError(ImportError):
+
+class MissingExtraError(ClosedloopError, ImportError):
     """A part of closedloop was used without the extra that installs its dependencies."""
 
 
