@@ -20,17 +20,18 @@ import tracemalloc
 from pathlib import Path
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import ReadableSpan
 from rich.console import Console
 from rich.table import Table
 
-from closedloop.sampling import TailSampler, load
-from closedloop.sampling.trace import SpanView
-from closedloop.testing.traffic import batches, generate_traffic
+from closedloop.sampling import SpanView, TailSampler, load
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from collector_harness import (  # noqa: E402 - the test harness is shared, not duplicated
+# the tests' traffic generator and collector harness are shared, not duplicated
+from _support.traffic import batches, generate_traffic  # noqa: E402
+from collector_harness import (  # noqa: E402
     PRODUCTION_CONFIG,
     free_port,
     running_collector,
@@ -38,8 +39,8 @@ from collector_harness import (  # noqa: E402 - the test harness is shared, not 
 )
 
 
-def _run_sampler(spans) -> int:
-    kept: list = []
+def _run_sampler(spans: list[ReadableSpan]) -> int:
+    kept: list[SpanView] = []
     sampler = TailSampler(load(PRODUCTION_CONFIG), kept.extend)
     for batch in batches(spans, 512):
         sampler.ingest(SpanView.of(span) for span in batch)
@@ -47,7 +48,7 @@ def _run_sampler(spans) -> int:
     return len(kept)
 
 
-def python_sampler(spans) -> tuple[float, int, int]:
+def python_sampler(spans: list[ReadableSpan]) -> tuple[float, int, int]:
     """Seconds to ingest (span views included) and decide everything; peak bytes allocated
     meanwhile, measured in a second run (tracemalloc slows Python down); kept spans."""
     started = time.perf_counter()
@@ -67,7 +68,7 @@ def peak_rss_bytes(pid: int) -> int:
     return 0
 
 
-def collector(spans, workdir: Path) -> tuple[float, int]:
+def collector(spans: list[ReadableSpan], workdir: Path) -> tuple[float, int]:
     """Seconds for the collector to accept every payload, and its peak RSS."""
     payloads = [encode_spans(batch).SerializeToString() for batch in batches(spans, 512)]
     http_port, grpc_port = free_port(), free_port()

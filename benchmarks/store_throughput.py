@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +26,11 @@ from rich.table import Table
 import closedloop.store as cs
 from closedloop.store.exporter import ClickHouseSpanExporter
 from closedloop.store.rows import span_rows
-from closedloop.testing.traffic import batches, generate_traffic
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+# the tests' traffic generator, not a copy of it
+from _support.traffic import batches, generate_traffic
 
 SQL = Path(__file__).with_name("sql")
 console = Console(width=120)

@@ -7,19 +7,17 @@ from typing import Any
 
 import pytest
 from openai import AsyncOpenAI, OpenAI
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import closedloop
+from _support.spans import async_client_for, client_for
 from closedloop.health import reset_stats
+from closedloop.privacy import UserHasher
 from closedloop.testing import OpenAICompatibleServer
 
 HASH_KEY = "test-hash-key"
-MESSAGES_WITH_EMAIL = [
-    {"role": "system", "content": "You are a support bot."},
-    {"role": "user", "content": "Where is my refund? Mail me at ann@example.com"},
-]
 
 
 @pytest.fixture(autouse=True)
@@ -101,14 +99,6 @@ def store(request: pytest.FixtureRequest, tmp_path):
     opened.close()
 
 
-def client_for(server: OpenAICompatibleServer) -> OpenAI:
-    return OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
-
-
-def async_client_for(server: OpenAICompatibleServer) -> AsyncOpenAI:
-    return AsyncOpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
-
-
 @pytest.fixture
 def client(server: OpenAICompatibleServer) -> OpenAI:
     return client_for(server)
@@ -119,13 +109,7 @@ def async_client(server: OpenAICompatibleServer) -> AsyncOpenAI:
     return async_client_for(server)
 
 
-def llm_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
-    return [
-        s for s in exporter.get_finished_spans() if s.name.split(" ")[0] in ("chat", "embeddings")
-    ]
-
-
-def only_span(exporter: InMemorySpanExporter) -> ReadableSpan:
-    spans = llm_spans(exporter)
-    assert len(spans) == 1, [s.name for s in spans]
-    return spans[0]
+@pytest.fixture
+def user_hash() -> Callable[[str], str]:
+    """The ``user.hash`` that ``instrument`` (keyed with the test key) gives a user id."""
+    return UserHasher(HASH_KEY).hash

@@ -17,7 +17,17 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 from closedloop.bootstrap import instrument, uninstrument
-from closedloop.health import stats
+from closedloop.errors import ClosedloopError
+from closedloop.health import Stats, stats
 from closedloop.instrumentation.context import context, current_trace_id
 
-__all__ = ["__version__", "context", "current_trace_id", "instrument", "stats", "uninstrument"]
+__all__ = [
+    "ClosedloopError",
+    "Stats",
+    "__version__",
+    "context",
+    "current_trace_id",
+    "instrument",
+    "stats",
+    "uninstrument",
+]

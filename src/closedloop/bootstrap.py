@@ -14,10 +14,9 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -32,6 +31,7 @@ from closedloop.instrumentation.settings import (
 )
 from closedloop.instrumentation.users import InteractionCounter
 from closedloop.privacy import Redactor
+from closedloop.runtime import DEFAULT_SHUTDOWN_TIMEOUT_S, current
 from closedloop.validation import require_positive_number, require_type
 
 logger = logging.getLogger("closedloop")
@@ -39,17 +39,6 @@ logger = logging.getLogger("closedloop")
 # One OTLP request (retries included) to a collector closedloop's own provider sends to.
 EXPORT_TIMEOUT_S = 5.0
 _TIMEOUT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
-
-
-@dataclass
-class _State:
-    provider: trace.TracerProvider
-    created_provider: bool
-    shutdown_timeout_s: float
-
-
-_lock = threading.Lock()
-_state: _State | None = None
 
 
 def _traces_url(endpoint: str) -> str:
@@ -79,20 +68,20 @@ def _provider(
     exporter: SpanExporter | None,
     tracer_provider: trace.TracerProvider | None,
     shutdown_timeout_s: float,
-) -> tuple[trace.TracerProvider, bool]:
-    """The provider to trace with, and whether closedloop created (and owns) it."""
+) -> trace.TracerProvider:
+    """The provider to trace with: the app's if it has one, else one closedloop creates."""
     existing = tracer_provider or trace.get_tracer_provider()
     if isinstance(existing, TracerProvider) or tracer_provider is not None:
         if exporter is not None and isinstance(existing, TracerProvider):
             existing.add_span_processor(BatchSpanProcessor(exporter))
-        return existing, False
+        return existing
     resource = Resource.create({SERVICE_NAME: service_name} if service_name else {})
     # The SDK's own exit hook waits up to 30 s per processor: ours is bounded instead.
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(exporter or _otlp_exporter(endpoint)))
     trace.set_tracer_provider(provider)
     atexit.register(_within, provider.shutdown, shutdown_timeout_s, "shutdown")
-    return provider, True
+    return provider
 
 
 def _within(action: Callable[[], object], timeout_s: float, what: str) -> bool:
@@ -129,10 +118,12 @@ def _within(action: Callable[[], object], timeout_s: float, what: str) -> bool:
 
 
 def _check_arguments(
+    *,
     service_name: object,
     endpoint: object,
     exporter: object,
     tracer_provider: object,
+    meter_provider: object,
     shutdown_timeout_s: object,
 ) -> None:
     require_type(
@@ -158,6 +149,13 @@ def _check_arguments(
         "pass an OpenTelemetry TracerProvider instance, or leave it out to use the global one.",
         optional=True,
     )
+    require_type(
+        "meter_provider",
+        meter_provider,
+        metrics.MeterProvider,
+        "pass an OpenTelemetry MeterProvider instance, or leave it out to use the global one.",
+        optional=True,
+    )
     require_positive_number("shutdown_timeout_s", shutdown_timeout_s, "pass e.g. 3.0 seconds.")
 
 
@@ -167,6 +165,7 @@ def instrument(
     endpoint: str | None = None,
     exporter: SpanExporter | None = None,
     tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
     capture_content: bool | None = None,
     redact: bool | None = None,
     redactors: Sequence[Redactor] = (),
@@ -176,24 +175,34 @@ def instrument(
     prices: Mapping[str, Mapping[str, object]] | None = None,
     stream_usage: StreamUsage = "auto",
     max_content_chars: int = DEFAULT_MAX_CONTENT_CHARS,
-    shutdown_timeout_s: float = 3.0,
+    shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
 ) -> trace.TracerProvider:
     """Trace every OpenAI call of this process; returns the TracerProvider in use.
 
     Calling it again is a no-op that returns the same provider; ``uninstrument()`` undoes
     it. ``exporter`` replaces the default OTLP/HTTP exporter (or, when the app already has
-    a TracerProvider, is added to it). ``prices`` maps a model name to
+    a TracerProvider, is added to it). ``meter_provider`` receives the GenAI client
+    metrics ``gen_ai.client.operation.duration`` and ``gen_ai.client.token.usage``
+    (default: the global MeterProvider). ``prices`` maps a model name to
     ``{"input_per_mtok", "output_per_mtok", "cached_input_per_mtok"}`` in USD.
     ``stream_usage`` says when closedloop may ask a stream for its token usage
     (``"auto"``: only endpoints known to honour ``stream_options``). Content beyond
-    ``max_content_chars`` per attribute is truncated and marked. See docs/configuration.md.
+    ``max_content_chars`` per attribute is truncated and marked. Every argument: the
+    README's "Configuration" table.
     """
-    global _state
-    with _lock:
-        if _state is not None:
+    runtime = current()
+    with runtime.lock:
+        if runtime.instrumentation is not None:
             logger.debug("closedloop.instrument() called again: already instrumented")
-            return _state.provider
-        _check_arguments(service_name, endpoint, exporter, tracer_provider, shutdown_timeout_s)
+            return runtime.instrumentation.tracer_provider
+        _check_arguments(
+            service_name=service_name,
+            endpoint=endpoint,
+            exporter=exporter,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            shutdown_timeout_s=shutdown_timeout_s,
+        )
         settings = InstrumentationSettings.build(
             capture_content=capture_content,
             redact=redact,
@@ -205,18 +214,19 @@ def instrument(
             stream_usage=stream_usage,
             max_content_chars=max_content_chars,
         )
-        provider, created = _provider(
-            service_name, endpoint, exporter, tracer_provider, shutdown_timeout_s
+        provider = _provider(service_name, endpoint, exporter, tracer_provider, shutdown_timeout_s)
+        OpenAIInstrumentor().instrument(
+            tracer_provider=provider,
+            meter_provider=meter_provider,
+            settings=settings,
+            shutdown_timeout_s=shutdown_timeout_s,
         )
-        OpenAIInstrumentor().instrument(tracer_provider=provider, settings=settings)
-        _state = _State(provider, created, shutdown_timeout_s)
         return provider
 
 
 def active_tracer_provider() -> trace.TracerProvider:
     """The provider ``instrument()`` traces with, else the global one (for feedback spans)."""
-    state = _state
-    return state.provider if state is not None else trace.get_tracer_provider()
+    return current().tracer_provider()
 
 
 def uninstrument() -> None:
@@ -224,12 +234,11 @@ def uninstrument() -> None:
 
     The flush waits at most ``shutdown_timeout_s`` (given to ``instrument()``).
     """
-    global _state
-    with _lock:
-        if _state is None:
+    runtime = current()
+    with runtime.lock:
+        active = runtime.instrumentation
+        if active is None:
             return
         OpenAIInstrumentor().uninstrument()
-        provider = _state.provider
-        if isinstance(provider, TracerProvider):
-            _within(provider.force_flush, _state.shutdown_timeout_s, "flush")
-        _state = None
+        if isinstance(active.tracer_provider, TracerProvider):
+            _within(active.tracer_provider.force_flush, active.shutdown_timeout_s, "flush")

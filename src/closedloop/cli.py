@@ -7,10 +7,11 @@ import re
 import time
 
 from closedloop import __version__
-from closedloop.extras import require
+from closedloop.extras import extra_needed
 
-typer = require("typer", "cli", "The closedloop command")
-Console = require("rich.console", "cli", "The closedloop command").Console
+with extra_needed("cli", "The closedloop command"):
+    import typer
+    from rich.console import Console
 
 app = typer.Typer(
     help="closedloop: feedback loops for LLM apps, on OpenTelemetry.", no_args_is_help=True

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -106,13 +106,27 @@ def _linear_rates(price: ModelPrice) -> _LinearRates | None:
     return rates
 
 
-class CostCalculator:
-    """Turns usage into USD; thread-safe, with per-model price lookups cached."""
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
-    def __init__(self, overrides: Mapping[str, Mapping[str, object]] | None = None) -> None:
+
+class CostCalculator:
+    """Turns usage into USD; thread-safe, with per-model price lookups cached.
+
+    Catalogue prices are those in force at ``clock()`` when a model is first priced
+    (prices change over time; tests pin the clock).
+    """
+
+    def __init__(
+        self,
+        overrides: Mapping[str, Mapping[str, object]] | None = None,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
         self._overrides = {
             model.lower(): _model_price(model, spec) for model, spec in (overrides or {}).items()
         }
+        self._clock = clock
         self._cache: dict[tuple[str, str], _LinearRates | ModelPrice | None] = {}
         self._lock = threading.Lock()
 
@@ -137,8 +151,7 @@ class CostCalculator:
             self._cache[key] = priced
         return priced
 
-    @staticmethod
-    def _lookup(provider: str, model: str) -> ModelPrice | None:
+    def _lookup(self, provider: str, model: str) -> ModelPrice | None:
         try:
             _, info = get_snapshot().find_provider_model(model, None, provider, None)
         except LookupError:
@@ -146,4 +159,4 @@ class CostCalculator:
                 "closedloop: no price known for %s model %r; cost not recorded", provider, model
             )
             return None
-        return info.get_prices(datetime.now(timezone.utc))
+        return info.get_prices(self._clock())

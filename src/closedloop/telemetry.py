@@ -16,6 +16,6 @@ from closedloop import __version__
 METER_NAME = "closedloop"
 
 
-def meter() -> metrics.Meter:
-    """The meter every closedloop instrument comes from (global MeterProvider)."""
-    return metrics.get_meter(METER_NAME, __version__)
+def meter(meter_provider: metrics.MeterProvider | None = None) -> metrics.Meter:
+    """The meter every closedloop instrument comes from (default: the global provider)."""
+    return metrics.get_meter(METER_NAME, __version__, meter_provider=meter_provider)

@@ -30,11 +30,24 @@ def require_type(
         )
 
 
+def require_callable(name: str, value: Any, fix: str) -> None:
+    """``value`` must be callable: checked at the call, not when it is first called later."""
+    if not callable(value):
+        raise TypeError(f"{name}={value!r} is a {type(value).__name__}, not callable; {fix}")
+
+
 def require_choice(name: str, value: Any, choices: Collection[str]) -> None:
     """``value`` must be one of the fixed strings ``choices``."""
     if not isinstance(value, str) or value not in choices:
         allowed = ", ".join(repr(choice) for choice in choices)
         raise ValueError(f"{name}={value!r} is not allowed; use one of {allowed}.")
+
+
+def require_non_empty_str(name: str, value: Any, fix: str) -> None:
+    """``value`` must be a string with at least one character."""
+    require_type(name, value, str, fix)
+    if not value:
+        raise ValueError(f"{name}='' is empty; {fix}")
 
 
 def require_non_negative_int(name: str, value: Any, fix: str) -> None:

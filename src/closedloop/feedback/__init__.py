@@ -1,44 +1,57 @@
-"""Feedback by trace id: explicit, implicit and outcome signals, from any process.
+"""Feedback by call id: explicit, implicit and outcome signals, from any process.
 
-closedloop.feedback.thumbs(trace_id, up=False)
-closedloop.feedback.rating(trace_id, 4)
-closedloop.feedback.outcome(trace_id, "ticket_reopened", True)
+call = closedloop.feedback.call_id(reply)  # store with the answer: "trace_id:span_id"
+closedloop.feedback.thumbs(call, up=False)
+closedloop.feedback.rating(call, 4)
+closedloop.feedback.safety(call, "medium")
+closedloop.feedback.outcome(call, "ticket_reopened", True)
+
+See docs/feedback.md.
 """
 
-from closedloop.feedback.flows import Flow, FlowTracker, flow
+from closedloop.feedback.flows import Flow, FlowState, FlowTracker, flow
 from closedloop.feedback.implicit import RetryDetector, edit_ratio, record_edit
 from closedloop.feedback.recorder import (
     KINDS,
+    SAFETY_LEVELS,
+    FeedbackKind,
     Recorded,
+    SafetyLevel,
     comment,
-    emit,
     outcome,
     rating,
     record,
+    safety,
     thumbs,
 )
-from closedloop.feedback.targets import Target, resolve
+from closedloop.feedback.targets import FeedbackTarget, IdentifiedResponse, Target, call_id
 from closedloop.feedback.tokens import ExpiredToken, FeedbackGrant, InvalidToken, token, verify
 
 __all__ = [
     "KINDS",
+    "SAFETY_LEVELS",
     "ExpiredToken",
     "FeedbackGrant",
+    "FeedbackKind",
+    "FeedbackTarget",
     "Flow",
+    "FlowState",
     "FlowTracker",
+    "IdentifiedResponse",
     "InvalidToken",
     "Recorded",
     "RetryDetector",
+    "SafetyLevel",
     "Target",
+    "call_id",
     "comment",
     "edit_ratio",
-    "emit",
     "flow",
     "outcome",
     "rating",
     "record",
     "record_edit",
-    "resolve",
+    "safety",
     "thumbs",
     "token",
     "verify",

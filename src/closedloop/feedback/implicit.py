@@ -7,8 +7,8 @@ asked; both are recorded as ``kind="implicit"`` feedback on the call they judge
 
 from __future__ import annotations
 
+import datetime
 import hashlib
-import math
 import secrets
 import threading
 import time
@@ -16,11 +16,17 @@ import unicodedata
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from closedloop.extras import require
+from closedloop.extras import extra_needed
 from closedloop.feedback.recorder import Recorded, record
-from closedloop.feedback.targets import Target, resolve
+from closedloop.feedback.targets import FeedbackTarget, Target, resolve
+from closedloop.validation import (
+    require_callable,
+    require_non_empty_str,
+    require_positive_int,
+    require_positive_number,
+    require_type,
+)
 
 RETRY_SOURCE = "retry_detector"
 
@@ -34,20 +40,31 @@ def edit_ratio(original: str, edited: str) -> float:
     """
     _require_text("original", original)
     _require_text("edited", edited)
-    distance = require("rapidfuzz.distance", "implicit", "edit_ratio()")
-    return float(distance.Levenshtein.normalized_distance(original, edited))
+    with extra_needed("implicit", "edit_ratio()"):
+        from rapidfuzz.distance import Levenshtein
+    return Levenshtein.normalized_distance(original, edited)
 
 
-def record_edit(target: Any, original: str, edited: str, **options: Any) -> Recorded | None:
-    """Record how much of ``target``'s output the user rewrote before using it."""
-    if "kind" in options:
-        raise ValueError("record_edit always records kind='implicit'; drop the kind option.")
-    return record(target, "edit_ratio", edit_ratio(original, edited), kind="implicit", **options)
+def record_edit(
+    target: FeedbackTarget,
+    original: str,
+    edited: str,
+    *,
+    label: str | None = None,
+    comment: str | None = None,
+    source: str | None = None,
+    timestamp: datetime.datetime | float | None = None,
+) -> Recorded | None:
+    """Record how much of ``target``'s output the user rewrote before using it
+    (``edit_ratio``, always ``kind="implicit"``)."""
+    return record(
+        target, "edit_ratio", edit_ratio(original, edited), label=label, comment=comment,
+        kind="implicit", source=source, timestamp=timestamp,
+    )  # fmt: skip
 
 
-def _require_text(field: str, value: Any) -> None:
-    if not isinstance(value, str):
-        raise ValueError(f"{field} must be a str (the text itself), got {type(value).__name__}.")
+def _require_text(field: str, value: str) -> None:
+    require_type(field, value, str, "pass the text itself.")
 
 
 def _normalize(text: str) -> str:
@@ -90,19 +107,20 @@ class RetryDetector:
         max_questions_per_user: int = 20,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not _positive_finite(window_s):
-            raise ValueError(f"window_s must be a positive number of seconds, got {window_s!r}.")
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-            raise ValueError(f"threshold must be a number from 0 to 100, got {threshold!r}.")
+        require_positive_number("window_s", window_s, "pass a number of seconds, e.g. 300.")
+        require_type("threshold", threshold, (int, float), "pass a number from 0 to 100.")
         if not 0 < threshold <= 100:
             raise ValueError(f"threshold must be above 0 and at most 100, got {threshold!r}.")
-        _require_count("max_users", max_users)
-        _require_count("max_questions_per_user", max_questions_per_user)
-        if not callable(clock):
-            raise ValueError("clock must be a callable returning seconds, e.g. time.monotonic.")
+        require_positive_int("max_users", max_users, "pass a whole number, e.g. 10000.")
+        require_positive_int(
+            "max_questions_per_user", max_questions_per_user, "pass a whole number, e.g. 20."
+        )
+        require_callable("clock", clock, "pass a function returning seconds, e.g. time.monotonic.")
+        with extra_needed("implicit", "RetryDetector"):
+            from rapidfuzz.fuzz import token_sort_ratio
+        self._token_sort_ratio = token_sort_ratio
         self._window_s = float(window_s)
         self._threshold = float(threshold)
-        self._fuzz = require("rapidfuzz.fuzz", "implicit", "RetryDetector")
         self._max_users = max_users
         self._max_questions = max_questions_per_user
         self._clock = clock
@@ -110,11 +128,10 @@ class RetryDetector:
         self._lock = threading.Lock()
         self._users: OrderedDict[bytes, deque[_Asked]] = OrderedDict()
 
-    def observe(self, user_id: str, question: str, target: Any) -> Recorded | None:
+    def observe(self, user_id: str, question: str, target: FeedbackTarget) -> Recorded | None:
         """Remember ``question`` (answered by the call ``target``); when it repeats one of
         this user's recent questions, record ``retry`` on that earlier call and return it."""
-        if not isinstance(user_id, str) or not user_id:
-            raise ValueError(f"user_id must be a non-empty string, got {user_id!r}.")
+        require_non_empty_str("user_id", user_id, "pass the app's user id as text.")
         _require_text("question", question)
         resolved = resolve(target)
         text = _normalize(question)
@@ -153,19 +170,5 @@ class RetryDetector:
     def _repeats(self, old: _Asked, new: _Asked) -> bool:
         if old.retried:
             return False
-        score = self._fuzz.token_sort_ratio(old.text, new.text, score_cutoff=self._threshold)
+        score = self._token_sort_ratio(old.text, new.text, score_cutoff=self._threshold)
         return score >= self._threshold
-
-
-def _positive_finite(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
-
-
-def _require_count(field: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{field} must be a whole number of at least 1, got {value!r}.")

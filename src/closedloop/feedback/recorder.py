@@ -14,22 +14,31 @@ import math
 import numbers
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal, get_args
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
 
-from closedloop import __version__
+from closedloop import __version__, runtime
 from closedloop.bootstrap import active_tracer_provider
-from closedloop.feedback.targets import resolve
+from closedloop.feedback.targets import FeedbackTarget, Target, resolve
+from closedloop.instrumentation import attributes as attr
 from closedloop.instrumentation.settings import active_settings
+from closedloop.validation import require_choice, require_non_empty_str, require_type
 
 logger = logging.getLogger("closedloop.feedback")
 
-KINDS = ("explicit", "implicit", "outcome", "judge", "label")
-EVENT_NAME = "gen_ai.evaluation.result"
-SPAN_NAME = "closedloop.feedback"
-_warned_no_provider = False
+FeedbackKind = Literal["explicit", "implicit", "outcome", "judge", "label"]
+"""Who or what judged the call (Contract 2's ``closedloop.feedback.kind``)."""
+KINDS: tuple[FeedbackKind, ...] = get_args(FeedbackKind)
+
+SafetyLevel = Literal["none", "low", "medium", "high"]
+"""The app's safety filter verdict on a call's output (Contract 2's ``safety`` labels)."""
+SAFETY_LEVELS: tuple[SafetyLevel, ...] = get_args(SafetyLevel)
+
+EVENT_NAME = attr.EVALUATION_RESULT_EVENT
+SPAN_NAME = attr.FEEDBACK_SPAN_NAME
 
 
 @dataclass(frozen=True)
@@ -40,13 +49,12 @@ class Recorded:
     span_id: str
 
 
-def _number(field: str, value: Any) -> float | None:
+def _number(field: str, value: float | None) -> float | None:
     if value is None:
         return None
+    require_type(field, value, (bool, numbers.Real), "pass a number, a bool or None.")
     if isinstance(value, bool):
         return 1.0 if value else 0.0
-    if not isinstance(value, numbers.Real):
-        raise ValueError(f"feedback {field} must be a number or bool, got {value!r}.")
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(f"feedback {field} must be finite, got {value!r}.")
@@ -63,13 +71,10 @@ _VALUE_RANGES: dict[str, tuple[float, float, bool]] = {
     "rating": (1, 5, True),
     "edit_ratio": (0, 1, False),
 }
-_SAFETY_LABELS = ("none", "low", "medium", "high")
-
-
 _LATEST_NS = 2**63 - 1  # the store's DateTime64(9) ends in 2262
 
 
-def _check_timestamp_ns(ns: int, given: Any, *, allow_future: bool = False) -> int:
+def _check_timestamp_ns(ns: int, given: object, *, allow_future: bool = False) -> int:
     """``ns`` is after 2000 and not ahead of this clock (``allow_future``: for generators
     and replays that write simulated time, only within what the store can hold)."""
     seconds = ns / 1_000_000_000
@@ -90,9 +95,13 @@ def _check_timestamp_ns(ns: int, given: Any, *, allow_future: bool = False) -> i
     return ns
 
 
-def _timestamp_ns(timestamp: Any) -> int:
+def _timestamp_ns(timestamp: datetime.datetime | float | None) -> int:
     if timestamp is None:
         return time.time_ns()
+    require_type(
+        "timestamp", timestamp, (datetime.datetime, int, float), "pass an aware datetime or "
+        "epoch seconds."
+    )  # fmt: skip
     if isinstance(timestamp, datetime.datetime):
         if timestamp.tzinfo is None:
             raise ValueError(
@@ -102,15 +111,9 @@ def _timestamp_ns(timestamp: Any) -> int:
         return _check_timestamp_ns(
             since_epoch // datetime.timedelta(microseconds=1) * 1_000, timestamp
         )
-    if isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool):
-        if not math.isfinite(timestamp) or timestamp <= 0:
-            raise ValueError(
-                f"feedback timestamp must be positive epoch seconds, got {timestamp!r}."
-            )
-        return _check_timestamp_ns(int(timestamp * 1_000_000_000), timestamp)
-    raise ValueError(
-        f"feedback timestamp must be an aware datetime or epoch seconds, got {timestamp!r}."
-    )
+    if not math.isfinite(timestamp) or timestamp <= 0:
+        raise ValueError(f"feedback timestamp must be positive epoch seconds, got {timestamp!r}.")
+    return _check_timestamp_ns(int(timestamp * 1_000_000_000), timestamp)
 
 
 def _check_range(name: str, score: float | None, label: str | None) -> None:
@@ -124,51 +127,56 @@ def _check_range(name: str, score: float | None, label: str | None) -> None:
                 f"feedback {name!r} value={score:g} is out of range; {name} takes {kind} "
                 f"from {low:g} to {high:g}."
             )
-    if name == "safety" and label is not None and label not in _SAFETY_LABELS:
+    if name == "safety" and label is not None and label not in SAFETY_LEVELS:
         raise ValueError(
             f"feedback 'safety' label={label!r} is not a level; use one of "
-            f"{', '.join(_SAFETY_LABELS)}."
+            f"{', '.join(SAFETY_LEVELS)}."
         )
 
 
-def _text(field: str, value: Any) -> str | None:
+def _text(field: str, value: str | None) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"feedback {field} must be a non-empty string, got {value!r}.")
+    require_non_empty_str(field, value, f"pass the feedback {field} as text.")
     return value
 
 
+def _warn_no_provider() -> None:
+    """Once per process: every later record() would say the same."""
+    if not runtime.current().first_time("feedback.no_tracer_provider"):
+        return
+    logger.warning(
+        "closedloop.feedback: no TracerProvider is configured, feedback goes nowhere; "
+        "call closedloop.instrument() (or set up OpenTelemetry) first."
+    )
+
+
 def _tracer() -> trace.Tracer:
-    global _warned_no_provider
     provider = active_tracer_provider()
-    if isinstance(provider, trace.ProxyTracerProvider) and not _warned_no_provider:
-        _warned_no_provider = True
-        logger.warning(
-            "closedloop.feedback: no TracerProvider is configured, feedback goes nowhere; "
-            "call closedloop.instrument() (or set up OpenTelemetry) first."
-        )
+    if isinstance(provider, trace.ProxyTracerProvider):
+        _warn_no_provider()
     return provider.get_tracer("closedloop.feedback", __version__)
 
 
 def record(
-    target: Any,
+    target: FeedbackTarget,
     name: str,
-    value: float | bool | None = None,
+    value: float | None = None,
     *,
     label: str | None = None,
     comment: str | None = None,
-    kind: str = "explicit",
+    kind: FeedbackKind = "explicit",
     source: str | None = None,
     timestamp: datetime.datetime | float | None = None,
 ) -> Recorded | None:
     """Attach one feedback signal to the call ``target`` names.
 
-    ``target``: a 32-hex trace id, ``trace_id:span_id``, a span context, or a response
-    object returned by an instrumented call. ``timestamp`` (aware datetime or epoch
-    seconds) says when the feedback was given, for feedback recorded later.
-    ``comment`` is free text: it is redacted like other content, and dropped when content
-    capture is off; ``label`` is a category (``up``, ``high``), recorded as given.
+    ``target``: a 32-hex trace id, ``trace_id:span_id`` (see ``call_id``), a span context,
+    or a response object returned by an instrumented call. ``value`` is a number (a bool
+    counts as 1/0). ``timestamp`` (aware datetime or epoch seconds) says when the feedback
+    was given, for feedback recorded later. ``comment`` is free text: it is redacted like
+    other content, and dropped when content capture is off; ``label`` is a category
+    (``up``, ``high``), recorded as given. ``source`` says where it came from (``web``).
     Returns the feedback span's ids, or None when no TracerProvider records spans.
     """
     resolved = resolve(target)
@@ -181,13 +189,13 @@ def record(
 
 def emit(
     tracer: trace.Tracer,
-    target: Any,
+    target: Target,
     name: str,
-    value: float | bool | None = None,
+    value: float | None = None,
     *,
     label: str | None = None,
     comment: str | None = None,
-    kind: str = "explicit",
+    kind: FeedbackKind = "explicit",
     source: str | None = None,
     timestamp_ns: int,
 ) -> Recorded | None:
@@ -195,8 +203,7 @@ def emit(
     produce feedback spans themselves (traffic generators, replays, importers)."""
     resolved = resolve(target)
     name = _text("name", name) or ""
-    if kind not in KINDS:
-        raise ValueError(f"feedback kind must be one of {', '.join(KINDS)}, got {kind!r}.")
+    require_choice("kind", kind, KINDS)
     score = _number("value", value)
     label = _text("label", label)
     comment = _text("comment", comment)
@@ -204,21 +211,20 @@ def emit(
     if score is None and label is None and comment is None:
         raise ValueError(f"feedback {name!r} needs a value, a label or a comment.")
     _check_range(name, score, label)
-    if isinstance(timestamp_ns, bool) or not isinstance(timestamp_ns, int):
-        raise ValueError(f"timestamp_ns must be whole nanoseconds, got {timestamp_ns!r}.")
+    require_type("timestamp_ns", timestamp_ns, int, "pass whole nanoseconds since the epoch.")
     _check_timestamp_ns(timestamp_ns, timestamp_ns, allow_future=True)
     explanation = _redacted(comment) if comment is not None else None
 
-    attributes: dict[str, Any] = {
-        "closedloop.feedback.kind": kind,
-        "closedloop.feedback.name": name,
+    attributes: dict[str, AttributeValue] = {
+        attr.FEEDBACK_KIND: kind,
+        attr.FEEDBACK_NAME: name,
     }
-    event: dict[str, Any] = {"gen_ai.evaluation.name": name}
+    event: dict[str, AttributeValue] = {attr.EVALUATION_NAME: name}
     for span_key, event_key, item in (
-        ("closedloop.feedback.value", "gen_ai.evaluation.score.value", score),
-        ("closedloop.feedback.label", "gen_ai.evaluation.score.label", label),
-        ("closedloop.feedback.source", None, source),
-        (None, "gen_ai.evaluation.explanation", explanation),
+        (attr.FEEDBACK_VALUE, attr.EVALUATION_SCORE_VALUE, score),
+        (attr.FEEDBACK_LABEL, attr.EVALUATION_SCORE_LABEL, label),
+        (attr.FEEDBACK_SOURCE, None, source),
+        (None, attr.EVALUATION_EXPLANATION, explanation),
     ):
         if item is None:
             continue
@@ -251,27 +257,92 @@ def _redacted(text: str) -> str | None:
     return settings.redactor.redact(text).text
 
 
-def thumbs(target: Any, up: bool, **options: Any) -> Recorded | None:
-    """Thumbs up (True) or down (False)."""
-    if not isinstance(up, bool):
-        raise ValueError(f"thumbs needs up=True or up=False, got {up!r}.")
-    return record(target, "thumbs", up, label="up" if up else "down", **options)
+def thumbs(
+    target: FeedbackTarget,
+    up: bool,
+    *,
+    comment: str | None = None,
+    kind: FeedbackKind = "explicit",
+    source: str | None = None,
+    timestamp: datetime.datetime | float | None = None,
+) -> Recorded | None:
+    """Thumbs up (True) or down (False): ``thumbs`` = 1/0 with the label ``up``/``down``."""
+    require_type("up", up, bool, "pass up=True or up=False.")
+    return record(
+        target, "thumbs", up, label="up" if up else "down", comment=comment, kind=kind,
+        source=source, timestamp=timestamp,
+    )  # fmt: skip
 
 
-def rating(target: Any, stars: int, **options: Any) -> Recorded | None:
+def rating(
+    target: FeedbackTarget,
+    stars: int,
+    *,
+    label: str | None = None,
+    comment: str | None = None,
+    kind: FeedbackKind = "explicit",
+    source: str | None = None,
+    timestamp: datetime.datetime | float | None = None,
+) -> Recorded | None:
     """A 1-5 star rating."""
-    if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
+    require_type("stars", stars, int, "pass a whole number of stars from 1 to 5.")
+    if not 1 <= stars <= 5:
         raise ValueError(f"rating must be a whole number of stars from 1 to 5, got {stars!r}.")
-    return record(target, "rating", stars, **options)
+    return record(
+        target, "rating", stars, label=label, comment=comment, kind=kind, source=source,
+        timestamp=timestamp,
+    )  # fmt: skip
 
 
-def comment(target: Any, text: str, **options: Any) -> Recorded | None:
+def comment(
+    target: FeedbackTarget,
+    text: str,
+    *,
+    label: str | None = None,
+    kind: FeedbackKind = "explicit",
+    source: str | None = None,
+    timestamp: datetime.datetime | float | None = None,
+) -> Recorded | None:
     """Free-text feedback (redacted before it is recorded)."""
-    return record(target, "comment", comment=text, **options)
+    return record(
+        target, "comment", label=label, comment=text, kind=kind, source=source,
+        timestamp=timestamp,
+    )  # fmt: skip
 
 
-def outcome(target: Any, name: str, value: bool | float, **options: Any) -> Recorded | None:
-    """A real-world result known later, e.g. ``ticket_reopened``, ``task_succeeded``."""
+def outcome(
+    target: FeedbackTarget,
+    name: str,
+    value: float,
+    *,
+    label: str | None = None,
+    comment: str | None = None,
+    source: str | None = None,
+    timestamp: datetime.datetime | float | None = None,
+) -> Recorded | None:
+    """A real-world result known later, e.g. ``ticket_reopened``, ``task_succeeded``
+    (a bool, recorded as 1/0, or a number)."""
     if value is None:
-        raise ValueError(f"outcome {name!r} needs a value (True/False or a number).")
-    return record(target, name, value, kind="outcome", **options)
+        raise TypeError(f"outcome {name!r} needs a value (True/False or a number), got None.")
+    return record(
+        target, name, value, label=label, comment=comment, kind="outcome", source=source,
+        timestamp=timestamp,
+    )  # fmt: skip
+
+
+def safety(
+    target: FeedbackTarget,
+    level: SafetyLevel,
+    *,
+    comment: str | None = None,
+    kind: FeedbackKind = "explicit",
+    source: str | None = None,
+    timestamp: datetime.datetime | float | None = None,
+) -> Recorded | None:
+    """The app's safety filter verdict on the call's output: ``none`` (nothing found) to
+    ``high``. ``prompt_version_metrics`` reports the trigger rate per level."""
+    require_choice("level", level, SAFETY_LEVELS)
+    return record(
+        target, "safety", label=level, comment=comment, kind=kind, source=source,
+        timestamp=timestamp,
+    )  # fmt: skip

@@ -11,11 +11,13 @@ checks it before recording anything::
     grant = closedloop.feedback.verify(request_token, "thumbs")  # raises InvalidToken
     closedloop.feedback.thumbs(grant.target, up=True)
 
-A token is ``<payload>.<signature>``, both base64url without padding. The payload is the compact
-JSON array ``[version, trace_id, span_id or null, sorted names, expiry, nonce]``; the signature
-is HMAC-SHA256 over the encoded payload, keyed with a key derived from the secret so that a
-secret shared with another HMAC use (such as user hashing) cannot be abused to forge tokens.
-Tokens are not encrypted: anyone holding one can read the trace id and names.
+Signing, encoding and the issue time are itsdangerous' ``URLSafeTimedSerializer``: the token is
+``<payload>.<issued at>.<signature>``, the payload the compact JSON array
+``[trace_id, span_id or null, sorted names, lifetime in seconds, nonce]``, the signature
+HMAC-SHA256 under a key derived from the secret and this format's salt (so a secret shared
+with another HMAC use, such as user hashing, cannot forge tokens, and tokens of another
+format version do not verify). Tokens are not encrypted: anyone holding one can read the
+trace id and names.
 
 The secret comes from the caller, from ``CLOSEDLOOP_FEEDBACK_TOKEN_KEY``, or from a key file
 generated once per machine next to the user hash key file. Tokens made with the key file only
@@ -24,12 +26,8 @@ verify on the same machine, which is why using it warns.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime
 import hashlib
-import hmac
-import json
 import math
 import re
 import secrets
@@ -37,12 +35,16 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from itsdangerous import BadData, BadPayload, BadSignature, TimestampSigner
+from itsdangerous import URLSafeTimedSerializer as _Serializer
+from itsdangerous.encoding import base64_decode, base64_encode
 from opentelemetry import trace
 
-from closedloop.feedback.targets import resolve
+from closedloop.errors import ClosedloopError
+from closedloop.feedback.targets import FeedbackTarget, resolve
 from closedloop.privacy.keys import KeySpec, resolve_key
+from closedloop.validation import require_non_empty_str, require_type
 
 __all__ = [
     "DEFAULT_NAMES",
@@ -69,17 +71,20 @@ KEY_SPEC = KeySpec(
 DEFAULT_NAMES = ("thumbs", "rating", "comment")
 MAX_TTL = datetime.timedelta(days=30)
 
-_VERSION = 1
-_SIGNATURE_BYTES = 32
+# The format version lives in the salt: a token of another version fails its signature.
+_SALT = "closedloop feedback token v2"
 _NONCE_BYTES = 8
 # Far above any real token (about 200 characters); bounds the work done on untrusted input.
 _MAX_TOKEN_LENGTH = 4096
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
-# The signing key is HMAC(secret, this label): domain separation from other uses of a secret.
-_KEY_LABEL = b"closedloop feedback token v1"
+# itsdangerous' decoder skips characters outside the alphabet and ignores the unused low bits
+# of a last base64 character; checking the shape first keeps every token one exact spelling.
+# (The issue time is empty at the epoch's first second: itsdangerous strips leading zeros.)
+_SHAPE = re.compile(r"\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.([A-Za-z0-9_-]+)")
+# Issue times are whole seconds, so a lifetime rounded up to the expiry can exceed MAX_TTL by 1.
+_MAX_LIFETIME_S = int(MAX_TTL.total_seconds()) + 1
 
 
-class InvalidToken(ValueError):
+class InvalidToken(ClosedloopError, ValueError):
     """The token is malformed, forged, expired, or does not allow the requested feedback."""
 
 
@@ -106,55 +111,38 @@ class FeedbackGrant:
         return f"{self.trace_id}:{self.span_id}" if self.span_id else self.trace_id
 
 
-# --- key resolution -----------------------------------------------------------------------
-
-
 def key_file_path() -> Path:
     """The per-machine key file, in the same directory as the user hash key file."""
     return KEY_SPEC.key_file_path()
 
 
-def _signature(key: str | bytes | None, payload: str) -> bytes:
-    secret, _ = resolve_key(KEY_SPEC, key, stacklevel=3)  # warn the caller of token() / verify()
-    signing_key = hmac.digest(secret, _KEY_LABEL, hashlib.sha256)
-    return hmac.digest(signing_key, payload.encode("ascii"), hashlib.sha256)
+class _Signer(TimestampSigner):
+    """This format's signer: HMAC-SHA256 under HMAC(secret, salt), timestamps from ``now``
+    (the caller's clock, so expiry is testable)."""
+
+    default_digest_method = staticmethod(hashlib.sha256)
+    default_key_derivation = "hmac"
+
+    def __init__(self, secret_key: list[bytes], salt: bytes | None, *, now: float) -> None:
+        super().__init__(secret_key, salt=salt)
+        self._now = now
+
+    def get_timestamp(self) -> int:
+        return math.floor(self._now)
 
 
-# --- encoding -----------------------------------------------------------------------------
-
-
-def _encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _decode(text: str, part: str) -> bytes:
-    """Strict base64url: the alphabet only, no padding, and the one canonical spelling.
-
-    Without padding the last character can carry unused low bits; accepting several
-    spellings of the same bytes would make distinct tokens verify alike, so only the
-    spelling ``_encode`` produces is accepted.
-    """
-    if not _BASE64URL.fullmatch(text):
-        raise InvalidToken(f"malformed token: {part} is not base64url")
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise InvalidToken(f"malformed token: {part} is not base64url") from None
-    if _encode(raw) != text:
-        raise InvalidToken(f"malformed token: {part} is not canonical base64url")
-    return raw
+def _serializer(key: str | bytes | None, now: float) -> _Serializer:
+    """The serializer for ``key``; resolving it may warn, at the caller of token()/verify()."""
+    secret, _ = resolve_key(KEY_SPEC, key, stacklevel=3)
+    return _Serializer(secret, salt=_SALT, signer=_Signer, signer_kwargs={"now": now})
 
 
 # --- creation -----------------------------------------------------------------------------
 
 
 def _ttl_seconds(ttl: float | datetime.timedelta) -> float:
-    if isinstance(ttl, datetime.timedelta):
-        seconds = ttl.total_seconds()
-    elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
-        seconds = float(ttl)
-    else:
-        raise ValueError(f"ttl must be seconds or a timedelta, got {ttl!r}")
+    require_type("ttl", ttl, (datetime.timedelta, int, float), "pass seconds or a timedelta.")
+    seconds = ttl.total_seconds() if isinstance(ttl, datetime.timedelta) else float(ttl)
     limit = MAX_TTL.total_seconds()
     if not math.isfinite(seconds) or not 0 < seconds <= limit:
         raise ValueError(
@@ -165,33 +153,29 @@ def _ttl_seconds(ttl: float | datetime.timedelta) -> float:
 
 def _names(names: Iterable[str]) -> list[str]:
     if isinstance(names, (str, bytes)):
-        raise ValueError(
+        raise TypeError(
             f"names must be a collection of feedback names, not one string: use names=({names!r},)"
         )
-    try:
-        items = list(names)
-    except TypeError:
-        raise ValueError(
-            f"names must be an iterable of strings, got {type(names).__name__}"
-        ) from None
+    require_type("names", names, Iterable, "pass a list of feedback names, e.g. ['thumbs'].")
+    items = list(names)
     if not items:
         raise ValueError("names must allow at least one feedback name")
     for name in items:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"names must be non-empty strings, got {name!r}")
+        require_non_empty_str("names[]", name, "pass feedback names as non-empty text.")
     return sorted(set(items))
 
 
 def _now(now: float | None) -> float:
     if now is None:
         return time.time()
-    if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
-        raise ValueError(f"now must be finite epoch seconds, got {now!r}")
+    require_type("now", now, (int, float), "pass epoch seconds, e.g. time.time().")
+    if not math.isfinite(now) or now < 0:
+        raise ValueError(f"now must be finite, non-negative epoch seconds, got {now!r}")
     return float(now)
 
 
 def token(
-    target: Any,
+    target: FeedbackTarget,
     names: Iterable[str] = DEFAULT_NAMES,
     ttl: float | datetime.timedelta = 3600,
     *,
@@ -202,23 +186,16 @@ def token(
 
     ``target`` is anything ``closedloop.feedback.record`` accepts. The token expires on the
     whole second at or after ``now + ttl``; every call makes a different token. It is
-    URL- and HTML-attribute-safe: base64url characters and one ``.``.
+    URL- and HTML-attribute-safe: base64url characters and dots.
     """
     resolved = resolve(target)
     allowed = _names(names)
-    expires_at = math.ceil(_now(now) + _ttl_seconds(ttl))
+    current = _now(now)
+    lifetime = math.ceil(current + _ttl_seconds(ttl)) - math.floor(current)
     span_id = trace.format_span_id(resolved.span_id) if resolved.span_id else None
-    fields = [
-        _VERSION,
-        resolved.trace_id_hex,
-        span_id,
-        allowed,
-        expires_at,
-        _encode(secrets.token_bytes(_NONCE_BYTES)),
-    ]
-    body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
-    payload = _encode(body.encode("utf-8"))
-    result = f"{payload}.{_encode(_signature(key, payload))}"
+    nonce = base64_encode(secrets.token_bytes(_NONCE_BYTES)).decode("ascii")
+    fields = [resolved.trace_id_hex, span_id, allowed, lifetime, nonce]
+    result = _serializer(key, current).dumps(fields)
     if len(result) > _MAX_TOKEN_LENGTH:
         raise ValueError(
             f"names are too many or too long: the token would be {len(result)} characters, "
@@ -230,15 +207,31 @@ def token(
 # --- verification -------------------------------------------------------------------------
 
 
-def _grant(fields: Any) -> FeedbackGrant:
+def _check_shape(token: object) -> str:
+    """The token as text in its one canonical spelling, before any key work is done."""
+    if not isinstance(token, str):
+        raise InvalidToken(f"malformed token: expected a str, got {type(token).__name__}")
+    if len(token) > _MAX_TOKEN_LENGTH:
+        raise InvalidToken("malformed token: too long")
+    shape = _SHAPE.fullmatch(token)
+    if shape is None:
+        raise InvalidToken("malformed token: expected <payload>.<issued at>.<signature>")
+    signature = shape[1]
+    try:
+        canonical = base64_encode(base64_decode(signature)).decode("ascii") == signature
+    except BadData:
+        raise InvalidToken("malformed token: signature is not base64url") from None
+    if not canonical:
+        raise InvalidToken("malformed token: signature is not canonical base64url")
+    return token
+
+
+def _grant(fields: object, issued_at: int) -> FeedbackGrant:
     if not isinstance(fields, list) or not fields:
         raise InvalidToken("malformed token: payload is not a field list")
-    version = fields[0]
-    if type(version) is not int or version != _VERSION:
-        raise InvalidToken(f"malformed token: unsupported version {version!r}")
-    if len(fields) != 6:
+    if len(fields) != 5:
         raise InvalidToken("malformed token: wrong number of fields")
-    _, trace_id, span_id, names, expires_at, nonce = fields
+    trace_id, span_id, names, lifetime, nonce = fields
     if not isinstance(trace_id, str) or not (span_id is None or isinstance(span_id, str)):
         raise InvalidToken("malformed token: ids are not strings")
     target = f"{trace_id}:{span_id}" if span_id is not None else trace_id
@@ -256,11 +249,11 @@ def _grant(fields: Any) -> FeedbackGrant:
         or not all(isinstance(name, str) and name for name in names)
     ):
         raise InvalidToken("malformed token: names are not non-empty strings")
-    if type(expires_at) is not int:
-        raise InvalidToken("malformed token: expiry is not whole epoch seconds")
+    if type(lifetime) is not int or not 0 < lifetime <= _MAX_LIFETIME_S:
+        raise InvalidToken("malformed token: lifetime is not whole seconds within MAX_TTL")
     if not isinstance(nonce, str) or not nonce:
         raise InvalidToken("malformed token: missing nonce")
-    return FeedbackGrant(trace_id, span_id, frozenset(names), float(expires_at))
+    return FeedbackGrant(trace_id, span_id, frozenset(names), float(issued_at + lifetime))
 
 
 def verify(
@@ -273,30 +266,21 @@ def verify(
     """The grant a genuine, unexpired token gives, or :class:`InvalidToken` saying why not.
 
     With ``name``, also require that the token allows that feedback name. The signature is
-    checked before the payload is parsed, so forged input never reaches the JSON parser.
+    checked before the payload is decoded, so forged input never reaches the JSON parser.
     Messages never include the key or the token. :class:`ExpiredToken` (a subclass) means
-    the token was genuine but is at or past its expiry.
+    the token was genuine but is at or past its expiry. The token and ``name`` usually come
+    from a request, so anything wrong with them is an :class:`InvalidToken`, never a
+    ``TypeError``.
     """
     current = _now(now)
-    if not isinstance(token, str):
-        raise InvalidToken(f"malformed token: expected a str, got {type(token).__name__}")
-    if len(token) > _MAX_TOKEN_LENGTH:
-        raise InvalidToken("malformed token: too long")
-    parts = token.split(".")
-    if len(parts) != 2:
-        raise InvalidToken("malformed token: expected <payload>.<signature>")
-    payload, signature_text = parts
-    raw_payload = _decode(payload, "payload")
-    signature = _decode(signature_text, "signature")
-    if len(signature) != _SIGNATURE_BYTES:
-        raise InvalidToken("malformed token: signature has the wrong length")
-    if not hmac.compare_digest(signature, _signature(key, payload)):
-        raise InvalidToken("bad signature")
+    checked = _check_shape(token)
     try:
-        fields = json.loads(raw_payload.decode("utf-8"))
-    except ValueError:  # UnicodeDecodeError and JSONDecodeError both are
+        fields, issued = _serializer(key, current).loads(checked, return_timestamp=True)
+    except BadPayload:
         raise InvalidToken("malformed token: payload is not JSON") from None
-    grant = _grant(fields)
+    except BadSignature:
+        raise InvalidToken("bad signature") from None
+    grant = _grant(fields, int(issued.timestamp()))
     if current >= grant.expires_at:
         expired = datetime.datetime.fromtimestamp(grant.expires_at, datetime.timezone.utc)
         raise ExpiredToken(

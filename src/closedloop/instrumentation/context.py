@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext
+from opentelemetry.util.types import AttributeValue
 
 from closedloop.instrumentation import attributes as attr
+from closedloop.validation import require_non_empty_str, require_positive_int, require_type
 
 _STRING_FIELDS = {
     "session_id": attr.SESSION_ID,
@@ -40,7 +41,7 @@ class CallContext:
         parent: CallContext | None,
         user_id: str | None,
         tools: tuple[str, ...],
-        attributes: Mapping[str, Any],
+        attributes: Mapping[str, AttributeValue],
     ) -> None:
         self.parent = parent
         self.user_id = user_id
@@ -69,24 +70,13 @@ def current_call_context() -> CallContext | None:
     return _current.get()
 
 
-def _require_str(field: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(
-            f"closedloop.context: {field} must be a non-empty string, got {value!r}; "
-            f"pass str({field}) or leave it out."
-        )
-    return value
-
-
 def _require_tools(value: object) -> tuple[str, ...]:
+    fix = 'pass a list of tool names, e.g. tools=["search", "lookup_order"].'
     if isinstance(value, str) or not isinstance(value, Iterable):
-        raise ValueError(
-            f"closedloop.context: tools must be a list of tool names, got {value!r}; "
-            'pass e.g. tools=["search", "lookup_order"].'
-        )
+        raise TypeError(f"tools={value!r} is a {type(value).__name__}, not a list of names; {fix}")
     names = tuple(value)
-    for name in names:
-        _require_str("tools[]", name)
+    for index, name in enumerate(names):
+        require_non_empty_str(f"tools[{index}]", name, fix)
     return names
 
 
@@ -112,7 +102,7 @@ class context:
         request_id: str | None = None,
         shadow: bool | None = None,
     ) -> None:
-        given: dict[str, Any] = {}
+        given: dict[str, AttributeValue] = {}
         for field, value in (
             ("session_id", session_id),
             ("conversation_id", conversation_id),
@@ -123,18 +113,17 @@ class context:
             ("request_id", request_id),
         ):
             if value is not None:
-                given[_STRING_FIELDS[field]] = _require_str(field, value)
+                require_non_empty_str(field, value, f"pass str({field}) or leave it out.")
+                given[_STRING_FIELDS[field]] = value
         if turn is not None:
-            if isinstance(turn, bool) or not isinstance(turn, int) or turn < 1:
-                raise ValueError(
-                    f"closedloop.context: turn must be a positive int (1-based), got {turn!r}."
-                )
+            require_positive_int("turn", turn, "turns count from 1.")
             given[attr.TURN] = turn
         if shadow is not None:
-            if not isinstance(shadow, bool):
-                raise ValueError(f"closedloop.context: shadow must be a bool, got {shadow!r}.")
+            require_type("shadow", shadow, bool, "pass True for a shadow call, or leave it out.")
             given[attr.SHADOW] = shadow
-        self._user_id = None if user_id is None else _require_str("user_id", user_id)
+        if user_id is not None:
+            require_non_empty_str("user_id", user_id, "pass str(user_id) or leave it out.")
+        self._user_id = user_id
         self._tools = None if tools is None else _require_tools(tools)
         self._given = given
         self._token: Token[CallContext | None] | None = None
@@ -144,7 +133,8 @@ class context:
         parent = _current.get()
         merged = dict(parent.attributes) if parent else {}
         merged.update(self._given)
-        user_id = self._user_id if self._user_id is not None else (parent and parent.user_id)
+        inherited = parent.user_id if parent is not None else None
+        user_id = self._user_id if self._user_id is not None else inherited
         tools = self._tools if self._tools is not None else (parent.tools if parent else ())
         self._layer = CallContext(parent, user_id, tools, merged)
         self._token = _current.set(self._layer)

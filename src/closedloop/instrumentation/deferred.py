@@ -12,38 +12,41 @@ import queue
 import threading
 from collections.abc import Callable
 
-from closedloop import health
-
-_pending: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-_start_lock = threading.Lock()
-_worker: threading.Thread | None = None
+from closedloop.health_counters import Health
 
 
-def start() -> None:
-    """Start the worker (idempotent); called when instrumentation begins."""
-    global _worker
-    with _start_lock:
-        if _worker is None or not _worker.is_alive():
-            _worker = threading.Thread(target=_run, name="closedloop-deferred", daemon=True)
-            _worker.start()
+class DeferredWork:
+    """A queue of actions and the one daemon thread that runs them."""
 
+    def __init__(self, health: Health) -> None:
+        self._health = health
+        self._pending: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._start_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
 
-def defer(action: Callable[[], None]) -> None:
-    """Run ``action`` on the worker; safe from ``__del__`` (takes no lock)."""
-    _pending.put(action)
+    def start(self) -> None:
+        """Start the worker (idempotent); called when instrumentation begins."""
+        with self._start_lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(
+                    target=self._run, name="closedloop-deferred", daemon=True
+                )
+                self._worker.start()
 
+    def defer(self, action: Callable[[], None]) -> None:
+        """Run ``action`` on the worker; safe from ``__del__`` (takes no lock)."""
+        self._pending.put(action)
 
-def wait_idle(timeout_s: float = 5.0) -> bool:
-    """Block until everything deferred so far has run (tests, shutdown)."""
-    done = threading.Event()
-    _pending.put(done.set)
-    return done.wait(timeout_s)
+    def wait_idle(self, timeout_s: float = 5.0) -> bool:
+        """Block until everything deferred so far has run (tests, shutdown)."""
+        done = threading.Event()
+        self._pending.put(done.set)
+        return done.wait(timeout_s)
 
-
-def _run() -> None:
-    while True:
-        action = _pending.get()
-        try:
-            action()
-        except Exception as error:
-            health.record_failure("deferred", error)
+    def _run(self) -> None:
+        while True:
+            action = self._pending.get()
+            try:
+                action()
+            except Exception as error:
+                self._health.record_failure("deferred", error)

@@ -1,23 +1,36 @@
 """Which span produced a given response, for feedback given with the response object.
 
 ``closedloop.feedback.record(response, ...)`` is the easiest way to attach feedback in the
-process that made the call; this bounded map from provider response id to span context
-makes it possible without touching the SDK's objects.
+process that made the call. Two bounded maps make it possible without reading the SDK's
+objects or the instrumentation's private fields:
+
+- provider response id -> span context, for plain response models (copies and
+  re-parsed objects keep their ``id``);
+- object identity -> span context, for the stream and raw-response proxies the
+  instrumentation returns (they have no id until consumed). Entries hold the object weakly
+  when it allows, so registering never keeps a finished stream alive.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import Callable
 
 from opentelemetry.trace import SpanContext
 
 _MAX_ENTRIES = 10_000
 _lock = threading.Lock()
 _by_response_id: OrderedDict[str, SpanContext] = OrderedDict()
+_by_object: OrderedDict[int, tuple[Callable[[], object | None], SpanContext]] = OrderedDict()
+# Ids of collected objects. Weakref callbacks may run inside a locked section (garbage
+# collection can start anywhere), so they only append here; the next register() purges.
+_collected: deque[int] = deque()
 
 
 def remember(response_id: str, span_context: SpanContext) -> None:
+    """Record the span of a call that returned a response with this provider id."""
     with _lock:
         _by_response_id[response_id] = span_context
         _by_response_id.move_to_end(response_id)
@@ -29,3 +42,55 @@ def span_context_for(response_id: str) -> SpanContext | None:
     """The span of a recent call (the last 10,000 in this process) that returned this id."""
     with _lock:
         return _by_response_id.get(response_id)
+
+
+def register(obj: object, span_context: SpanContext) -> None:
+    """Record the span behind an object the instrumentation returned (a stream proxy, say).
+
+    Keyed by identity, not equality: ``wrapt`` proxies compare and hash like the object they
+    wrap, which would confuse two streams over equal payloads.
+    """
+    key = id(obj)
+    try:
+        reference: Callable[[], object | None] = weakref.ref(obj, lambda _: _collected.append(key))
+    except TypeError:
+        # Not weak-referenceable: hold it strongly; the bound limits what that keeps alive.
+        reference = _StrongReference(obj)
+    with _lock:
+        _purge_collected()
+        _by_object[key] = (reference, span_context)
+        _by_object.move_to_end(key)
+        if len(_by_object) > _MAX_ENTRIES:
+            _by_object.popitem(last=False)
+
+
+def span_context_of(obj: object) -> SpanContext | None:
+    """The span behind a registered object, else behind its response ``id``, else None."""
+    with _lock:
+        entry = _by_object.get(id(obj))
+        if entry is not None and entry[0]() is obj:
+            return entry[1]
+    response_id = getattr(obj, "id", None)
+    return span_context_for(response_id) if isinstance(response_id, str) else None
+
+
+def _purge_collected() -> None:
+    """Drop entries whose object is gone (callers hold ``_lock``)."""
+    while _collected:
+        key = _collected.popleft()
+        entry = _by_object.get(key)
+        # The id may already belong to a newer object registered since; keep that entry.
+        if entry is not None and entry[0]() is None:
+            del _by_object[key]
+
+
+class _StrongReference:
+    """The ``weakref.ref`` call shape for objects that cannot be weakly referenced."""
+
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: object) -> None:
+        self._obj = obj
+
+    def __call__(self) -> object:
+        return self._obj

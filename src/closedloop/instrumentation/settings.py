@@ -14,6 +14,7 @@ from typing import Literal
 from closedloop.cost import CostCalculator
 from closedloop.instrumentation.users import InteractionCounter, LRUInteractionCounter
 from closedloop.privacy import RedactionPipeline, Redactor, UserHasher
+from closedloop.runtime import current
 from closedloop.validation import (
     require_choice,
     require_non_negative_int,
@@ -101,8 +102,9 @@ def _check_prices(prices: object) -> None:
         "{'my-model': {'input_per_mtok': 0.15, 'output_per_mtok': 0.6}}."
     )
     require_type("prices", prices, Mapping, fix, optional=True)
-    for model, spec in (prices or {}).items():  # type: ignore[attr-defined]
-        require_type(f"prices[{model!r}]", spec, Mapping, fix)
+    if isinstance(prices, Mapping):
+        for model, spec in prices.items():
+            require_type(f"prices[{model!r}]", spec, Mapping, fix)
 
 
 @dataclass
@@ -193,18 +195,12 @@ class InstrumentationSettings:
         return self.hasher
 
 
-_active: InstrumentationSettings | None = None
-
-
-def activate(settings: InstrumentationSettings | None) -> None:
-    """Make ``settings`` the ones feedback and other helpers use (None: back to defaults)."""
-    global _active
-    _active = settings
-
-
 def active_settings() -> InstrumentationSettings:
-    """The settings of the current instrumentation, or defaults from the environment."""
-    global _active
-    if _active is None:
-        _active = InstrumentationSettings.build()
-    return _active
+    """The active instrumentation's settings, else defaults from the environment."""
+    runtime = current()
+    with runtime.lock:
+        if runtime.instrumentation is not None:
+            return runtime.instrumentation.settings
+        if runtime.default_settings is None:
+            runtime.default_settings = InstrumentationSettings.build()
+        return runtime.default_settings

@@ -12,19 +12,16 @@ import contextlib
 import os
 import secrets
 import tempfile
-import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from closedloop.runtime import current
+
 __all__ = ["KeySource", "KeySpec", "key_directory", "resolve_key"]
 
 KeySource = Literal["argument", "environment", "key_file"]
-
-
-_warned: set[Path] = set()
-_warned_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -126,10 +123,8 @@ def _load_or_create_key_file(spec: KeySpec, path: Path) -> bytes:
 
 
 def _warn_once(spec: KeySpec, path: Path, stacklevel: int) -> None:
-    with _warned_lock:
-        if path in _warned:
-            return
-        _warned.add(path)
+    if not current().first_time(("key file warning", path)):
+        return
     message = (
         f"closedloop is using the per-machine {spec.purpose} in {path}: {spec.consequence} "
         f"Set {spec.env_var} to the same secret on every machine and container (or pass "

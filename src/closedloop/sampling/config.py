@@ -8,17 +8,35 @@ a sampler that quietly disagreed with the collector would be worse than none.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import re2
 import yaml
+from opentelemetry.trace import StatusCode
 
-from closedloop.sampling import policies as p
+from closedloop.errors import ClosedloopError
+from closedloop.pdata import STATUS_CODE_NUMBERS
 from closedloop.sampling.ottl import OttlError, parse
+from closedloop.sampling.policies import (
+    AlwaysSample,
+    And,
+    BooleanAttribute,
+    Drop,
+    Latency,
+    Not,
+    NumericAttribute,
+    OttlCondition,
+    Policy,
+    Probabilistic,
+    SpanCount,
+    StatusCodeFilter,
+    StringAttribute,
+)
+from closedloop.validation import require_non_empty_str, require_type
 
 PACKAGED_POLICY = "otel-collector.yaml"
 """The package data file ``load()`` reads when given no path."""
@@ -33,9 +51,12 @@ _UNSUPPORTED_TYPES = {
     "bytes_limiting": "it depends on wall-clock token buckets",
     "composite": "it allocates by spans per wall-clock second",
 }
+_STATUS_CODES = {code.name: STATUS_CODE_NUMBERS[code] for code in StatusCode}
+"""``status_codes`` as the collector config names them (UNSET, OK, ERROR)."""
+_Value = TypeVar("_Value", int, float, str, bool)
 
 
-class SamplingConfigError(ValueError):
+class SamplingConfigError(ClosedloopError, ValueError):
     """The tail_sampling config uses something closedloop cannot decide identically."""
 
 
@@ -48,12 +69,39 @@ class SamplerConfig:
     sampled_cache_size: int = 0
     non_sampled_cache_size: int = 0
     sample_on_first_match: bool = False
-    policies: tuple[p.Policy, ...] = ()
+    policies: tuple[Policy, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Here, not only in sampler_config: dataclasses.replace(loaded, policies=...), the
+        # way an app adds its own policies, builds a SamplerConfig without sampler_config.
+        _check_policies(self.policies, "SamplerConfig.policies")
 
     @property
     def decision_batches(self) -> int:
         """The collector decides on a 1 s tick, ``max(1, floor(decision_wait))`` ticks later."""
         return max(1, int(self.decision_wait_s))
+
+
+def _check_policies(policies: Any, path: str) -> None:
+    """Every policy is a ``Policy`` with a name of its own: the name is what decisions,
+    metrics and logged policy errors report."""
+    require_type(path, policies, tuple, 'pass a tuple, e.g. (*loaded.policies, Mine("mine")).')
+    taken: dict[object, int] = {}
+    for index, policy in enumerate(policies):
+        where = f"{path}[{index}]"
+        require_type(where, policy, Policy, "pass instances of closedloop.sampling.Policy.")
+        name = getattr(policy, "name", None)
+        require_non_empty_str(
+            f"{where}.name",
+            name,
+            f"give the {type(policy).__name__} a name: Policy.__init__(self, name).",
+        )
+        if name in taken:
+            raise SamplingConfigError(
+                f"{where}.name={name!r} is also {path}[{taken[name]}]'s: policy names must be "
+                "unique (they say which policy decided); rename one."
+            )
+        taken[name] = index
 
 
 def _duration(path: str, value: Any) -> float:
@@ -68,7 +116,7 @@ def _duration(path: str, value: Any) -> float:
     return sum(float(number) * _UNITS[unit] for number, unit in parts)
 
 
-def _check_keys(path: str, section: Mapping[str, Any], allowed: set[str]) -> None:
+def _check_keys(path: str, section: Mapping[str, Any], allowed: Set[str]) -> None:
     unknown = set(section) - allowed
     if unknown:
         raise SamplingConfigError(
@@ -77,7 +125,9 @@ def _check_keys(path: str, section: Mapping[str, Any], allowed: set[str]) -> Non
         )
 
 
-def _typed(path: str, section: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
+def _typed(
+    path: str, section: Mapping[str, Any], key: str, kind: type[_Value], default: _Value
+) -> _Value:
     value = section.get(key, default)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -86,81 +136,116 @@ def _typed(path: str, section: Mapping[str, Any], key: str, kind: type, default:
     return value
 
 
-def _leaf(path: str, kind: str, section: Mapping[str, Any], name: str) -> p.Policy:
-    def keys(*allowed: str) -> None:
-        _check_keys(f"{path}.{kind}", section, set(allowed))
+_Builder = Callable[[str, Mapping[str, Any], str], Policy]
+"""Makes one leaf policy from its path, its (checked) ``<type>:`` section and its name."""
 
-    if kind == "always_sample":
-        keys()
-        return p.AlwaysSample(name)
-    if kind == "latency":
-        keys("threshold_ms", "upper_threshold_ms")
-        return p.Latency(
-            name, _typed(path, section, "threshold_ms", int, 0),
-            _typed(path, section, "upper_threshold_ms", int, 0),
-        )  # fmt: skip
-    if kind == "numeric_attribute":
-        keys("key", "min_value", "max_value", "invert_match")
-        low, high = (
-            _typed(path, section, "min_value", int, 0),
-            _typed(path, section, "max_value", int, 0),
-        )
-        if low == 0 and high == 0:
-            raise SamplingConfigError(f"{path}: set min_value or max_value (0 means unset).")
-        return p.NumericAttribute(
-            name, _typed(path, section, "key", str, ""), low, high,
+
+def _always_sample(path: str, section: Mapping[str, Any], name: str) -> Policy:
+    return AlwaysSample(name)
+
+
+def _latency(path: str, section: Mapping[str, Any], name: str) -> Policy:
+    return Latency(
+        name,
+        _typed(path, section, "threshold_ms", int, 0),
+        _typed(path, section, "upper_threshold_ms", int, 0),
+    )
+
+
+def _numeric_attribute(path: str, section: Mapping[str, Any], name: str) -> Policy:
+    low = _typed(path, section, "min_value", int, 0)
+    high = _typed(path, section, "max_value", int, 0)
+    if low == 0 and high == 0:
+        raise SamplingConfigError(f"{path}: set min_value or max_value (0 means unset).")
+    return NumericAttribute(
+        name, _typed(path, section, "key", str, ""), low, high,
+        _typed(path, section, "invert_match", bool, False),
+    )  # fmt: skip
+
+
+def _probabilistic(path: str, section: Mapping[str, Any], name: str) -> Policy:
+    return Probabilistic(
+        name,
+        _typed(path, section, "sampling_percentage", float, 0.0),
+        _typed(path, section, "hash_salt", str, ""),
+    )
+
+
+def _status_code(path: str, section: Mapping[str, Any], name: str) -> Policy:
+    codes = section.get("status_codes") or []
+    if not codes or any(code not in _STATUS_CODES for code in codes):
+        raise SamplingConfigError(f"{path}.status_codes must list OK, ERROR or UNSET.")
+    return StatusCodeFilter(name, (_STATUS_CODES[code] for code in codes))
+
+
+def _string_attribute(path: str, section: Mapping[str, Any], name: str) -> Policy:
+    values = section.get("values") or []
+    regex = _typed(path, section, "enabled_regex_matching", bool, False)
+    try:
+        return StringAttribute(
+            name, _typed(path, section, "key", str, ""), [str(v) for v in values], regex,
             _typed(path, section, "invert_match", bool, False),
         )  # fmt: skip
-    if kind == "probabilistic":
-        keys("hash_salt", "sampling_percentage")
-        return p.Probabilistic(
-            name, _typed(path, section, "sampling_percentage", float, 0.0),
-            _typed(path, section, "hash_salt", str, ""),
-        )  # fmt: skip
-    if kind == "status_code":
-        keys("status_codes")
-        codes = section.get("status_codes") or []
-        if not codes or any(code not in p.STATUS_CODES for code in codes):
-            raise SamplingConfigError(f"{path}.status_codes must list OK, ERROR or UNSET.")
-        return p.StatusCodeFilter(name, (p.STATUS_CODES[code] for code in codes))
-    if kind == "string_attribute":
-        keys("key", "values", "enabled_regex_matching", "cache_max_size", "invert_match")
-        values = section.get("values") or []
-        regex = _typed(path, section, "enabled_regex_matching", bool, False)
-        try:
-            return p.StringAttribute(
-                name, _typed(path, section, "key", str, ""), [str(v) for v in values], regex,
-                _typed(path, section, "invert_match", bool, False),
-            )  # fmt: skip
-        except re2.error as error:
-            raise SamplingConfigError(f"{path}.values: bad regex: {error}") from error
-    if kind == "boolean_attribute":
-        keys("key", "value", "invert_match")
-        return p.BooleanAttribute(
-            name,
-            _typed(path, section, "key", str, ""),
-            _typed(path, section, "value", bool, False),
-            _typed(path, section, "invert_match", bool, False),
-        )
-    if kind == "span_count":
-        keys("min_spans", "max_spans")
-        return p.SpanCount(
-            name,
-            _typed(path, section, "min_spans", int, 0),
-            _typed(path, section, "max_spans", int, 0),
-        )
-    if kind == "ottl_condition":
-        keys("error_mode", "span", "spanevent")
-        if section.get("error_mode", "ignore") not in ("ignore", "silent", "propagate"):
-            raise SamplingConfigError(f"{path}.error_mode must be ignore, silent or propagate.")
-        try:
-            span = [parse(text, "span") for text in section.get("span") or []]
-            events = [parse(text, "spanevent") for text in section.get("spanevent") or []]
-        except OttlError as error:
-            raise SamplingConfigError(f"{path}: {error}") from error
-        if not span and not events:
-            raise SamplingConfigError(f"{path}: give at least one span or spanevent condition.")
-        return p.OttlCondition(name, span, events)
+    except re2.error as error:
+        raise SamplingConfigError(f"{path}.values: bad regex: {error}") from error
+
+
+def _boolean_attribute(path: str, section: Mapping[str, Any], name: str) -> Policy:
+    return BooleanAttribute(
+        name,
+        _typed(path, section, "key", str, ""),
+        _typed(path, section, "value", bool, False),
+        _typed(path, section, "invert_match", bool, False),
+    )
+
+
+def _span_count(path: str, section: Mapping[str, Any], name: str) -> Policy:
+    return SpanCount(
+        name,
+        _typed(path, section, "min_spans", int, 0),
+        _typed(path, section, "max_spans", int, 0),
+    )
+
+
+def _ottl_condition(path: str, section: Mapping[str, Any], name: str) -> Policy:
+    if section.get("error_mode", "ignore") not in ("ignore", "silent", "propagate"):
+        raise SamplingConfigError(f"{path}.error_mode must be ignore, silent or propagate.")
+    try:
+        span = [parse(text, "span") for text in section.get("span") or []]
+        events = [parse(text, "spanevent") for text in section.get("spanevent") or []]
+    except OttlError as error:
+        raise SamplingConfigError(f"{path}: {error}") from error
+    if not span and not events:
+        raise SamplingConfigError(f"{path}: give at least one span or spanevent condition.")
+    return OttlCondition(name, span, events)
+
+
+_LEAVES: dict[str, tuple[frozenset[str], _Builder]] = {
+    "always_sample": (frozenset(), _always_sample),
+    "latency": (frozenset({"threshold_ms", "upper_threshold_ms"}), _latency),
+    "numeric_attribute": (
+        frozenset({"key", "min_value", "max_value", "invert_match"}),
+        _numeric_attribute,
+    ),
+    "probabilistic": (frozenset({"hash_salt", "sampling_percentage"}), _probabilistic),
+    "status_code": (frozenset({"status_codes"}), _status_code),
+    "string_attribute": (
+        frozenset({"key", "values", "enabled_regex_matching", "cache_max_size", "invert_match"}),
+        _string_attribute,
+    ),
+    "boolean_attribute": (frozenset({"key", "value", "invert_match"}), _boolean_attribute),
+    "span_count": (frozenset({"min_spans", "max_spans"}), _span_count),
+    "ottl_condition": (frozenset({"error_mode", "span", "spanevent"}), _ottl_condition),
+}
+"""The leaf policy types closedloop decides as the collector does, by YAML ``type``:
+the keys each one's section may have, and its builder."""
+
+
+def _leaf(path: str, kind: str, section: Mapping[str, Any], name: str) -> Policy:
+    if kind in _LEAVES:
+        keys, build = _LEAVES[kind]
+        _check_keys(f"{path}.{kind}", section, keys)
+        return build(path, section, name)
     if kind in _UNSUPPORTED_TYPES:
         raise SamplingConfigError(
             f"{path}: policy type {kind!r} is not supported by closedloop's sampler because "
@@ -169,7 +254,7 @@ def _leaf(path: str, kind: str, section: Mapping[str, Any], name: str) -> p.Poli
     raise SamplingConfigError(f"{path}: unknown policy type {kind!r}.")
 
 
-def _policy(path: str, spec: Any, nested: bool = False) -> p.Policy:
+def _policy(path: str, spec: Any, nested: bool = False) -> Policy:
     if not isinstance(spec, Mapping):
         raise SamplingConfigError(f"{path} must be a mapping with name and type.")
     name = spec.get("name")
@@ -189,17 +274,18 @@ def _policy(path: str, spec: Any, nested: bool = False) -> p.Policy:
         children = [
             _policy(f"{path}.{kind}.{kind}_sub_policy[{i}]", s, True) for i, s in enumerate(subs)
         ]
-        return p.And(name, children) if kind == "and" else p.Drop(name, children)
+        return And(name, children) if kind == "and" else Drop(name, children)
     if kind == "not":
         _check_keys(f"{path}.not", section, {"not_sub_policy"})
-        return p.Not(
-            name, _policy(f"{path}.not.not_sub_policy", section.get("not_sub_policy"), True)
-        )
+        return Not(name, _policy(f"{path}.not.not_sub_policy", section.get("not_sub_policy"), True))
     return _leaf(path, kind, section, name)
 
 
 def sampler_config(section: Mapping[str, Any], path: str = "tail_sampling") -> SamplerConfig:
-    """A SamplerConfig from a ``tail_sampling`` processor mapping."""
+    """A SamplerConfig from a ``tail_sampling`` processor mapping (``path`` names it in
+    errors)."""
+    require_type("section", section, Mapping, "pass the tail_sampling mapping of a config.")
+    require_type("path", path, str, 'pass the section\'s name, e.g. "tail_sampling".')
     _check_keys(path, section, _PROCESSOR_KEYS)
     cache = section.get("decision_cache") or {}
     _check_keys(f"{path}.decision_cache", cache, {"sampled_cache_size", "non_sampled_cache_size"})
@@ -207,9 +293,7 @@ def sampler_config(section: Mapping[str, Any], path: str = "tail_sampling") -> S
     if not isinstance(specs, Sequence) or not specs:
         raise SamplingConfigError(f"{path}.policies must be a non-empty list.")
     policies = tuple(_policy(f"{path}.policies[{i}]", spec) for i, spec in enumerate(specs))
-    names = [policy.name for policy in policies]
-    if len(set(names)) != len(names):
-        raise SamplingConfigError(f"{path}.policies: policy names must be unique, got {names}.")
+    _check_policies(policies, f"{path}.policies")
     return SamplerConfig(
         decision_wait_s=_duration(f"{path}.decision_wait", section.get("decision_wait", "30s")),
         num_traces=_typed(path, section, "num_traces", int, 50_000),
@@ -229,6 +313,8 @@ def load(path: str | Path | None = None, processor: str = "tail_sampling") -> Sa
     ``collector/otel-collector.yaml`` (a test keeps them equal), so an installed app decides
     by the one policy without a checkout of this repository.
     """
+    require_type("path", path, (str, Path), "pass a collector YAML file path.", optional=True)
+    require_type("processor", processor, str, 'pass a processor name, e.g. "tail_sampling".')
     if path is None:
         path = f"closedloop.sampling/{PACKAGED_POLICY}"
         packaged = resources.files("closedloop.sampling").joinpath(PACKAGED_POLICY)

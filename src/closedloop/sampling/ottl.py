@@ -10,29 +10,29 @@ Anything else is rejected when the policy is loaded, never silently misread.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 import re2
+from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.util.types import AttributeValue
 
-from closedloop.goformat import shortest_fixed
-from closedloop.sampling.trace import SpanView
+from closedloop.errors import ClosedloopError
+from closedloop.pdata import SPAN_KIND_NUMBERS, STATUS_CODE_NUMBERS, ottl_string
+from closedloop.sampling.trace import Event, SpanView
 
-Event = tuple[str, Mapping[str, Any]] | None
-Getter = Callable[[SpanView, Event], Any]
+Value = AttributeValue | None
+"""What an OTTL expression yields: an attribute's value, a literal, a span field; nil."""
+Getter = Callable[[SpanView, Event | None], Value]
+Predicate = Callable[[SpanView, Event | None], bool]
 
-ENUMS = {
-    "STATUS_CODE_UNSET": 0,
-    "STATUS_CODE_OK": 1,
-    "STATUS_CODE_ERROR": 2,
+ENUMS: dict[str, int] = {
+    **{f"STATUS_CODE_{code.name}": STATUS_CODE_NUMBERS[code] for code in StatusCode},
     "SPAN_KIND_UNSPECIFIED": 0,
-    "SPAN_KIND_INTERNAL": 1,
-    "SPAN_KIND_SERVER": 2,
-    "SPAN_KIND_CLIENT": 3,
-    "SPAN_KIND_PRODUCER": 4,
-    "SPAN_KIND_CONSUMER": 5,
+    **{f"SPAN_KIND_{kind.name}": SPAN_KIND_NUMBERS[kind] for kind in SpanKind},
 }
+"""OTTL's enum literals for span fields, with their OTLP numbers."""
 _TOKEN = re.compile(
     r'\s*(?:(?P<string>"(?:[^"\\]|\\.)*")|(?P<number>\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)'
     r"|(?P<op>==|!=|<=|>=|<|>|\+|-|\(|\)|\[|\]|,)|(?P<word>[A-Za-z_][A-Za-z0-9_.]*))"
@@ -47,7 +47,7 @@ _SPAN_FIELDS: dict[str, Getter] = {
 }
 
 
-class OttlError(ValueError):
+class OttlError(ClosedloopError, ValueError):
     """An OTTL condition closedloop cannot evaluate exactly as the collector does."""
 
 
@@ -64,19 +64,10 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return tokens
 
 
-def _compare(left: Any, op: str, right: Any) -> bool:
-    if left is None or right is None:
-        both_nil = left is None and right is None
-        return {"==": both_nil, "!=": not both_nil}.get(op, False)
-    numeric = (int, float)
-    if isinstance(left, bool) or isinstance(right, bool):
-        if not (isinstance(left, bool) and isinstance(right, bool)):
-            return op == "!="
-        return {"==": left == right, "!=": left != right}.get(op, False)
-    if isinstance(left, numeric) and isinstance(right, numeric):
-        pass
-    elif type(left) is not type(right) or not isinstance(left, str):
-        return op == "!="
+_Ordered = TypeVar("_Ordered", float, str)
+
+
+def _order(left: _Ordered, op: str, right: _Ordered) -> bool:
     return {
         "==": left == right,
         "!=": left != right,
@@ -85,6 +76,21 @@ def _compare(left: Any, op: str, right: Any) -> bool:
         ">": left > right,
         ">=": left >= right,
     }[op]
+
+
+def _compare(left: Value, op: str, right: Value) -> bool:
+    if left is None or right is None:
+        both_nil = left is None and right is None
+        return {"==": both_nil, "!=": not both_nil}.get(op, False)
+    if isinstance(left, bool) or isinstance(right, bool):
+        if not (isinstance(left, bool) and isinstance(right, bool)):
+            return op == "!="
+        return {"==": left == right, "!=": left != right}.get(op, False)
+    if isinstance(left, (int, float)) and isinstance(right, (int, float)):
+        return _order(left, op, right)
+    if isinstance(left, str) and isinstance(right, str):
+        return _order(left, op, right)
+    return op == "!="
 
 
 @dataclass
@@ -103,21 +109,21 @@ class _Parser:
         self.position += 1
         return token
 
-    def disjunction(self) -> Callable[[SpanView, Event], bool]:
+    def disjunction(self) -> Predicate:
         parts = [self.conjunction()]
         while self.peek() == ("word", "or"):
             self.take()
             parts.append(self.conjunction())
         return parts[0] if len(parts) == 1 else lambda s, e: any(p(s, e) for p in parts)
 
-    def conjunction(self) -> Callable[[SpanView, Event], bool]:
+    def conjunction(self) -> Predicate:
         parts = [self.negation()]
         while self.peek() == ("word", "and"):
             self.take()
             parts.append(self.negation())
         return parts[0] if len(parts) == 1 else lambda s, e: all(p(s, e) for p in parts)
 
-    def negation(self) -> Callable[[SpanView, Event], bool]:
+    def negation(self) -> Predicate:
         if self.peek() == ("word", "not"):
             self.take()
             inner = self.negation()
@@ -137,7 +143,7 @@ class _Parser:
         op = token[1]
         return lambda s, e: _compare(left(s, e), op, right(s, e))
 
-    def is_match(self) -> Callable[[SpanView, Event], bool]:
+    def is_match(self) -> Predicate:
         self.take("IsMatch")
         self.take("(")
         target = self.arithmetic()
@@ -151,8 +157,8 @@ class _Parser:
             raise OttlError(f"IsMatch has a bad regex {literal}: {error}") from error
         self.take(")")
 
-        def matches(span: SpanView, event: Event) -> bool:
-            text = _as_text(target(span, event))
+        def matches(span: SpanView, event: Event | None) -> bool:
+            text = ottl_string(target(span, event))
             return text is not None and pattern.search(text) is not None
 
         return matches
@@ -167,10 +173,11 @@ class _Parser:
 
     def operand(self) -> Getter:
         kind, text = self.take()
-        if (kind, text) == ("op", "-") and self.peek() is not None and self.peek()[0] == "number":  # type: ignore[index]
+        following = self.peek()
+        if (kind, text) == ("op", "-") and following is not None and following[0] == "number":
             kind, text = "number", "-" + self.take()[1]
         if kind == "string":
-            literal: Any = _unquote(text)
+            literal: Value = _unquote(text)
         elif kind == "number":
             literal = float(text) if any(c in text for c in ".eE") else int(text)
         elif text in ("true", "false"):
@@ -211,7 +218,7 @@ class _Parser:
 
 
 def _arithmetic(left: Getter, sign: str, right: Getter) -> Getter:
-    def compute(span: SpanView, event: Event) -> Any:
+    def compute(span: SpanView, event: Event | None) -> Value:
         a, b = left(span, event), right(span, event)
         if isinstance(a, (int, float)) and isinstance(b, (int, float)):
             return a + b if sign == "+" else a - b
@@ -228,27 +235,14 @@ def _unquote(literal: str) -> str:
     return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), literal[1:-1])
 
 
-def _as_text(value: Any) -> str | None:
-    """What OTTL's string-like getters make of a value, for IsMatch."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return shortest_fixed(value)
-    return None
-
-
 @dataclass(frozen=True)
 class Condition:
     """One parsed condition, evaluated per span (and per event for ``spanevent``)."""
 
     text: str
-    evaluate: Callable[[SpanView, Event], bool]
+    evaluate: Predicate
 
-    def matches(self, span: SpanView, event: Event) -> bool:
+    def matches(self, span: SpanView, event: Event | None) -> bool:
         return bool(self.evaluate(span, event))
 
 
@@ -256,6 +250,7 @@ def parse(text: str, context: str) -> Condition:
     """Parse ``text`` in context ``span`` or ``spanevent``; OttlError if unsupported."""
     parser = _Parser(_tokens(text), context)
     evaluate = parser.disjunction()
-    if parser.peek() is not None:
-        raise OttlError(f"unexpected {parser.peek()[1]!r} at the end of {text!r}")  # type: ignore[index]
+    leftover = parser.peek()
+    if leftover is not None:
+        raise OttlError(f"unexpected {leftover[1]!r} at the end of {text!r}")
     return Condition(text, evaluate)

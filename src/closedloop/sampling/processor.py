@@ -12,7 +12,7 @@ metrics and the rescue — and the kept traces to the exporter's other tables.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from opentelemetry.context import Context
@@ -24,6 +24,7 @@ from closedloop.sampling.config import SamplerConfig, load
 from closedloop.sampling.sampler import TailSampler
 from closedloop.sampling.trace import SpanView
 from closedloop.store.exporter import ClickHouseSpanExporter
+from closedloop.validation import require_positive_number, require_type
 
 RECENT_TIER = "otel_traces_recent"
 
@@ -39,6 +40,12 @@ class TailSamplingSpanProcessor(SpanProcessor):
         *,
         tick_seconds: float = 1.0,
     ) -> None:
+        """``tick_seconds`` is the collector's 1 s decision tick; tests shorten it."""
+        require_type("exporter", exporter, SpanExporter, "pass an OTel SDK SpanExporter.")
+        require_type(
+            "config", config, (SamplerConfig, str, Path), "pass closedloop.sampling.load(...)."
+        )
+        require_positive_number("tick_seconds", tick_seconds, "pass e.g. 1.0 seconds.")
         self._exporter = exporter
         self._outbox: list[ReadableSpan] = []
         # every finished span, for the recent tier, when the exporter writes one
@@ -60,7 +67,7 @@ class TailSamplingSpanProcessor(SpanProcessor):
 
     def _queue(self, spans: list[SpanView]) -> None:
         with self._outbox_lock:
-            self._outbox.extend(span.source for span in spans)
+            self._outbox.extend(span.source for span in spans if span.source is not None)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         return None
@@ -78,9 +85,9 @@ class TailSamplingSpanProcessor(SpanProcessor):
         while not self._stop.wait(self._tick_seconds):
             self._step(self.sampler.tick)
 
-    def _step(self, action: object) -> None:
+    def _step(self, action: Callable[[], int]) -> None:
         try:
-            action()  # type: ignore[operator]
+            action()
             self._export()
         except Exception as error:
             health.record_failure("sampling.tick", error)

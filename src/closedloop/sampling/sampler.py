@@ -13,12 +13,18 @@ decision stay in memory, so their late spans still follow it, until ``num_traces
 from __future__ import annotations
 
 import threading
-from collections import Counter, OrderedDict, deque
+import weakref
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 
+from closedloop import health
+from closedloop.sampling._metrics import Unpublished, publish
+from closedloop.sampling.combine import combine
 from closedloop.sampling.config import SamplerConfig
-from closedloop.sampling.policies import SAMPLED, combine
+from closedloop.sampling.counts import SamplerCounts
+from closedloop.sampling.decision import Decision
 from closedloop.sampling.trace import BufferedTrace, SpanView
+from closedloop.validation import require_callable, require_type
 
 Forward = Callable[[list[SpanView]], None]
 
@@ -56,10 +62,13 @@ class TailSampler:
 
     ``ingest`` spans as they arrive; call ``tick`` once a second (``TailSamplingSpanProcessor``
     runs a thread for it). Spans of sampled traces, and late spans that follow a sampled
-    decision, are handed to ``forward``. Thread-safe.
+    decision, are handed to ``forward``. ``counts`` says what it did; each tick adds it to
+    closedloop's OTel metrics. Thread-safe.
     """
 
     def __init__(self, config: SamplerConfig, forward: Forward) -> None:
+        require_type("config", config, SamplerConfig, "pass closedloop.sampling.load(...).")
+        require_callable("forward", forward, "pass a function of a list of SpanView.")
         self.config = config
         self._forward = forward
         self._lock = threading.Lock()
@@ -71,7 +80,11 @@ class TailSampler:
         self._pipeline: deque[list[int]] = deque([] for _ in range(config.decision_batches))
         self._sampled = _DecisionCache(config.sampled_cache_size)
         self._not_sampled = _DecisionCache(config.non_sampled_cache_size)
-        self.counts: Counter[str] = Counter()
+        self.counts = SamplerCounts()
+        self._unpublished = Unpublished(self.counts)
+        # Counts taken since the last tick still reach the metrics once this sampler is
+        # collected; not at exit, where a running tick may be changing them.
+        weakref.finalize(self, self._unpublished.publish).atexit = False
 
     def ingest(self, spans: Iterable[SpanView]) -> None:
         forwarded: list[SpanView] = []
@@ -84,21 +97,20 @@ class TailSampler:
     def _ingest_one(self, span: SpanView, forwarded: list[SpanView]) -> None:
         # The caches are asked before memory, as the collector's processCachedTrace is.
         if span.trace_id in self._sampled:
-            self.counts["late_spans_sampled"] += 1
+            self.counts.add_late_span(forwarded=True)
             forwarded.append(span)
             return
         if span.trace_id in self._not_sampled:
-            self.counts["late_spans_dropped"] += 1
+            self.counts.add_late_span(forwarded=False)
             return
         trace = self._traces.get(span.trace_id)
         if trace is None:
             trace = self._admit(span.trace_id)
         elif trace.decision is not None:
-            if trace.decision == SAMPLED:
-                self.counts["late_spans_sampled"] += 1
+            follows = trace.decision is Decision.SAMPLED
+            self.counts.add_late_span(forwarded=follows)
+            if follows:
                 forwarded.append(span)
-            else:
-                self.counts["late_spans_dropped"] += 1
             return
         trace.spans.append(span)
 
@@ -106,11 +118,11 @@ class TailSampler:
         if self._traces and len(self._traces) >= self.config.num_traces:
             _, evicted = self._traces.popitem(last=False)
             if evicted.decision is None:
-                self.counts["traces_evicted_undecided"] += 1
+                self.counts.add_evicted_undecided()
         trace = BufferedTrace(trace_id)
         self._traces[trace_id] = trace
         self._current.append(trace_id)
-        self.counts["traces_received"] += 1
+        self.counts.add_received()
         return trace
 
     def tick(self) -> int:
@@ -121,6 +133,8 @@ class TailSampler:
             self._pipeline.append(self._current)
             self._current = []
             decided = sum(self._decide(trace_id, forwarded) for trace_id in due)
+            counted = self._unpublished.take()
+        publish(counted)
         if forwarded:
             self._forward(forwarded)
         return decided
@@ -129,15 +143,26 @@ class TailSampler:
         trace = self._traces.get(trace_id)
         if trace is None or trace.decision is not None:
             return False
-        decision, _ = combine(self.config.policies, trace, self.config.sample_on_first_match)
+        # Each trace in its own guard: the batch has left the pipeline, so a failure that
+        # escaped (a policy can break the trace it is given) would leave this trace and
+        # the rest of the batch undecided for good. combine already absorbs raising policies.
+        try:
+            combined = combine(self.config.policies, trace, self.config.sample_on_first_match)
+            decision = combined.decision
+            if decision is Decision.SAMPLED:
+                forwarded.extend(trace.spans)
+        except Exception as error:
+            health.record_failure("sampling.decide", error)
+            decision = Decision.ERROR
+        else:
+            for policy in combined.errors:
+                self.counts.add_policy_error(policy)
         trace.decision = decision
-        self.counts[f"traces_{decision}"] += 1
-        if decision == SAMPLED:
-            forwarded.extend(trace.spans)
+        self.counts.add_decided(decision)
         trace.spans = []
         # The collector's release: Put into this decision's cache, then Get; only a hit
         # (a cache of size > 0) lets the trace leave memory. The other cache plays no part.
-        cache = self._sampled if decision == SAMPLED else self._not_sampled
+        cache = self._sampled if decision is Decision.SAMPLED else self._not_sampled
         cache.put(trace_id)
         if trace_id in cache:
             del self._traces[trace_id]

@@ -3,23 +3,29 @@
 Policies read attribute values with pdata's coercions (an int read as a string is "",
 a double read as an int is 0...), so the model keeps each value's OTLP type: Python
 ``bool``, ``int``, ``float``, ``str`` and sequences, exactly as the OTel SDK holds them.
+This is the collector's ``sampling.TraceData``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import StatusCode
+from opentelemetry.util.types import AttributeValue
 
-STATUS_CODES = {StatusCode.UNSET: 0, StatusCode.OK: 1, StatusCode.ERROR: 2}
+from closedloop.pdata import SPAN_KIND_NUMBERS, STATUS_CODE_NUMBERS
+from closedloop.sampling.decision import Decision
+
+Attributes = Mapping[str, AttributeValue]
+"""Span, resource or event attributes as the OTel SDK holds them."""
+Event = tuple[str, Attributes]
+"""A span event: its name and attributes."""
 
 
 @dataclass(frozen=True)
 class SpanView:
-    """What policies may look at in one span (and its resource)."""
+    """What policies may look at in one span (and its resource); numbers as in OTLP."""
 
     trace_id: int
     span_id: int
@@ -31,10 +37,11 @@ class SpanView:
     status: int
     flags: int
     trace_state: str
-    attributes: Mapping[str, Any]
-    resource: Mapping[str, Any]
-    events: tuple[tuple[str, Mapping[str, Any]], ...]
-    source: Any = field(default=None, compare=False, repr=False)
+    attributes: Attributes
+    resource: Attributes
+    events: tuple[Event, ...]
+    source: ReadableSpan | None = field(default=None, compare=False, repr=False)
+    """The SDK span this view was made of: what the processor exports when it is kept."""
 
     @classmethod
     def of(cls, span: ReadableSpan) -> SpanView:
@@ -44,10 +51,10 @@ class SpanView:
             span_id=context.span_id,
             parent_span_id=span.parent.span_id if span.parent else 0,
             name=span.name,
-            kind=span.kind.value + 1,
+            kind=SPAN_KIND_NUMBERS[span.kind],
             start_ns=span.start_time or 0,
             end_ns=span.end_time or 0,
-            status=STATUS_CODES[span.status.status_code],
+            status=STATUS_CODE_NUMBERS[span.status.status_code],
             flags=int(context.trace_flags),
             trace_state=context.trace_state.to_header(),
             attributes=span.attributes or {},
@@ -57,29 +64,17 @@ class SpanView:
         )
 
 
-def int_value(value: Any) -> int:
-    """pdata ``Value.Int()``: the int, or 0 for any other type."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def str_value(value: Any) -> str:
-    """pdata ``Value.Str()``: the string, or "" for any other type."""
-    return value if isinstance(value, str) else ""
-
-
-def bool_value(value: Any) -> bool:
-    """pdata ``Value.Bool()``: the bool, or False for any other type."""
-    return value if isinstance(value, bool) else False
-
-
 @dataclass
 class BufferedTrace:
     """A trace held in memory: its spans, in the order they arrived, and its decision."""
 
     trace_id: int
     spans: list[SpanView] = field(default_factory=list)
-    decision: str | None = None
+    decision: Decision | None = None
 
     @property
     def trace_id_bytes(self) -> bytes:
         return self.trace_id.to_bytes(16, "big")
+
+
+__all__ = ["Attributes", "BufferedTrace", "Event", "SpanView"]

@@ -5,15 +5,21 @@ closedloop.instrument(exporter=closedloop.store.ClickHouseSpanExporter(store))
 store.query("SELECT * FROM closedloop.prompt_version_metrics WHERE day = {d:Date}", {"d": day})
 """
 
-from closedloop.store.base import Store, StoreDataError, StoreError
-from closedloop.store.chdb_store import StoreLockedError
+from closedloop.store.base import Store
 from closedloop.store.connect import DEFAULT_URL, connect
+from closedloop.store.errors import (
+    EditedMigrationError,
+    StoreDataError,
+    StoreError,
+    StoreLockedError,
+)
 from closedloop.store.exporter import ClickHouseSpanExporter, ExporterStats
 from closedloop.store.schema import SchemaSettings
 
 __all__ = [
     "DEFAULT_URL",
     "ClickHouseSpanExporter",
+    "EditedMigrationError",
     "ExporterStats",
     "SchemaSettings",
     "Store",

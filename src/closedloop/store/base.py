@@ -15,8 +15,9 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from closedloop.store import ledger
 from closedloop.store.rows import encode_rows, span_rows
-from closedloop.store.schema import SchemaSettings, bootstrap_statements, migrations
+from closedloop.store.schema import SchemaSettings
 
 TRACE_TABLES = ("otel_traces", "otel_traces_recent")
 QUERY_SETTINGS = {
@@ -31,15 +32,6 @@ QUERY_SETTINGS = {
 # ...): sending the same rows again cannot succeed.
 DATA_ERROR_CODES = frozenset({6, 25, 26, 27, 38, 41, 53, 69, 70, 72, 117, 131, 321, 349, 407, 691})
 _ERROR_CODE = re.compile(r"\bCode: (\d+)\. DB::Exception")
-
-
-class StoreError(RuntimeError):
-    """The store could not be reached or refused an operation."""
-
-
-class StoreDataError(StoreError):
-    """The store refused the rows themselves (a parse or type error): retrying cannot help,
-    unlike an unreachable or overloaded store."""
 
 
 def refused_rows(error: BaseException) -> bool:
@@ -91,26 +83,10 @@ class Store(ABC):
         self.close()
 
     def migrate(self) -> list[str]:
-        """Apply pending migrations in order; returns the names applied (empty: up to date)."""
-        for statement in bootstrap_statements(self.settings):
-            self._execute(statement, None)
-        done = {
-            row["version"]
-            for row in self.query(f"SELECT version FROM {self.database}.closedloop_migrations")
-        }
-        applied = []
-        for migration in migrations(self.settings):
-            if migration.version in done:
-                continue
-            for statement in migration.statements:
-                self._execute(statement, None)
-            self._execute(
-                f"INSERT INTO {self.database}.closedloop_migrations (version, name) "
-                "VALUES ({version:UInt32}, {name:String})",
-                {"version": migration.version, "name": migration.name},
-            )
-            applied.append(migration.name)
-        return applied
+        """Apply pending migrations in order and re-create every view; returns the names of
+        the migrations applied (empty: up to date). Refuses (``EditedMigrationError``) when
+        a migration this store applied was edited since; see ``closedloop.store.ledger``."""
+        return ledger.migrate(self)
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Rows as dicts. Bind values with ``{name:Type}`` placeholders and ``parameters``."""

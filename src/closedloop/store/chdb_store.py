@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from closedloop.extras import require
-from closedloop.store.base import QUERY_SETTINGS, Store, StoreDataError, StoreError, refused_rows
+from closedloop.store.base import QUERY_SETTINGS, Store, refused_rows
+from closedloop.store.errors import StoreDataError, StoreError, StoreLockedError
 from closedloop.store.schema import SchemaSettings
 
 LOCK_FILE = "closedloop.lock"
@@ -56,10 +57,6 @@ def parameter_text(value: Any) -> str:
 
 def chdb_location(path: str | os.PathLike[str]) -> str:
     return f"chdb://{Path(path).resolve()}"
-
-
-class StoreLockedError(StoreError):
-    """Another process holds the chDB directory."""
 
 
 def _holder(lock_path: Path) -> str:
@@ -138,7 +135,8 @@ class ChDBStore(Store):
                 result = self._session.query(sql, "JSONEachRow", params=params)
             except Exception as error:
                 raise StoreError(f"chDB rejected the statement: {error}") from error
-        return result.bytes()
+        body: bytes = result.bytes()  # chDB ships no type information
+        return body
 
     def _insert(self, table: str, body: bytes) -> None:
         with self._lock:

@@ -49,19 +49,25 @@ def _timeouts(options: dict[str, str], url: str) -> dict[str, float]:
     return timeouts
 
 
+def _days(options: dict[str, str], key: str, default: int, url: str) -> int:
+    if key not in options:
+        return default
+    try:
+        return int(options[key])
+    except ValueError:
+        raise ValueError(
+            f"store url {url!r}: {key}={options[key]!r} must be a whole number"
+        ) from None
+
+
 def _schema(options: dict[str, str], database: str | None, url: str) -> SchemaSettings:
-    values: dict[str, object] = {}
-    if database:
-        values["database"] = database
-    for key, raw in options.items():
-        if key == "database":
-            values[key] = raw
-            continue
-        try:
-            values[key] = int(raw)
-        except ValueError:
-            raise ValueError(f"store url {url!r}: {key}={raw!r} must be a whole number") from None
-    return SchemaSettings(**values)  # type: ignore[arg-type]
+    """Settings from the URL: the ``database`` option wins over the URL's path."""
+    defaults = SchemaSettings()
+    return SchemaSettings(
+        database=options.get("database", database or defaults.database),
+        traces_ttl_days=_days(options, "traces_ttl_days", defaults.traces_ttl_days, url),
+        recent_ttl_days=_days(options, "recent_ttl_days", defaults.recent_ttl_days, url),
+    )
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from closedloop import health
-from closedloop.store.base import Store, StoreDataError
+from closedloop.store import instruments
+from closedloop.store.base import Store
 from closedloop.store.connect import connect
 from closedloop.store.dead_letter import DeadLetters
+from closedloop.store.errors import StoreDataError
 from closedloop.store.exporter_options import (
     check_count,
     check_directory,
@@ -50,7 +52,8 @@ logger = logging.getLogger("closedloop.store")
 
 @dataclass
 class ExporterStats:
-    """Counters since start: every span is exported, held, spooled, rejected or dropped."""
+    """Counters since start: every span is exported, held, spooled, rejected or dropped.
+    The counts are also OTel metrics, summed over exporters (``store.instruments``)."""
 
     exported_spans: int = 0
     dropped_spans: int = 0
@@ -156,6 +159,7 @@ class ClickHouseSpanExporter(SpanExporter):
             adopted += self._spool.adopt(orphan)
         if adopted:
             self._stats.adopted_spans = adopted
+            instruments.count_spans("adopted", adopted)
             health.count("store.spool.adopted_spans", adopted)
             logger.warning(
                 "closedloop: %d spans spooled by an earlier process under %s will be replayed.",
@@ -257,6 +261,7 @@ class ClickHouseSpanExporter(SpanExporter):
             return False
         with self._cond:
             self._stats.spooled_spans_total += batch.spans
+        instruments.count_spans("spooled", batch.spans)
         return True
 
     def _spool_memory(self, acknowledged_before: float = math.inf) -> None:
@@ -279,6 +284,7 @@ class ClickHouseSpanExporter(SpanExporter):
         with self._cond:
             self._stats.dropped_spans += spans
             first = self._stats.dropped_spans == spans
+        instruments.count_spans("dropped", spans)
         health.count("store.dropped_spans", spans)
         if first:
             logger.error(
@@ -326,6 +332,7 @@ class ClickHouseSpanExporter(SpanExporter):
                 return Batch(batch.sequence, batch.table, b"".join(rest), len(rest))
             with self._cond:
                 self._stats.exported_spans += len(rows)
+            instruments.count_spans("exported", len(rows))
         return None
 
     def _insert_failed(self, error: Exception) -> None:
@@ -348,6 +355,7 @@ class ClickHouseSpanExporter(SpanExporter):
         with self._cond:
             self._stats.rejected_spans += 1
             first = self._stats.rejected_spans == 1
+        instruments.count_spans("rejected", 1)
         health.count("store.rejected_spans")
         if first:
             logger.error(
@@ -412,6 +420,7 @@ class ClickHouseSpanExporter(SpanExporter):
                 failures += 1
                 self._stats.failed_inserts += 1
                 self._spool_memory()
+            instruments.count_insert_failure()
             self._backoff(failures)
 
     def _attempt(self) -> bool:

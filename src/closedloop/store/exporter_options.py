@@ -2,18 +2,18 @@
 
 A mistake here (a misspelt table, one string where a tuple belongs, a bad URL) would
 otherwise only show later, as batches retried and spooled for ever. Each error names the
-argument, the value given and the fix.
+argument, the value given and the fix; the generic checks are ``closedloop.validation``'s.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from closedloop.store.base import TRACE_TABLES, Store
 from closedloop.store.connect import location
+from closedloop.validation import require_positive_int, require_positive_number, require_type
 
 
 def check_target(store_or_url: Any) -> tuple[str, str]:
@@ -47,21 +47,20 @@ def check_tables(tables: Any) -> tuple[str, ...]:
 
 def check_count(name: str, value: Any, example: int) -> int:
     """A whole number >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r}: must be a whole number >= 1, e.g. {example}.")
-    return value
+    require_positive_int(name, value, f"pass a whole number such as {example}.")
+    return int(value)
 
 
 def check_seconds(name: str, value: Any, example: float, at_least: float = 0.0) -> float:
-    """A finite number of seconds > 0 (and >= ``at_least``)."""
-    number = not isinstance(value, bool) and isinstance(value, (int, float))
-    if not (number and math.isfinite(value) and value > 0 and value >= at_least):
-        bound = f">= {at_least}" if at_least else "> 0"
-        raise ValueError(f"{name}={value!r}: must be a number of seconds {bound}, e.g. {example}.")
+    """A finite number of seconds > 0 (and >= ``at_least``, another argument's value)."""
+    fix = f"pass a number of seconds such as {example}."
+    require_positive_number(name, value, fix)
+    if value < at_least:
+        raise ValueError(f"{name}={value!r} must be at least {at_least}; {fix}")
     return float(value)
 
 
 def check_directory(name: str, value: Any) -> str | os.PathLike[str] | None:
-    if value is not None and not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name}={value!r}: expected a directory path (str or pathlib.Path).")
-    return value
+    require_type(name, value, (str, os.PathLike), "pass a directory path.", optional=True)
+    directory: str | os.PathLike[str] | None = value
+    return directory

@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from importlib import resources
 
+from closedloop.store import instruments
 from closedloop.store.base import Store
-from closedloop.store.schema import render
+from closedloop.store.schema import query
 
 
 @dataclass(frozen=True)
 class RescueResult:
     traces: int
     spans: int
-
-
-def _query(name: str, store: Store) -> str:
-    text = resources.files("closedloop.store").joinpath("queries", name).read_text("utf-8")
-    return render(text, store.settings)
 
 
 def rescue(store: Store, since: datetime.datetime | None = None) -> RescueResult:
@@ -41,7 +36,8 @@ def rescue(store: Store, since: datetime.datetime | None = None) -> RescueResult
         raise ValueError("since must be timezone-aware, e.g. datetime.now(timezone.utc).")
     epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
     parameters = {"since_ns": (since - epoch) // datetime.timedelta(microseconds=1) * 1000}
-    found = store.query(_query("rescue_candidates.sql", store), parameters)[0]
+    found = store.query(query("rescue_candidates.sql", store.settings), parameters)[0]
     if found["spans"]:
-        store.execute(_query("rescue.sql", store), parameters)
+        store.execute(query("rescue.sql", store.settings), parameters)
+        instruments.count_rescued(found["traces"], found["spans"])
     return RescueResult(traces=found["traces"], spans=found["spans"])

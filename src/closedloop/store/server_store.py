@@ -13,8 +13,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from closedloop.extras import require
-from closedloop.store.base import QUERY_SETTINGS, Store, StoreDataError, StoreError, refused_rows
+from closedloop.store.base import QUERY_SETTINGS, Store, refused_rows
 from closedloop.store.chdb_store import chdb_location
+from closedloop.store.errors import StoreDataError, StoreError
 from closedloop.store.schema import SchemaSettings
 
 CONNECT_TIMEOUT_S = 5.0

@@ -115,7 +115,8 @@ class _HTTPServer(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind calls getfqdn(), a reverse DNS lookup that can take seconds.
         TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        host, self.server_port = self.server_address[:2]
+        self.server_name = str(host)  # an AF_INET/AF_INET6 socket's host is always a str
 
     def get_request(self) -> tuple[socket.socket, Any]:
         connection, address = super().get_request()

@@ -12,7 +12,7 @@ import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
@@ -21,11 +21,18 @@ from closedloop import health
 from closedloop.cost import TokenUsage
 from closedloop.instrumentation import attributes as attr
 from closedloop.instrumentation import recent_calls
+from closedloop.instrumentation.client_metrics import ClientMetrics
 from closedloop.instrumentation.context import current_call_context
 from closedloop.instrumentation.openai.content import ContentScrubber, to_json
+from closedloop.instrumentation.openai.stream_usage import StreamUsagePolicy
 from closedloop.instrumentation.settings import InstrumentationSettings
 
-_PRICING_PROVIDER = {"openai": "openai", "azure.ai.openai": "azure"}
+# Fixed value sets of the span attributes (the conventions' well-known values).
+OperationName = Literal["chat", "embeddings"]
+ApiType = Literal["chat_completions", "responses"]
+ProviderName = Literal["openai", "azure.ai.openai"]
+
+_PRICING_PROVIDER: dict[ProviderName, str] = {"openai": "openai", "azure.ai.openai": "azure"}
 
 
 class StreamState(Protocol):
@@ -49,8 +56,18 @@ class StreamState(Protocol):
 class Operation(Protocol):
     """One kind of API call (chat completions, responses, embeddings)."""
 
-    operation_name: str
-    api_type: str | None
+    @property
+    def operation_name(self) -> OperationName: ...
+
+    @property
+    def api_type(self) -> ApiType | None:
+        """``openai.api.type``, or None when the operation has only one API."""
+        ...
+
+    @property
+    def has_output_tokens(self) -> bool:
+        """False when every token is input (embeddings): no output token usage."""
+        ...
 
     def prepare(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of the request kwargs with one-shot iterables materialised."""
@@ -85,7 +102,7 @@ class Operation(Protocol):
 class Endpoint:
     """Where the client sends requests, from its ``base_url``."""
 
-    provider: str
+    provider: ProviderName
     address: str | None
     port: int | None
 
@@ -95,27 +112,40 @@ class Endpoint:
         url = client.base_url
         host = url.host or None
         port = url.port or {"https": 443, "http": 80}.get(url.scheme)
-        provider = "azure.ai.openai" if host and host.endswith(".azure.com") else "openai"
+        provider: ProviderName = (
+            "azure.ai.openai" if host and host.endswith(".azure.com") else "openai"
+        )
         return cls(provider, host, port)
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What every call of one instrumentation shares."""
+
+    tracer: Tracer
+    settings: InstrumentationSettings
+    stream_usage: StreamUsagePolicy
+    metrics: ClientMetrics
 
 
 class LLMCall:
     """Owns one CLIENT span; every method is safe to call in any order, any number of times."""
 
     def __init__(
-        self,
-        tracer: Tracer,
-        settings: InstrumentationSettings,
-        operation: Operation,
-        endpoint: Endpoint,
-        kwargs: Mapping[str, Any],
+        self, hooks: Hooks, operation: Operation, endpoint: Endpoint, kwargs: Mapping[str, Any]
     ) -> None:
+        settings = hooks.settings
         self.settings = settings
+        self.metrics = hooks.metrics
         self.operation = operation
         self.endpoint = endpoint
         self.request_model = kwargs.get("model")
         self._first_chunk_at: float | None = None
         self._done_at: float | None = None
+        # What the metrics need at the end, kept as the span learns it.
+        self._response_model: str | None = None
+        self._usage: TokenUsage | None = None
+        self._error_type: str | None = None
         self._lock = threading.Lock()
         self._ended = False
         self._layer = current_call_context()
@@ -124,7 +154,7 @@ class LLMCall:
             if settings.capture_content
             else None
         )
-        self.span: Span = tracer.start_span(
+        self.span: Span = hooks.tracer.start_span(
             f"{operation.operation_name} {self.request_model}",
             kind=SpanKind.CLIENT,
             attributes=self._start_attributes(kwargs),
@@ -198,6 +228,9 @@ class LLMCall:
         response_id = values.get(attr.RESPONSE_ID)
         if isinstance(response_id, str):
             recent_calls.remember(response_id, self.span.get_span_context())
+        response_model = values.get(attr.RESPONSE_MODEL)
+        if isinstance(response_model, str):
+            self._response_model = response_model
 
     def add_tools_called(self, names: list[str]) -> None:
         if not names:
@@ -208,6 +241,7 @@ class LLMCall:
 
     def record_usage(self, usage: TokenUsage, reasoning_tokens: int | None, model: Any) -> None:
         """Token counts as the provider reported them, and the cost they imply."""
+        self._usage = usage
         self.set(
             {
                 attr.USAGE_INPUT_TOKENS: usage.input_tokens,
@@ -216,7 +250,7 @@ class LLMCall:
                 attr.USAGE_REASONING_OUTPUT_TOKENS: reasoning_tokens,
             }
         )
-        pricing_provider = _PRICING_PROVIDER.get(self.endpoint.provider, self.endpoint.provider)
+        pricing_provider = _PRICING_PROVIDER[self.endpoint.provider]
         for candidate in (model, self.request_model):
             if isinstance(candidate, str) and candidate:
                 cost = self.settings.costs.cost_usd(pricing_provider, candidate, usage)
@@ -232,11 +266,12 @@ class LLMCall:
         if self.scrubber is not None and messages:
             self.span.set_attribute(attr.OUTPUT_MESSAGES, to_json(messages))
 
-    def mark_done(self) -> None:
+    def mark_done(self) -> float:
         """The provider finished answering (response, error, or last chunk): latency ends
-        here, before closedloop's own processing of the result."""
+        here, before closedloop's own processing of the result. Returns that moment."""
         if self._done_at is None:
             self._done_at = time.perf_counter()
+        return self._done_at
 
     def first_chunk(self) -> None:
         """Mark the first content-bearing chunk of a stream (only the first counts)."""
@@ -258,6 +293,7 @@ class LLMCall:
         still says the call failed.
         """
         error_type = type(error).__qualname__
+        self._error_type = error_type
         event: dict[str, AttributeValue] = {"exception.type": error_type}
         try:
             self.span.set_attribute(attr.ERROR_TYPE, error_type)
@@ -279,6 +315,7 @@ class LLMCall:
 
     def mark_failed(self, error_type: str, message: str | None) -> None:
         """A call the provider answered with a failure instead of an HTTP error."""
+        self._error_type = error_type
         self.span.set_attribute(attr.ERROR_TYPE, error_type)
         self.span.set_status(Status(StatusCode.ERROR, error_type))
         if self.scrubber is not None and message:
@@ -286,14 +323,15 @@ class LLMCall:
             self.span.set_status(Status(StatusCode.ERROR, description))
 
     def end(self) -> None:
-        """Latency, TTFT and redaction count, then end the span: only the first call acts."""
+        """Latency, TTFT and redaction count, then end the span and record the call's
+        metrics: only the first call acts."""
         with self._lock:
             if self._ended:
                 return
             self._ended = True
+        duration_s = self.mark_done() - self._started
         try:
-            self.mark_done()
-            self.span.set_attribute(attr.LATENCY_MS, (self._done_at - self._started) * 1000.0)
+            self.span.set_attribute(attr.LATENCY_MS, duration_s * 1000.0)
             if self._first_chunk_at is not None:
                 self.span.set_attribute(
                     attr.RESPONSE_TIME_TO_FIRST_CHUNK, self._first_chunk_at - self._started
@@ -307,10 +345,37 @@ class LLMCall:
                 self._layer.record_call(self.span.get_span_context())
         except Exception as error:
             health.record_failure("span.attributes", error)
+        recorded = self.span.is_recording()  # an unsampled call is not measured either
         try:
             self.span.end()  # span processors run here; theirs are not the caller's errors
         except Exception as error:
             health.record_failure("span.end", error)
+        if recorded:
+            self._record_metrics(duration_s)
+
+    def _record_metrics(self, duration_s: float) -> None:
+        try:
+            attributes: dict[str, AttributeValue] = {
+                attr.OPERATION_NAME: self.operation.operation_name,
+                attr.PROVIDER_NAME: self.endpoint.provider,
+            }
+            if isinstance(self.request_model, str):
+                attributes[attr.REQUEST_MODEL] = self.request_model
+            if self._response_model is not None:
+                attributes[attr.RESPONSE_MODEL] = self._response_model
+            if self.endpoint.address:
+                attributes[attr.SERVER_ADDRESS] = self.endpoint.address
+            if self.endpoint.port:
+                attributes[attr.SERVER_PORT] = self.endpoint.port
+            self.metrics.record(
+                attributes,
+                duration_s,
+                self._usage,
+                self.operation.has_output_tokens,
+                self._error_type,
+            )
+        except Exception as error:
+            health.record_failure("metrics.record", error)
 
     @property
     def ended(self) -> bool:

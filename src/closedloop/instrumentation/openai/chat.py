@@ -9,7 +9,7 @@ from opentelemetry.util.types import AttributeValue
 
 from closedloop.cost import TokenUsage
 from closedloop.instrumentation import attributes as attr
-from closedloop.instrumentation.openai.call import LLMCall
+from closedloop.instrumentation.openai.call import ApiType, LLMCall, OperationName
 from closedloop.instrumentation.openai.content import (
     ContentScrubber,
     chat_messages,
@@ -55,11 +55,15 @@ def tool_names(tools: Iterable[Any] | None) -> list[str]:
     return names
 
 
+# ``response_format`` / ``text.format`` types and the ``gen_ai.output.type`` they mean.
+OUTPUT_TYPES = {"json_object": "json", "json_schema": "json", "text": "text"}
+
+
 def output_type(response_format: Any) -> str | None:
     if isinstance(response_format, type):  # ``.parse(response_format=MyModel)``
         return "json"
     kind = field(response_format, "type") if response_format is not None else None
-    return {"json_object": "json", "json_schema": "json", "text": "text"}.get(kind)
+    return OUTPUT_TYPES.get(kind) if isinstance(kind, str) else None
 
 
 def chat_usage(usage: Any) -> tuple[TokenUsage, int | None]:
@@ -73,8 +77,9 @@ def chat_usage(usage: Any) -> tuple[TokenUsage, int | None]:
 class ChatCompletions:
     """``chat.completions.create``."""
 
-    operation_name = "chat"
-    api_type = "chat_completions"
+    operation_name: OperationName = "chat"
+    api_type: ApiType | None = "chat_completions"
+    has_output_tokens = True
 
     def prepare(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         return materialized(kwargs, "messages", "tools")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from opentelemetry.util.types import AttributeValue
 
 from closedloop.cost import TokenUsage
 from closedloop.instrumentation import attributes as attr
-from closedloop.instrumentation.openai.call import LLMCall
+from closedloop.instrumentation.openai.call import ApiType, LLMCall, OperationName
 from closedloop.instrumentation.openai.chat import given, materialized, number
 from closedloop.instrumentation.openai.content import ContentScrubber
 from openai.types import CreateEmbeddingResponse
@@ -18,8 +18,9 @@ from openai.types import CreateEmbeddingResponse
 class Embeddings:
     """``embeddings.create``; inputs are often documents, so they are never captured."""
 
-    operation_name = "embeddings"
-    api_type = None
+    operation_name: OperationName = "embeddings"
+    api_type: ApiType | None = None
+    has_output_tokens = False
 
     def prepare(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         return materialized(kwargs, "input")
@@ -51,5 +52,5 @@ class Embeddings:
         if usage is not None:
             call.record_usage(TokenUsage(usage.prompt_tokens or 0, 0, 0), None, response.model)
 
-    def stream_state(self, hide_usage_chunk: bool) -> Any:
+    def stream_state(self, hide_usage_chunk: bool) -> NoReturn:
         raise TypeError("embeddings are never streamed")

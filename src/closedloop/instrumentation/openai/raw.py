@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import wrapt
 
 import openai
 from closedloop import health
 from closedloop.instrumentation import attributes as attr
-from closedloop.instrumentation.deferred import defer
+from closedloop.instrumentation import recent_calls
 from closedloop.instrumentation.openai.call import LLMCall
 from closedloop.instrumentation.openai.streams import StreamTracer, traced_stream
+from closedloop.runtime import current
 from openai._models import construct_type
 from openai._streaming import SSEDecoder
 
@@ -45,6 +46,7 @@ def finish_legacy(call: LLMCall, raw: Any, is_async: bool) -> Any:
         call.end()
         return raw
     call.set({attr.PROVIDER_REQUEST_ID: raw.request_id})
+    recent_calls.register(raw, call.span.get_span_context())
     if isinstance(parsed, (openai.Stream, openai.AsyncStream)):
         state = call.operation.stream_state(False)
         raw._parsed_by_type[raw._cast_to] = traced_stream(parsed, call, state, is_async)
@@ -156,11 +158,11 @@ def _line_bytes(line: str) -> bytes:
     return line.encode() + b"\n"  # iter_lines strips the line ends SSE needs
 
 
-class _TracedBody(wrapt.ObjectProxy):  # type: ignore[misc]
+class _TracedBody(wrapt.ObjectProxy[Any]):
     """What the sync and async response proxies share: the tracer and the ``iter_*`` taps
     (each subclass's ``_tap`` reads its own kind of iterator)."""
 
-    _tap: Callable[[Any, Any, Callable[[Any], bytes]], Any]
+    _tap: ClassVar[Callable[[Any, Any, Callable[[Any], bytes]], Any]]
 
     def __init__(self, response: Any, call: LLMCall, streaming: bool) -> None:
         super().__init__(response)
@@ -182,15 +184,15 @@ class _TracedBody(wrapt.ObjectProxy):  # type: ignore[misc]
     def __del__(self) -> None:
         tracer = getattr(self, "_self_tracer", None)
         if tracer is not None and not tracer.call.ended:
-            defer(lambda: _end_collected(tracer))
+            current().deferred.defer(lambda: _end_collected(tracer))
 
 
 class TracedAPIResponse(_TracedBody):
     """Proxy for ``openai.APIResponse`` from ``with_streaming_response``."""
 
-    def parse(self, **options: Any) -> Any:
+    def parse(self, *, to: type[Any] | None = None) -> Any:
         try:
-            value = self.__wrapped__.parse(**options)
+            value = self.__wrapped__.parse(to=to)
         except BaseException as error:
             self._self_tracer.finish(error)
             raise
@@ -235,9 +237,9 @@ class TracedAPIResponse(_TracedBody):
 class AsyncTracedAPIResponse(_TracedBody):
     """Proxy for ``openai.AsyncAPIResponse`` from ``with_streaming_response``."""
 
-    async def parse(self, **options: Any) -> Any:
+    async def parse(self, *, to: type[Any] | None = None) -> Any:
         try:
-            value = await self.__wrapped__.parse(**options)
+            value = await self.__wrapped__.parse(to=to)
         except BaseException as error:
             self._self_tracer.finish(error)
             raise
@@ -288,9 +290,15 @@ def _end_collected(tracer: _BodyTracer) -> None:
         tracer.finish()
 
 
-def traced_api_response(response: Any, call: LLMCall, kwargs: dict[str, Any]) -> Any:
+def traced_api_response(
+    response: Any, call: LLMCall, kwargs: dict[str, Any]
+) -> TracedAPIResponse | AsyncTracedAPIResponse:
     """The proxy the caller gets instead of a ``with_streaming_response`` response."""
     call.set({attr.PROVIDER_REQUEST_ID: response.headers.get("x-request-id")})
+    proxy: TracedAPIResponse | AsyncTracedAPIResponse
     if isinstance(response, openai.AsyncAPIResponse):
-        return AsyncTracedAPIResponse(response, call, _streaming(kwargs))
-    return TracedAPIResponse(response, call, _streaming(kwargs))
+        proxy = AsyncTracedAPIResponse(response, call, _streaming(kwargs))
+    else:
+        proxy = TracedAPIResponse(response, call, _streaming(kwargs))
+    recent_calls.register(proxy, call.span.get_span_context())
+    return proxy

@@ -9,8 +9,14 @@ from opentelemetry.util.types import AttributeValue
 
 from closedloop.cost import TokenUsage
 from closedloop.instrumentation import attributes as attr
-from closedloop.instrumentation.openai.call import LLMCall
-from closedloop.instrumentation.openai.chat import given, materialized, number, tool_names
+from closedloop.instrumentation.openai.call import ApiType, LLMCall, OperationName
+from closedloop.instrumentation.openai.chat import (
+    OUTPUT_TYPES,
+    given,
+    materialized,
+    number,
+    tool_names,
+)
 from closedloop.instrumentation.openai.content import (
     ContentScrubber,
     content_parts,
@@ -62,6 +68,12 @@ def _input_item(scrubber: ContentScrubber, item: Any) -> dict[str, Any] | None:
     return {"role": role, "parts": content_parts(scrubber, field(item, "content"))}
 
 
+def _format_type(text: Any) -> str | None:
+    """``gen_ai.output.type`` from the request's ``text.format``."""
+    kind = field(field(text, "format"), "type") if text is not None else None
+    return OUTPUT_TYPES.get(kind) if isinstance(kind, str) else None
+
+
 def responses_usage(usage: Any) -> tuple[TokenUsage, int | None]:
     cached = field(field(usage, "input_tokens_details"), "cached_tokens") or 0
     reasoning = field(field(usage, "output_tokens_details"), "reasoning_tokens")
@@ -84,8 +96,9 @@ def finish_reason(response: Any) -> str:
 class Responses:
     """``responses.create``."""
 
-    operation_name = "chat"
-    api_type = "responses"
+    operation_name: OperationName = "chat"
+    api_type: ApiType | None = "responses"
+    has_output_tokens = True
 
     def prepare(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         return materialized(kwargs, "input", "tools")
@@ -104,9 +117,7 @@ class Responses:
             attr.REQUEST_TOP_P: number(given(kwargs, "top_p")),
             attr.REQUEST_MAX_TOKENS: number(given(kwargs, "max_output_tokens")),
             attr.OPENAI_REQUEST_SERVICE_TIER: given(kwargs, "service_tier"),
-            attr.OUTPUT_TYPE: {"json_object": "json", "json_schema": "json", "text": "text"}.get(
-                field(field(text, "format"), "type") if text is not None else None
-            ),
+            attr.OUTPUT_TYPE: _format_type(text),
         }
         defined = tool_names(given(kwargs, "tools"))
         if defined:

@@ -17,8 +17,9 @@ from typing import Any
 import wrapt
 
 from closedloop import health
-from closedloop.instrumentation.deferred import defer
+from closedloop.instrumentation import recent_calls
 from closedloop.instrumentation.openai.call import LLMCall, StreamState
+from closedloop.runtime import current
 
 
 class StreamTracer:
@@ -62,7 +63,7 @@ class StreamTracer:
         self.call.end()
 
 
-class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
+class TracedStream(wrapt.ObjectProxy[Any]):
     """Proxy for ``openai.Stream``."""
 
     def __init__(self, stream: Any, tracer: StreamTracer) -> None:
@@ -114,7 +115,7 @@ class TracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         _end_abandoned(getattr(self, "_self_tracer", None))
 
 
-class AsyncTracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
+class AsyncTracedStream(wrapt.ObjectProxy[Any]):
     """Proxy for ``openai.AsyncStream``."""
 
     def __init__(self, stream: Any, tracer: StreamTracer) -> None:
@@ -169,7 +170,7 @@ class AsyncTracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
 def _end_abandoned(tracer: StreamTracer | None) -> None:
     """A stream collected before it ended: end its span off the collecting thread."""
     if tracer is not None and not tracer.call.ended:
-        defer(lambda: _end_collected(tracer))
+        current().deferred.defer(lambda: _end_collected(tracer))
 
 
 def _end_collected(tracer: StreamTracer) -> None:
@@ -194,9 +195,14 @@ def collecting_streams() -> Iterator[list[StreamTracer]]:
         _opened.reset(token)
 
 
-def traced_stream(stream: Any, call: LLMCall, state: StreamState, is_async: bool) -> Any:
+def traced_stream(
+    stream: Any, call: LLMCall, state: StreamState, is_async: bool
+) -> TracedStream | AsyncTracedStream:
+    """The proxy the caller gets instead of ``stream``; feedback can be given with it."""
     tracer = StreamTracer(call, state)
     opened = _opened.get()
     if opened is not None:
         opened.append(tracer)
-    return AsyncTracedStream(stream, tracer) if is_async else TracedStream(stream, tracer)
+    proxy = AsyncTracedStream(stream, tracer) if is_async else TracedStream(stream, tracer)
+    recent_calls.register(proxy, call.span.get_span_context())
+    return proxy

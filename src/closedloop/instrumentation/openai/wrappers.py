@@ -14,12 +14,12 @@ from typing import Any
 import wrapt
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import Tracer
 
 import openai
 from closedloop import health
 from closedloop.instrumentation import attributes as attr
-from closedloop.instrumentation.openai.call import Endpoint, LLMCall, Operation
+from closedloop.instrumentation import recent_calls
+from closedloop.instrumentation.openai.call import Endpoint, Hooks, LLMCall, Operation
 from closedloop.instrumentation.openai.raw import finish_legacy, traced_api_response
 from closedloop.instrumentation.openai.stream_usage import (
     StreamUsagePolicy,
@@ -31,7 +31,6 @@ from closedloop.instrumentation.openai.streams import (
     collecting_streams,
     traced_stream,
 )
-from closedloop.instrumentation.settings import InstrumentationSettings
 
 try:
     from openai._legacy_response import LegacyAPIResponse
@@ -39,15 +38,6 @@ except ImportError:  # pragma: no cover - older or newer SDK layouts
     LegacyAPIResponse = None  # type: ignore[assignment,misc]
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
-
-
-@dataclass(frozen=True)
-class Hooks:
-    """What every wrapper of one instrumentation shares."""
-
-    tracer: Tracer
-    settings: InstrumentationSettings
-    stream_usage: StreamUsagePolicy
 
 
 @dataclass
@@ -85,7 +75,7 @@ def _begin(
     prepared = operation.prepare(kwargs)
     try:
         endpoint = Endpoint.of(instance)
-        call = LLMCall(hooks.tracer, hooks.settings, operation, endpoint, prepared)
+        call = LLMCall(hooks, operation, endpoint, prepared)
     except Exception as error:
         health.record_failure(f"{name}.start", error)
         return None, prepared
@@ -189,11 +179,13 @@ def async_wrapper(hooks: Hooks, operation: Operation) -> Wrapper:
     return wrapper
 
 
-class TracedStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
+class TracedStreamManager(wrapt.ObjectProxy[Any]):
     """Ends the spans of streams a ``.stream()`` helper opened when its block exits.
 
     The SDK's helper streams close the HTTP response on exit, not the stream object our
     span follows; without this a partly read helper stream would end only when collected.
+    The manager and the helper stream it yields are registered with the call's span, so
+    feedback can be given with either.
     """
 
     def __init__(self, manager: Any) -> None:
@@ -203,7 +195,7 @@ class TracedStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
     def __enter__(self) -> Any:
         with collecting_streams() as opened:
             stream = self.__wrapped__.__enter__()
-        self._self_opened = opened
+        self._remember_opened(opened, stream)
         return stream
 
     def __exit__(self, *exc_info: Any) -> Any:
@@ -215,7 +207,7 @@ class TracedStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
     async def __aenter__(self) -> Any:
         with collecting_streams() as opened:
             stream = await self.__wrapped__.__aenter__()
-        self._self_opened = opened
+        self._remember_opened(opened, stream)
         return stream
 
     async def __aexit__(self, *exc_info: Any) -> Any:
@@ -223,6 +215,13 @@ class TracedStreamManager(wrapt.ObjectProxy):  # type: ignore[misc]
             return await self.__wrapped__.__aexit__(*exc_info)
         finally:
             self._end_opened()
+
+    def _remember_opened(self, opened: list[StreamTracer], stream: Any) -> None:
+        self._self_opened = opened
+        for tracer in opened:
+            span_context = tracer.call.span.get_span_context()
+            recent_calls.register(self, span_context)
+            recent_calls.register(stream, span_context)
 
     def _end_opened(self) -> None:
         for tracer in self._self_opened:

@@ -21,7 +21,6 @@ import unicodedata
 
 import phonenumbers
 from phonenumbers import (
-    PhoneMetadata,
     PhoneNumber,
     PhoneNumberFormat,
     PhoneNumberMatch,
@@ -29,6 +28,11 @@ from phonenumbers import (
 )
 from phonenumbers.unicode_util import Block, Category, is_letter
 
+from closedloop.privacy.redaction._phone_metadata import (
+    main_region_metadata,
+    region_metadata,
+    required,
+)
 from closedloop.privacy.redaction._phone_windows import MIN_DIGITS
 
 _DIGIT_GROUP = re.compile(r"\d+")
@@ -58,17 +62,15 @@ class FormattedNumbers:
     __slots__ = ("_country_code", "_hint")
 
     def __init__(self, region: str) -> None:
-        country_code = PhoneMetadata.metadata_for_region(region).country_code
+        country_code = required(region_metadata(region).country_code, "country code")
         # libphonenumber formats every number of a country code with its main region's formats.
-        main = PhoneMetadata.metadata_for_region(
-            phonenumbers.region_code_for_country_code(country_code)
-        )
+        main = main_region_metadata(country_code)
         # Only formats of numbers with one of the lengths a possible number has can apply.
-        lengths = set(main.general_desc.possible_length)
+        lengths = set(required(main.general_desc, "general description").possible_length)
         national = {
             _groups_written(fmt)
             for fmt in main.number_format
-            if _number_lengths(fmt.pattern) & lengths
+            if _number_lengths(required(fmt.pattern, "format pattern")) & lengths
         }
         shapes = sorted(
             "(?<!\\d)" + "\\D+".join(f"\\d{{{low},{high}}}" for low, high in groups) + "(?!\\d)"
@@ -79,7 +81,9 @@ class FormattedNumbers:
         # if the region has one): the shortest is the least a bracketed group can hold. A
         # region without formats writes no area code.
         formats = list(main.intl_number_format) or list(main.number_format)
-        area_codes = [_group_lengths(fmt.pattern)[0][0] for fmt in formats]
+        area_codes = [
+            _group_lengths(required(fmt.pattern, "format pattern"))[0][0] for fmt in formats
+        ]
         if area_codes:
             shapes.append(f"\\(\\d{{{min(area_codes)},}}\\)")
         self._hint = re.compile("|".join(["\\+", *shapes]))
@@ -137,8 +141,8 @@ class FormattedNumbers:
 def _groups_written(fmt: phonenumbers.NumberFormat) -> tuple[tuple[int, int], ...]:
     """The fewest and most digits of each group ``fmt`` writes in the national format,
     national prefix included."""
-    lengths = _group_lengths(fmt.pattern)
-    rule = fmt.format
+    lengths = _group_lengths(required(fmt.pattern, "format pattern"))
+    rule = required(fmt.format, "format")
     if fmt.national_prefix_formatting_rule:
         # As libphonenumber applies it: the rule replaces the first group reference, which
         # its own "\1" stands for ("0\1" makes "\2 15-\3" read "0\2 15-\3").

@@ -19,7 +19,12 @@ import re
 from itertools import accumulate
 
 import phonenumbers
-from phonenumbers import PhoneMetadata
+
+from closedloop.privacy.redaction._phone_metadata import (
+    main_region_metadata,
+    region_metadata,
+    required,
+)
 
 _UNSURE = re.compile(r"[+A-Za-z]")
 # A valid number matches the pattern of one of these types (libphonenumber's PhoneNumberType).
@@ -44,21 +49,24 @@ class NationalNumbers:
     __slots__ = ("_international_prefix", "_lengths", "_pattern", "_rewrites")
 
     def __init__(self, region: str) -> None:
-        metadata = PhoneMetadata.metadata_for_region(region)
-        regions = phonenumbers.region_codes_for_country_code(metadata.country_code)
-        every = [PhoneMetadata.metadata_for_region(code) for code in regions]
+        metadata = region_metadata(region)
+        country_code = required(metadata.country_code, "country code")
+        regions = phonenumbers.region_codes_for_country_code(country_code)
+        every = [region_metadata(code) for code in regions]
         descriptions = [getattr(other, kind) for other in every for kind in _NUMBER_TYPES]
         patterns = "|".join(
             f"(?:{desc.national_number_pattern})"
             for desc in descriptions
             if desc is not None and desc.national_number_pattern
         )
-        lengths = {length for other in every for length in other.general_desc.possible_length}
+        lengths = {
+            length
+            for other in every
+            for length in required(other.general_desc, "general description").possible_length
+        }
         # Stripping the national prefix uses the region's rules, or the main region's for the
         # country code once that was stripped too.
-        main = PhoneMetadata.metadata_for_region(
-            phonenumbers.region_code_for_country_code(metadata.country_code)
-        )
+        main = main_region_metadata(country_code)
         self._rewrites = any(md.national_prefix_transform_rule for md in (metadata, main))
         self._pattern = re.compile(patterns)
         self._lengths = sorted(length for length in lengths if length > 0)

@@ -1,0 +1,1 @@
+"""Helpers shared by the test packages; not shipped with closedloop."""

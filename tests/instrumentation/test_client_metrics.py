@@ -1,0 +1,139 @@
+"""The GenAI client metrics, read through the SDK's in-memory reader after real calls."""
+
+from __future__ import annotations
+
+import asyncio
+
+import openai
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+
+from _support.spans import async_client_for, client_for, only_span
+from closedloop.instrumentation.client_metrics import DURATION_BUCKETS, TOKEN_BUCKETS
+
+DURATION = "gen_ai.client.operation.duration"
+TOKENS = "gen_ai.client.token.usage"
+ASK = [{"role": "user", "content": "Where is my refund?"}]
+
+
+@pytest.fixture
+def reader() -> InMemoryMetricReader:
+    return InMemoryMetricReader()
+
+
+@pytest.fixture
+def metered(instrument, reader):
+    """closedloop instrumented with a MeterProvider of its own (the global one is unset)."""
+    meter_provider = MeterProvider(metric_readers=[reader])
+    instrument(meter_provider=meter_provider)
+    yield
+    meter_provider.shutdown()
+
+
+def points(reader: InMemoryMetricReader, name: str) -> list[HistogramDataPoint]:
+    """The histogram's data points, checked to carry the conventions' unit and buckets."""
+    data = reader.get_metrics_data()
+    found = [
+        metric
+        for resource in (data.resource_metrics if data else ())
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+    ]
+    if not found:
+        return []
+    [metric] = found
+    assert metric.unit == {DURATION: "s", TOKENS: "{token}"}[name]
+    buckets = {DURATION: DURATION_BUCKETS, TOKENS: TOKEN_BUCKETS}[name]
+    result = list(metric.data.data_points)
+    for point in result:
+        assert isinstance(point, HistogramDataPoint)
+        assert tuple(point.explicit_bounds) == buckets
+    return result
+
+
+def tokens_by_type(reader: InMemoryMetricReader) -> dict[str, tuple[float, dict]]:
+    """Each token type's summed count and its attributes without the type."""
+    found = {}
+    for point in points(reader, TOKENS):
+        attributes = dict(point.attributes)
+        token_type = attributes.pop("gen_ai.token.type")
+        assert point.count == 1
+        found[token_type] = (point.sum, attributes)
+    return found
+
+
+def test_a_chat_call_records_its_duration_and_tokens(server, exporter, reader, metered):
+    reply = client_for(server).chat.completions.create(model="gpt-4o-mini", messages=ASK)
+    span = only_span(exporter).attributes
+    expected = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.response.model": reply.model,
+        "server.address": "127.0.0.1",
+        "server.port": server.port,
+    }
+    [duration] = points(reader, DURATION)
+    assert dict(duration.attributes) == expected
+    assert duration.count == 1
+    assert duration.sum == pytest.approx(span["closedloop.latency.ms"] / 1000, rel=1e-9)
+    assert tokens_by_type(reader) == {
+        "input": (reply.usage.prompt_tokens, expected),
+        "output": (reply.usage.completion_tokens, expected),
+    }
+
+
+def test_a_stream_records_its_duration_when_it_ends(server, exporter, reader, metered):
+    stream = client_for(server).chat.completions.create(
+        model="gpt-4o-mini", messages=ASK, stream=True
+    )
+    first = next(stream)
+    assert points(reader, DURATION) == []  # still streaming: nothing measured yet
+    chunks = [first, *stream]
+    span = only_span(exporter).attributes
+    [duration] = points(reader, DURATION)
+    assert duration.sum == pytest.approx(span["closedloop.latency.ms"] / 1000, rel=1e-9)
+    assert dict(duration.attributes)["gen_ai.response.model"] == chunks[0].model
+    found = tokens_by_type(reader)
+    assert found["input"][0] == span["gen_ai.usage.input_tokens"]
+    assert found["output"][0] == span["gen_ai.usage.output_tokens"] > 0
+
+
+def test_embeddings_record_input_tokens_only(server, reader, metered):
+    reply = asyncio.run(
+        async_client_for(server).embeddings.create(model="text-embedding-3-small", input="hi")
+    )
+    [duration] = points(reader, DURATION)
+    assert dict(duration.attributes)["gen_ai.operation.name"] == "embeddings"
+    assert {key: total for key, (total, _) in tokens_by_type(reader).items()} == {
+        "input": reply.usage.prompt_tokens
+    }
+
+
+def test_a_failed_call_records_its_error_type_and_no_tokens(server, reader, metered):
+    with pytest.raises(openai.RateLimitError):
+        client_for(server).chat.completions.create(model="error-429", messages=ASK)
+    [duration] = points(reader, DURATION)
+    assert dict(duration.attributes) == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "error-429",
+        "server.address": "127.0.0.1",
+        "server.port": server.port,
+        "error.type": "RateLimitError",
+    }
+    assert points(reader, TOKENS) == []
+
+
+def test_calls_aggregate_by_their_attributes(server, reader, metered):
+    client = client_for(server)
+    for _ in range(3):
+        client.chat.completions.create(model="gpt-4o-mini", messages=ASK)
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="error-500", messages=ASK)
+    counts = {
+        dict(point.attributes).get("error.type"): point.count for point in points(reader, DURATION)
+    }
+    assert counts == {None: 3, "InternalServerError": 1}

@@ -1,0 +1,120 @@
+"""The sampler's counts: kept per sampler and published as closedloop's OTel metrics."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections import Counter
+
+from _support.metrics import Sums, closedloop_sums, global_metric_reader
+from closedloop.sampling import Decision, SamplerConfig, SamplerCounts
+from closedloop.sampling.counts import (
+    LATE_SPANS_METRIC,
+    POLICY_ERRORS_METRIC,
+    TRACES_DECIDED_METRIC,
+    TRACES_EVICTED_METRIC,
+    TRACES_RECEIVED_METRIC,
+)
+
+from .support import ERRORS, Raising, config, policy, recording_sampler, view
+
+SAMPLED, NOT_SAMPLED, DROPPED = Decision.SAMPLED, Decision.NOT_SAMPLED, Decision.DROPPED
+SAMPLER_METRICS = (
+    TRACES_RECEIVED_METRIC,
+    TRACES_DECIDED_METRIC,
+    TRACES_EVICTED_METRIC,
+    LATE_SPANS_METRIC,
+    POLICY_ERRORS_METRIC,
+)
+
+
+def every_kind_of_count() -> SamplerConfig:
+    health_checks = policy("string_attribute", key="route", values=["/health"])
+    drop = policy("drop", drop_sub_policy=[{"name": "d", **health_checks}])
+    caches = {"sampled_cache_size": 10, "non_sampled_cache_size": 10}
+    loaded = config(ERRORS, drop, decision_wait="1s", num_traces=2, decision_cache=caches)
+    return SamplerConfig(
+        decision_wait_s=loaded.decision_wait_s,
+        num_traces=loaded.num_traces,
+        sampled_cache_size=loaded.sampled_cache_size,
+        non_sampled_cache_size=loaded.non_sampled_cache_size,
+        policies=(*loaded.policies, Raising("buggy")),
+    )
+
+
+def run_every_kind_of_count() -> SamplerCounts:
+    """Five traces: one evicted undecided, two not sampled, one sampled, one dropped (the
+    buggy policy fails on the four it sees before the drop); then a late span of a sampled
+    and of a not-sampled trace, and a tick, which publishes."""
+    sampler, _ = recording_sampler(every_kind_of_count())
+    sampler.ingest([view(1, status=2), view(2), view(3)])  # 3 evicts 1, undecided
+    sampler.drain()
+    sampler.ingest([view(4, status=2), view(5, attributes={"route": "/health"})])
+    sampler.drain()
+    sampler.ingest([view(4, span_id=2), view(2, span_id=3)])
+    sampler.tick()
+    return sampler.counts
+
+
+def test_a_sampler_counts_what_it_did() -> None:
+    assert run_every_kind_of_count() == SamplerCounts(
+        traces_received=5,
+        traces_decided=Counter({NOT_SAMPLED: 2, SAMPLED: 1, DROPPED: 1}),
+        late_spans=Counter({"forwarded": 1, "discarded": 1}),
+        traces_evicted_undecided=1,
+        policy_errors=Counter({"buggy": 3}),
+    )
+
+
+def sampler_sums() -> Sums:
+    sums, _ = closedloop_sums(global_metric_reader())
+    return Counter({key: n for key, n in sums.items() if key[0] in SAMPLER_METRICS})
+
+
+def test_counts_are_published_as_otel_metrics() -> None:
+    before = sampler_sums()
+    run_every_kind_of_count()
+    added = sampler_sums()
+    added.subtract(before)
+    assert +added == Counter(
+        {
+            (TRACES_RECEIVED_METRIC, ()): 5,
+            (TRACES_DECIDED_METRIC, (("decision", "not_sampled"),)): 2,
+            (TRACES_DECIDED_METRIC, (("decision", "sampled"),)): 1,
+            (TRACES_DECIDED_METRIC, (("decision", "dropped"),)): 1,
+            (TRACES_EVICTED_METRIC, ()): 1,
+            (LATE_SPANS_METRIC, (("outcome", "forwarded"),)): 1,
+            (LATE_SPANS_METRIC, (("outcome", "discarded"),)): 1,
+            (POLICY_ERRORS_METRIC, (("policy", "buggy"),)): 3,
+        }
+    )
+    _, units = closedloop_sums(global_metric_reader())
+    assert {name: units[name] for name in SAMPLER_METRICS} == {
+        TRACES_RECEIVED_METRIC: "{trace}",
+        TRACES_DECIDED_METRIC: "{trace}",
+        TRACES_EVICTED_METRIC: "{trace}",
+        LATE_SPANS_METRIC: "{span}",
+        POLICY_ERRORS_METRIC: "{evaluation}",
+    }
+
+
+def test_counts_are_published_at_each_tick_not_on_the_apps_thread() -> None:
+    sampler, _ = recording_sampler(config(ERRORS, decision_wait="1s"))
+    before = sampler_sums()
+    sampler.ingest([view(1), view(2)])
+    assert sampler_sums() == before
+    sampler.tick()
+    assert sampler_sums()[TRACES_RECEIVED_METRIC, ()] == before[TRACES_RECEIVED_METRIC, ()] + 2
+
+
+def test_a_collected_sampler_is_not_held_and_its_counts_stay_in_the_metrics() -> None:
+    sampler, _ = recording_sampler(config(ERRORS, decision_wait="1s"))
+    before = sampler_sums()
+    sampler.ingest([view(1)])
+    sampler.tick()
+    sampler.ingest([view(2)])  # counted, not yet published: no tick after it
+    collected = weakref.ref(sampler)
+    del sampler
+    gc.collect()
+    assert collected() is None
+    assert sampler_sums()[TRACES_RECEIVED_METRIC, ()] == before[TRACES_RECEIVED_METRIC, ()] + 2

@@ -1,0 +1,1 @@
+"""Tests of closedloop.store: schema and migrations, views, exporter, rescue."""

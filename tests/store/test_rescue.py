@@ -1,0 +1,151 @@
+"""Late-feedback rescue on chDB: dropped traces come back once, kept traces copy nothing."""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+import sys
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import format_span_id, format_trace_id
+
+import closedloop.feedback as fb
+import closedloop.store as cs
+from _support.traffic import generate_traffic
+from closedloop.sampling import TailSampler, load
+from closedloop.sampling.trace import SpanView
+from closedloop.store.rescue import rescue
+from collector_harness import PRODUCTION_CONFIG
+
+LATE_AFTER_NS = 60 * 1_000_000_000
+
+
+def sampled_world(store):
+    """Every span to the recent tier; the sampled tier gets what the tail sampler keeps,
+    with feedback given more than a minute after its call arriving after the decision."""
+    traffic = generate_traffic(300, seed=9, days=1)
+    late_ids = {
+        f.span_id for f in traffic.feedback if f.timestamp_ns - f.call.start_ns > LATE_AFTER_NS
+    }
+    views = [SpanView.of(span) for span in traffic.spans]
+    kept: list = []
+    sampler = TailSampler(load(PRODUCTION_CONFIG), kept.extend)
+    sampler.ingest(v for v in views if f"{v.span_id:016x}" not in late_ids)
+    sampler.drain()
+    sampler.ingest(v for v in views if f"{v.span_id:016x}" in late_ids)
+    sampler.drain()
+    store.insert_spans(traffic.spans, table="otel_traces_recent")
+    store.insert_spans([view.source for view in kept], table="otel_traces")
+    return traffic, {format_trace_id(v.trace_id) for v in kept}
+
+
+def trace_ids(store, table):
+    rows = store.query(f"SELECT DISTINCT TraceId AS t FROM closedloop.{table}")
+    return {row["t"] for row in rows}
+
+
+def test_rescue_brings_dropped_traces_with_feedback_back_exactly_once(store):
+    traffic, kept = sampled_world(store)
+    with_feedback = {f.trace_id for f in traffic.feedback}
+    dropped_with_feedback = with_feedback - kept
+    assert dropped_with_feedback, "the scenario needs late feedback on dropped traces"
+    spans_before = store.query("SELECT count() AS n FROM closedloop.otel_traces")[0]["n"]
+    expected_spans = store.query(
+        "SELECT count() AS n FROM closedloop.otel_traces_recent "
+        "WHERE has({ids:Array(String)}, TraceId)",
+        {"ids": sorted(dropped_with_feedback)},
+    )[0]["n"]
+
+    first = rescue(store)
+    assert (first.traces, first.spans) == (len(dropped_with_feedback), expected_spans)
+    assert trace_ids(store, "otel_traces") == kept | dropped_with_feedback
+    after = store.query(
+        "SELECT count() AS n, uniqExact(TraceId, SpanId) AS unique_spans "
+        "FROM closedloop.otel_traces"
+    )[0]
+    assert after == {
+        "n": spans_before + expected_spans,
+        "unique_spans": spans_before + expected_spans,
+    }
+    rescued_calls = store.query(
+        "SELECT count() AS n FROM closedloop.llm_calls WHERE has({ids:Array(String)}, trace_id)",
+        {"ids": sorted(dropped_with_feedback)},
+    )[0]["n"]
+    assert rescued_calls == sum(1 for c in traffic.calls if c.trace_id in dropped_with_feedback)
+
+    second = rescue(store)
+    assert (second.traces, second.spans) == (0, 0)
+    assert store.query("SELECT count() AS n FROM closedloop.otel_traces")[0]["n"] == after["n"]
+
+
+def test_feedback_on_kept_traces_copies_nothing(store):
+    _, kept = sampled_world(store)
+    store.execute(
+        "ALTER TABLE closedloop.otel_traces_recent "
+        "DELETE WHERE NOT has({ids:Array(String)}, TraceId) SETTINGS mutations_sync = 1",
+        {"ids": sorted(kept)},
+    )
+    assert rescue(store).spans == 0
+
+
+def test_since_limits_which_feedback_counts(store):
+    sampled_world(store)
+    future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
+    assert rescue(store, since=future).spans == 0
+    with pytest.raises(ValueError, match="timezone-aware"):
+        rescue(store, since=datetime.datetime(2026, 1, 1))
+
+
+def test_rescue_command_line(tmp_path):
+    url = f"chdb://{tmp_path}/store"
+    with cs.connect(url) as store:
+        sampled_world(store)
+    command = [sys.executable, "-m", "closedloop.cli", "rescue", "--store", url, "--since", "30d"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "rescued" in result.stdout and "span(s) copied" in result.stdout
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert "rescued 0 trace(s), 0 span(s) copied" in again.stdout
+
+
+def test_backdated_feedback_is_rescued_by_when_it_arrived(tmp_path, instrument, exporter):
+    """Feedback recorded now about a call of three hours ago, with ``timestamp=`` two hours
+    ago: the documented cron, ``closedloop rescue --since 1h``, brings the dropped trace
+    back, because the window is about when feedback arrived, not the time it names."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    call_ns = int((now - datetime.timedelta(hours=3)).timestamp()) * 1_000_000_000
+    app = InMemorySpanExporter()
+    app_provider = TracerProvider()
+    app_provider.add_span_processor(SimpleSpanProcessor(app))
+    tracer = app_provider.get_tracer("app")
+    root = tracer.start_span("handle_request", start_time=call_ns)
+    call = tracer.start_span(
+        "chat gpt-4o",
+        context=trace.set_span_in_context(root),
+        attributes={"gen_ai.operation.name": "chat", "gen_ai.prompt.name": "support"},
+        start_time=call_ns + 1_000,
+    )
+    call.end(end_time=call_ns + 2_000_000)
+    root.end(end_time=call_ns + 3_000_000)
+    instrument()
+    target = f"{format_trace_id(call.context.trace_id)}:{format_span_id(call.context.span_id)}"
+    fb.thumbs(target, up=False, timestamp=now - datetime.timedelta(hours=2))
+    [feedback] = exporter.get_finished_spans()
+    url = f"chdb://{tmp_path}/store"
+    with cs.connect(url) as store:
+        # sampling dropped the call's trace: its spans reached the recent tier only; the
+        # feedback span, kept by the feedback policy, reached both tiers
+        store.insert_spans(app.get_finished_spans(), table="otel_traces_recent")
+        store.insert_spans([feedback], table="otel_traces_recent")
+        store.insert_spans([feedback], table="otel_traces")
+    command = [sys.executable, "-m", "closedloop.cli", "rescue", "--store", url, "--since", "1h"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "rescued 1 trace(s), 2 span(s) copied" in result.stdout
+    with cs.connect(url) as store:
+        assert trace_ids(store, "otel_traces") == {format_trace_id(call.context.trace_id)}
+        assert store.query("SELECT count() AS n FROM closedloop.otel_traces")[0]["n"] == 3
