@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 import closedloop.store as cs
-from closedloop.store.exporter import ClickHouseSpanExporter
-from closedloop.store.rows import span_rows
+from closedloop.store._exporter import ClickHouseSpanExporter
+from closedloop.store._rows import span_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 

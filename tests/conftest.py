@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import closedloop
 from _support.spans import async_client_for, client_for
-from closedloop.health import reset_stats
+from closedloop._health import reset_stats
 from closedloop.privacy import UserHasher
 from closedloop.testing import OpenAICompatibleServer
 
@@ -87,8 +87,8 @@ def store(request: pytest.FixtureRequest, tmp_path):
     """Both store classes on a fresh directory. ClickHouse server code runs through
     clickhouse-connect's in-process chDB backend: the same client calls as over HTTP."""
     import closedloop.store as cs
-    from closedloop.store.schema import SchemaSettings
-    from closedloop.store.server_store import ClickHouseServerStore
+    from closedloop.store._schema import SchemaSettings
+    from closedloop.store._server_store import ClickHouseServerStore
 
     if request.param == "chdb":
         opened = cs.connect(f"chdb://{tmp_path}/store")

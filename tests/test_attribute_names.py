@@ -1,5 +1,5 @@
 """Every attribute, span and event name the SQL and the collector config read is defined in
-``closedloop.instrumentation.attributes``: a typo there would silently read nothing."""
+``closedloop.instrumentation._attributes``: a typo there would silently read nothing."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from opentelemetry.semconv import attributes as stable_attributes
 from opentelemetry.semconv._incubating import attributes as incubating_attributes
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes
 
-from closedloop.instrumentation import attributes
+from closedloop.instrumentation import _attributes as attributes
 
 ROOT = Path(__file__).resolve().parents[1]
 SQL_FILES = sorted(

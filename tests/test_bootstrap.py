@@ -12,7 +12,7 @@ import pytest
 
 import closedloop
 from _support.spans import client_for, only_span
-from closedloop.instrumentation.users import LRUInteractionCounter
+from closedloop.instrumentation._users import LRUInteractionCounter
 
 
 def _redactor(text: str) -> tuple[str, int]:

@@ -15,7 +15,7 @@ CORE_SCRIPT = textwrap.dedent(
     """
     import json
     import closedloop, closedloop.feedback as fb
-    from closedloop.extras import MissingExtraError
+    from closedloop._extras import MissingExtraError
     from closedloop.testing import OpenAICompatibleServer
     from openai import OpenAI
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter

@@ -9,7 +9,7 @@ from genai_prices import Usage, calc_price
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from closedloop.cost import CostCalculator, TokenUsage
+from closedloop._cost import CostCalculator, TokenUsage
 
 MODELS = [
     ("openai", "gpt-4o-mini"),

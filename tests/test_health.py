@@ -11,7 +11,7 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from closedloop.health_counters import EVENTS_METRIC, FAILURES_METRIC, Health
+from closedloop._health_counters import EVENTS_METRIC, FAILURES_METRIC, Health
 
 
 def counter_points(reader: InMemoryMetricReader) -> dict[str, dict[tuple, int]]:

@@ -1,4 +1,4 @@
-"""closedloop.pdata writes values exactly as the collector's Go code does.
+"""closedloop._pdata writes values exactly as the collector's Go code does.
 
 ``AsString``: a tiny Go program (tests/go/asstring) runs pdata's own ``Value.AsString`` —
 pdata at the version the pinned contrib ClickHouse exporter uses — on the same typed
@@ -22,7 +22,7 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.trace import SpanKind, StatusCode
 
-from closedloop.pdata import (
+from closedloop._pdata import (
     SPAN_KIND_NAMES,
     SPAN_KIND_NUMBERS,
     STATUS_CODE_NAMES,

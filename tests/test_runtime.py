@@ -6,9 +6,9 @@ from openai.resources.chat.completions import Completions
 from opentelemetry import metrics, trace
 
 import closedloop
+from closedloop._runtime import Runtime, current
+from closedloop.instrumentation._settings import active_settings
 from closedloop.instrumentation.openai import OpenAIInstrumentor
-from closedloop.instrumentation.settings import active_settings
-from closedloop.runtime import Runtime, current
 
 
 def test_instrument_sets_and_uninstrument_clears_the_active_instrumentation(instrument):

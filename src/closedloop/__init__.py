@@ -16,10 +16,10 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-from closedloop.bootstrap import instrument, uninstrument
-from closedloop.errors import ClosedloopError
-from closedloop.health import Stats, stats
-from closedloop.instrumentation.context import context, current_trace_id
+from closedloop._bootstrap import instrument, uninstrument
+from closedloop._errors import ClosedloopError
+from closedloop._health import Stats, stats
+from closedloop.instrumentation._context import context, current_trace_id
 
 __all__ = [
     "ClosedloopError",

@@ -7,7 +7,7 @@ import re
 import time
 
 from closedloop import __version__
-from closedloop.extras import extra_needed
+from closedloop._extras import extra_needed
 
 with extra_needed("cli", "The closedloop command"):
     import typer
@@ -73,7 +73,7 @@ def rescue(
 ) -> None:
     """Copy traces that got feedback after sampling dropped them back into otel_traces."""
     from closedloop.store import DEFAULT_URL, connect
-    from closedloop.store.rescue import rescue as run_rescue
+    from closedloop.store._rescue import rescue as run_rescue
 
     with connect(store_url or DEFAULT_URL) as store:
         result = run_rescue(store, _since(since) if since else None)

@@ -1,6 +1,6 @@
 """Reading closedloop's own OTel metrics in tests, through the process's global provider.
 
-closedloop's instruments come from ``closedloop.telemetry.meter()``, i.e. the global
+closedloop's instruments come from ``closedloop._telemetry.meter()``, i.e. the global
 MeterProvider, which a process can set once: the first test that needs it installs one
 with an ``InMemoryMetricReader``, and every later test (of any module) reads through that
 same reader. Counters are cumulative over the session, so tests compare before and after.
@@ -14,7 +14,7 @@ from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 
-from closedloop.telemetry import METER_NAME
+from closedloop._telemetry import METER_NAME
 
 Sums = Counter[tuple[str, tuple[tuple[str, str], ...]]]
 """Cumulative sums by (metric name, its sorted attributes)."""

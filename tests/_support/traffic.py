@@ -34,12 +34,12 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from closedloop.cost import TokenUsage
-from closedloop.feedback.recorder import emit
-from closedloop.feedback.targets import Target
-from closedloop.instrumentation import attributes as attr
-from closedloop.instrumentation.openai.content import to_json
-from closedloop.instrumentation.settings import InstrumentationSettings
+from closedloop._cost import TokenUsage
+from closedloop.feedback._recorder import emit
+from closedloop.feedback._targets import Target
+from closedloop.instrumentation import _attributes as attr
+from closedloop.instrumentation._settings import InstrumentationSettings
+from closedloop.instrumentation.openai._content import to_json
 from closedloop.privacy import UserHasher
 
 DAY_NS = 86_400 * 1_000_000_000

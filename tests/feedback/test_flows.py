@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from closedloop.feedback.flows import Flow, FlowTracker, flow
+from closedloop.feedback._flows import Flow, FlowTracker, flow
 
 from .helpers import FakeClock, assert_feedback_on, feedback_spans, make_call, parents
 

@@ -10,7 +10,7 @@ import threading
 import pytest
 from opentelemetry.trace import SpanContext, format_span_id, format_trace_id
 
-from closedloop.feedback.implicit import RetryDetector, edit_ratio, record_edit
+from closedloop.feedback._implicit import RetryDetector, edit_ratio, record_edit
 
 from .helpers import FakeClock, assert_feedback_on, feedback_spans, make_call, parents
 

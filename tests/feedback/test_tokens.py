@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from itsdangerous import URLSafeTimedSerializer
 from opentelemetry.trace import SpanContext
 
-from closedloop.feedback import tokens
-from closedloop.feedback.targets import Target, resolve
-from closedloop.feedback.tokens import (
+from closedloop.feedback import _tokens as tokens
+from closedloop.feedback._targets import Target, resolve
+from closedloop.feedback._tokens import (
     KEY_ENV_VAR,
     ExpiredToken,
     FeedbackGrant,
@@ -28,7 +28,7 @@ from closedloop.feedback.tokens import (
     token,
     verify,
 )
-from closedloop.privacy import keys
+from closedloop.privacy import _keys as keys
 
 KEY = "test-feedback-token-key"
 NOW = 1_750_000_000.0

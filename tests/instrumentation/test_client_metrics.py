@@ -10,7 +10,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 
 from _support.spans import async_client_for, client_for, only_span
-from closedloop.instrumentation.client_metrics import DURATION_BUCKETS, TOKEN_BUCKETS
+from closedloop.instrumentation._client_metrics import DURATION_BUCKETS, TOKEN_BUCKETS
 
 DURATION = "gen_ai.client.operation.duration"
 TOKENS = "gen_ai.client.token.usage"

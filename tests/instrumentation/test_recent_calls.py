@@ -10,7 +10,7 @@ import pytest
 import wrapt
 from opentelemetry.trace import SpanContext
 
-from closedloop.instrumentation import recent_calls
+from closedloop.instrumentation import _recent_calls as recent_calls
 
 LIMIT = 10_000  # "the last 10,000 calls", as the error messages promise
 

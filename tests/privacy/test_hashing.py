@@ -1,6 +1,6 @@
 """User id hashing (keyed HMAC), and the key resolution it shares with feedback tokens.
 
-The second half tests ``closedloop.privacy.keys`` once, for every key spec that uses it:
+The second half tests ``closedloop.privacy._keys`` once, for every key spec that uses it:
 argument, environment variable, the per-machine key file, its creation, and its warning.
 """
 
@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from closedloop.feedback import tokens
-from closedloop.privacy import UserHasher, hashing, keys
-from closedloop.privacy.hashing import KEY_ENV_VAR, key_file_path
-from closedloop.privacy.keys import KeySpec, key_directory, resolve_key
+from closedloop.feedback import _tokens as tokens
+from closedloop.privacy import UserHasher
+from closedloop.privacy import _hashing as hashing
+from closedloop.privacy import _keys as keys
+from closedloop.privacy._hashing import KEY_ENV_VAR, key_file_path
+from closedloop.privacy._keys import KeySpec, key_directory, resolve_key
 
 # The key file warning is asserted where it is tested (pytest.warns and "error" filters
 # override this); elsewhere each fresh key directory would show it again.
@@ -156,7 +158,7 @@ def test_non_string_user_id_is_rejected() -> None:
         UserHasher("k").hash(42)  # type: ignore[arg-type]
 
 
-# --- key resolution (closedloop.privacy.keys), for every spec --------------------------------
+# --- key resolution (closedloop.privacy._keys), for every spec --------------------------------
 
 
 def test_key_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

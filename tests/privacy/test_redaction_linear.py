@@ -29,7 +29,7 @@ from closedloop.privacy import (
     redact_cards,
     redact_emails,
 )
-from closedloop.privacy.redaction._formatted_numbers import FormattedNumbers
+from closedloop.privacy._redaction._formatted_numbers import FormattedNumbers
 
 SIZE = 16_000  # characters of each generated input: enough for per-character costs to show
 

@@ -22,9 +22,9 @@ from phonenumbers import (
     phonenumberutil,
 )
 
-from closedloop.privacy.redaction import _formatted_numbers, _phone_windows
-from closedloop.privacy.redaction._formatted_numbers import FormattedNumbers
-from closedloop.privacy.redaction._national_numbers import NationalNumbers
+from closedloop.privacy._redaction import _formatted_numbers, _phone_windows
+from closedloop.privacy._redaction._formatted_numbers import FormattedNumbers
+from closedloop.privacy._redaction._national_numbers import NationalNumbers
 
 
 def test_copied_libphonenumber_syntax_matches_the_library() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from closedloop.sampling import CombinedDecision, Decision, combine
-from closedloop.sampling.policies import AlwaysSample, And
+from closedloop.sampling._policies import AlwaysSample, And
 
 from .support import ERROR_SPAN, ERRORS, Fixed, decide, policy, trace, view
 

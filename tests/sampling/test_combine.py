@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from closedloop import health
+from closedloop import _health as health
 from closedloop.sampling import (
     BufferedTrace,
     CombinedDecision,
@@ -15,7 +15,7 @@ from closedloop.sampling import (
     SamplerConfig,
     combine,
 )
-from closedloop.sampling.policies import AlwaysSample, Drop
+from closedloop.sampling._policies import AlwaysSample, Drop
 
 from .support import (
     ERROR_SPAN,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from closedloop.errors import ClosedloopError
+from closedloop._errors import ClosedloopError
 from closedloop.sampling import (
     BufferedTrace,
     Decision,
@@ -25,7 +25,7 @@ from closedloop.sampling import (
     load,
     sampler_config,
 )
-from closedloop.sampling.policies import AlwaysSample
+from closedloop.sampling._policies import AlwaysSample
 
 from .support import ERRORS, NEVER, PRODUCTION_CONFIG, ROOT, config, policy
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 from _support.metrics import Sums, closedloop_sums, global_metric_reader
 from closedloop.sampling import Decision, SamplerConfig, SamplerCounts
-from closedloop.sampling.counts import (
+from closedloop.sampling._counts import (
     LATE_SPANS_METRIC,
     POLICY_ERRORS_METRIC,
     TRACES_DECIDED_METRIC,

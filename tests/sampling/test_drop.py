@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from closedloop.sampling import CombinedDecision, Decision, combine
-from closedloop.sampling.policies import AlwaysSample, Drop
+from closedloop.sampling._policies import AlwaysSample, Drop
 
 from .support import ERROR_SPAN, ERRORS, Fixed, decide, policy, trace, view
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from closedloop.sampling import CombinedDecision, Decision, combine
-from closedloop.sampling.policies import AlwaysSample, Not
+from closedloop.sampling._policies import AlwaysSample, Not
 
 from .support import ERROR_SPAN, ERRORS, Fixed, Raising, decide, policy, trace, view
 

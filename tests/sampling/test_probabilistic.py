@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from closedloop.sampling import Decision
-from closedloop.sampling.policies.probabilistic import sampling_threshold
+from closedloop.sampling._policies.probabilistic import sampling_threshold
 
 from .support import (
     MAX_UINT64,

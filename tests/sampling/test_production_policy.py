@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from opentelemetry.trace import Span, Status, StatusCode
 
-from closedloop.feedback.recorder import SPAN_NAME
+from closedloop.feedback._recorder import SPAN_NAME
 from closedloop.sampling import Decision, SamplerConfig, SpanView, TailSampler, load
 
 from .support import (

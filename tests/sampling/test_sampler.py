@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from closedloop import health
+from closedloop import _health as health
 from closedloop.sampling import BufferedTrace, Decision, Policy, SamplerConfig, TailSampler
 
 from .support import ERRORS, Raising, config, policy, recording_sampler, view

@@ -24,9 +24,9 @@ from opentelemetry.trace import format_span_id
 
 import closedloop.store as cs
 from _support.waiting import wait_for
-from closedloop import health
-from closedloop.store.exporter import ClickHouseSpanExporter
-from closedloop.store.spool import Batch, Spool
+from closedloop import _health as health
+from closedloop.store._exporter import ClickHouseSpanExporter
+from closedloop.store._spool import Batch, Spool
 
 NS = 1_000_000_000
 # The default exporter writes each span to both trace tiers; the spool's counters count

@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 import closedloop.store as cs
 from _support.traffic import batches, generate_traffic
 from _support.waiting import wait_for
-from closedloop.store.exporter import ClickHouseSpanExporter
+from closedloop.store._exporter import ClickHouseSpanExporter
 
 # The default exporter writes each span to both trace tiers; the spool's counters count
 # rows, so tests of the spool's arithmetic write one tier.

@@ -20,11 +20,11 @@ import closedloop.feedback as fb
 import closedloop.store as cs
 from _support.traffic import Traffic, batches, generate_traffic
 from closedloop.sampling import TailSampler, TailSamplingSpanProcessor, load
-from closedloop.sampling.trace import SpanView
-from closedloop.store import ledger
-from closedloop.store.exporter import ClickHouseSpanExporter
-from closedloop.store.rescue import rescue
-from closedloop.store.schema import migrations
+from closedloop.sampling._trace import SpanView
+from closedloop.store import _ledger as ledger
+from closedloop.store._exporter import ClickHouseSpanExporter
+from closedloop.store._rescue import rescue
+from closedloop.store._schema import migrations
 from collector_harness import PRODUCTION_CONFIG
 
 from .reference_metrics import prompt_version_metrics

@@ -21,9 +21,9 @@ import pytest
 
 import closedloop
 import closedloop.store as cs
-from closedloop.store import ledger
-from closedloop.store.schema import SchemaSettings, migrations, views
-from closedloop.store.server_store import ClickHouseServerStore
+from closedloop.store import _ledger as ledger
+from closedloop.store._schema import SchemaSettings, migrations, views
+from closedloop.store._server_store import ClickHouseServerStore
 
 PACKAGE = Path(closedloop.__file__).resolve().parent
 SQL = PACKAGE / "store" / "sql"

@@ -18,14 +18,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import closedloop.store as cs
 from _support.metrics import Sums, closedloop_sums, global_metric_reader
 from _support.traffic import generate_traffic
-from closedloop.store.exporter import ClickHouseSpanExporter, ExporterStats
-from closedloop.store.instruments import (
+from closedloop.store._exporter import ClickHouseSpanExporter, ExporterStats
+from closedloop.store._instruments import (
     INSERT_FAILURES_METRIC,
     RESCUED_SPANS_METRIC,
     RESCUED_TRACES_METRIC,
     SPANS_METRIC,
 )
-from closedloop.store.rescue import rescue
+from closedloop.store._rescue import rescue
 
 NS = 1_000_000_000
 OUTCOMES = ("exported", "spooled", "adopted", "rejected", "dropped")

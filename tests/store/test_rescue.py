@@ -17,8 +17,8 @@ import closedloop.feedback as fb
 import closedloop.store as cs
 from _support.traffic import generate_traffic
 from closedloop.sampling import TailSampler, load
-from closedloop.sampling.trace import SpanView
-from closedloop.store.rescue import rescue
+from closedloop.sampling._trace import SpanView
+from closedloop.store._rescue import rescue
 from collector_harness import PRODUCTION_CONFIG
 
 LATE_AFTER_NS = 60 * 1_000_000_000

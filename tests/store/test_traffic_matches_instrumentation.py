@@ -23,8 +23,8 @@ from opentelemetry.trace import format_span_id, format_trace_id
 import closedloop
 import closedloop.feedback as fb
 from _support.traffic import Call, Feedback, Traffic, generate_traffic
-from closedloop.instrumentation import attributes as attr
-from closedloop.instrumentation.settings import InstrumentationSettings
+from closedloop.instrumentation import _attributes as attr
+from closedloop.instrumentation._settings import InstrumentationSettings
 from closedloop.privacy import UserHasher
 
 CONTENT = (attr.SYSTEM_INSTRUCTIONS, attr.INPUT_MESSAGES, attr.OUTPUT_MESSAGES)

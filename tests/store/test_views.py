@@ -11,8 +11,8 @@ import pytest
 
 import closedloop.store as cs
 from _support.traffic import Traffic, batches, generate_traffic
-from closedloop.store.exporter import ClickHouseSpanExporter
-from closedloop.store.rows import span_rows
+from closedloop.store._exporter import ClickHouseSpanExporter
+from closedloop.store._rows import span_rows
 
 from .reference_metrics import feedback_rows, prompt_version_metrics
 

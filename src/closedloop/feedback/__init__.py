@@ -9,9 +9,9 @@ closedloop.feedback.outcome(call, "ticket_reopened", True)
 See docs/feedback.md.
 """
 
-from closedloop.feedback.flows import Flow, FlowState, FlowTracker, flow
-from closedloop.feedback.implicit import RetryDetector, edit_ratio, record_edit
-from closedloop.feedback.recorder import (
+from closedloop.feedback._flows import Flow, FlowState, FlowTracker, flow
+from closedloop.feedback._implicit import RetryDetector, edit_ratio, record_edit
+from closedloop.feedback._recorder import (
     KINDS,
     SAFETY_LEVELS,
     FeedbackKind,
@@ -24,8 +24,8 @@ from closedloop.feedback.recorder import (
     safety,
     thumbs,
 )
-from closedloop.feedback.targets import FeedbackTarget, IdentifiedResponse, Target, call_id
-from closedloop.feedback.tokens import ExpiredToken, FeedbackGrant, InvalidToken, token, verify
+from closedloop.feedback._targets import FeedbackTarget, IdentifiedResponse, Target, call_id
+from closedloop.feedback._tokens import ExpiredToken, FeedbackGrant, InvalidToken, token, verify
 
 __all__ = [
     "KINDS",

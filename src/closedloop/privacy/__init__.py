@@ -5,8 +5,8 @@ Telemetry leaves the process and lives for a long time, so nothing personal shou
 and :class:`UserHasher` turns user ids into keyed HMAC digests.
 """
 
-from closedloop.privacy.hashing import UserHasher
-from closedloop.privacy.redaction import (
+from closedloop.privacy._hashing import UserHasher
+from closedloop.privacy._redaction import (
     PhoneRedactor,
     RedactionPipeline,
     RedactionResult,

@@ -9,15 +9,15 @@ app may also bring its own policies: subclasses of ``Policy`` in a ``SamplerConf
 """
 
 from closedloop.sampling import _dependencies  # noqa: F401  (first: names a missing extra)
-from closedloop.sampling.combine import CombinedDecision, combine
-from closedloop.sampling.config import SamplerConfig, SamplingConfigError, load, sampler_config
-from closedloop.sampling.counts import SamplerCounts
-from closedloop.sampling.decision import Decision
-from closedloop.sampling.ottl import OttlError
-from closedloop.sampling.policies import Policy
-from closedloop.sampling.processor import TailSamplingSpanProcessor
-from closedloop.sampling.sampler import TailSampler
-from closedloop.sampling.trace import BufferedTrace, SpanView
+from closedloop.sampling._combine import CombinedDecision, combine
+from closedloop.sampling._config import SamplerConfig, SamplingConfigError, load, sampler_config
+from closedloop.sampling._counts import SamplerCounts
+from closedloop.sampling._decision import Decision
+from closedloop.sampling._ottl import OttlError
+from closedloop.sampling._policies import Policy
+from closedloop.sampling._processor import TailSamplingSpanProcessor
+from closedloop.sampling._sampler import TailSampler
+from closedloop.sampling._trace import BufferedTrace, SpanView
 
 __all__ = [
     "BufferedTrace",

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from closedloop import telemetry
-from closedloop.sampling.counts import (
+from closedloop import _telemetry as telemetry
+from closedloop.sampling._counts import (
     DECISION_ATTRIBUTE,
     LATE_SPANS_METRIC,
     OUTCOME_ATTRIBUTE,

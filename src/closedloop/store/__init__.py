@@ -5,16 +5,16 @@ closedloop.instrument(exporter=closedloop.store.ClickHouseSpanExporter(store))
 store.query("SELECT * FROM closedloop.prompt_version_metrics WHERE day = {d:Date}", {"d": day})
 """
 
-from closedloop.store.base import Store
-from closedloop.store.connect import DEFAULT_URL, connect
-from closedloop.store.errors import (
+from closedloop.store._base import Store
+from closedloop.store._connect import DEFAULT_URL, connect
+from closedloop.store._errors import (
     EditedMigrationError,
     StoreDataError,
     StoreError,
     StoreLockedError,
 )
-from closedloop.store.exporter import ClickHouseSpanExporter, ExporterStats
-from closedloop.store.schema import SchemaSettings
+from closedloop.store._exporter import ClickHouseSpanExporter, ExporterStats
+from closedloop.store._schema import SchemaSettings
 
 __all__ = [
     "DEFAULT_URL",

@@ -11,9 +11,9 @@ Usage::
         reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
         assert reply.choices[0].message.content == "Echo: hi"
 
-See :mod:`closedloop.testing.server` for the echo, token-counting and error-model rules.
+See :mod:`closedloop.testing._server` for the echo, token-counting and error-model rules.
 """
 
-from closedloop.testing.server import OpenAICompatibleServer, RecordedRequest
+from closedloop.testing._server import OpenAICompatibleServer, RecordedRequest
 
 __all__ = ["OpenAICompatibleServer", "RecordedRequest"]

@@ -1,5 +1,5 @@
 // Prints pdata's Value.AsString for typed values read as JSON from stdin, so the Python
-// port in closedloop.pdata can be checked against the collector's own code.
+// port in closedloop._pdata can be checked against the collector's own code.
 package main
 
 import (

@@ -11,7 +11,7 @@ from genai_prices import Usage, calc_price
 
 import closedloop
 from _support.spans import async_client_for, client_for, llm_spans, only_span
-from closedloop.runtime import current
+from closedloop._runtime import current
 
 MESSAGES = [
     {"role": "system", "content": "You are a support bot."},

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 import closedloop
 from _support.spans import async_client_for, client_for, llm_spans, only_span
-from closedloop.instrumentation.openai.content import TRUNCATION_MARK
+from closedloop.instrumentation.openai._content import TRUNCATION_MARK
 
 MESSAGES_WITH_EMAIL = [
     {"role": "system", "content": "You are a support bot."},
@@ -87,7 +87,7 @@ def test_auto_never_asks_an_unknown_endpoint(make_server, exporter, instrument):
 
 
 def test_never_asks_even_a_known_endpoint():
-    from closedloop.instrumentation.openai.stream_usage import StreamUsagePolicy
+    from closedloop.instrumentation.openai._stream_usage import StreamUsagePolicy
 
     request = {"stream": True}
     assert StreamUsagePolicy("auto").may_ask("api.openai.com", "k", request)

@@ -21,20 +21,20 @@ from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
 from closedloop import __version__
-from closedloop.instrumentation.client_metrics import ClientMetrics
-from closedloop.instrumentation.openai.call import Hooks, Operation
-from closedloop.instrumentation.openai.chat import ChatCompletions
-from closedloop.instrumentation.openai.embeddings import Embeddings
-from closedloop.instrumentation.openai.responses import Responses
-from closedloop.instrumentation.openai.stream_usage import StreamUsagePolicy
-from closedloop.instrumentation.openai.wrappers import (
+from closedloop._runtime import DEFAULT_SHUTDOWN_TIMEOUT_S, Instrumentation, current
+from closedloop._validation import require_positive_number, require_type
+from closedloop.instrumentation._client_metrics import ClientMetrics
+from closedloop.instrumentation._settings import InstrumentationSettings
+from closedloop.instrumentation.openai._call import Hooks, Operation
+from closedloop.instrumentation.openai._chat import ChatCompletions
+from closedloop.instrumentation.openai._embeddings import Embeddings
+from closedloop.instrumentation.openai._responses import Responses
+from closedloop.instrumentation.openai._stream_usage import StreamUsagePolicy
+from closedloop.instrumentation.openai._wrappers import (
     async_wrapper,
     stream_helper_wrapper,
     sync_wrapper,
 )
-from closedloop.instrumentation.settings import InstrumentationSettings
-from closedloop.runtime import DEFAULT_SHUTDOWN_TIMEOUT_S, Instrumentation, current
-from closedloop.validation import require_positive_number, require_type
 
 # (module, class, method, operation): every SDK method that sends one LLM request.
 _TARGETS: tuple[tuple[str, str, str, Operation], ...] = (

@@ -1,0 +1,178 @@
+"""Per-request application context that closedloop puts on every LLM span.
+
+The app knows things the LLM client does not: who the user is, which prompt version and
+experiment arm it chose, which conversation turn this is. ``closedloop.context(...)``
+holds them in a ``contextvars.ContextVar``, so values follow the request across threads
+started with ``contextvars.copy_context`` and across asyncio tasks, and nested blocks
+override only what they name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from contextvars import ContextVar, Token
+from types import TracebackType
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanContext
+from opentelemetry.util.types import AttributeValue
+
+from closedloop._validation import require_non_empty_str, require_positive_int, require_type
+from closedloop.instrumentation import _attributes as attr
+
+_STRING_FIELDS = {
+    "session_id": attr.SESSION_ID,
+    "conversation_id": attr.CONVERSATION_ID,
+    "prompt_name": attr.PROMPT_NAME,
+    "prompt_version": attr.PROMPT_VERSION,
+    "experiment": attr.EXPERIMENT,
+    "variant": attr.VARIANT,
+    "request_id": attr.REQUEST_ID,
+}
+
+
+class CallContext:
+    """An immutable layer of app context; ``parent`` is the enclosing layer."""
+
+    __slots__ = ("_last_call", "attributes", "parent", "tools", "user_id")
+
+    def __init__(
+        self,
+        parent: CallContext | None,
+        user_id: str | None,
+        tools: tuple[str, ...],
+        attributes: Mapping[str, AttributeValue],
+    ) -> None:
+        self.parent = parent
+        self.user_id = user_id
+        self.tools = tools
+        self.attributes = dict(attributes)
+        self._last_call: SpanContext | None = None
+
+    def record_call(self, span_context: SpanContext) -> None:
+        """Remember the latest LLM call in this block and every enclosing one."""
+        layer: CallContext | None = self
+        while layer is not None:
+            layer._last_call = span_context
+            layer = layer.parent
+
+    @property
+    def last_call(self) -> SpanContext | None:
+        """Span context of the latest LLM call made inside this block, if any."""
+        return self._last_call
+
+
+_current: ContextVar[CallContext | None] = ContextVar("closedloop_call_context", default=None)
+
+
+def current_call_context() -> CallContext | None:
+    """The innermost active ``closedloop.context`` layer, or None outside any."""
+    return _current.get()
+
+
+def _require_tools(value: object) -> tuple[str, ...]:
+    fix = 'pass a list of tool names, e.g. tools=["search", "lookup_order"].'
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise TypeError(f"tools={value!r} is a {type(value).__name__}, not a list of names; {fix}")
+    names = tuple(value)
+    for index, name in enumerate(names):
+        require_non_empty_str(f"tools[{index}]", name, fix)
+    return names
+
+
+class context:
+    """Attach app context to every LLM span started inside the ``with`` block.
+
+    Blocks nest: an inner block overrides the fields it names and inherits the rest.
+    Works in threads and asyncio tasks alike because it is a ContextVar.
+    """
+
+    def __init__(
+        self,
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        conversation_id: str | None = None,
+        turn: int | None = None,
+        prompt_name: str | None = None,
+        prompt_version: str | None = None,
+        experiment: str | None = None,
+        variant: str | None = None,
+        tools: Iterable[str] | None = None,
+        request_id: str | None = None,
+        shadow: bool | None = None,
+    ) -> None:
+        given: dict[str, AttributeValue] = {}
+        for field, value in (
+            ("session_id", session_id),
+            ("conversation_id", conversation_id),
+            ("prompt_name", prompt_name),
+            ("prompt_version", prompt_version),
+            ("experiment", experiment),
+            ("variant", variant),
+            ("request_id", request_id),
+        ):
+            if value is not None:
+                require_non_empty_str(field, value, f"pass str({field}) or leave it out.")
+                given[_STRING_FIELDS[field]] = value
+        if turn is not None:
+            require_positive_int("turn", turn, "turns count from 1.")
+            given[attr.TURN] = turn
+        if shadow is not None:
+            require_type("shadow", shadow, bool, "pass True for a shadow call, or leave it out.")
+            given[attr.SHADOW] = shadow
+        if user_id is not None:
+            require_non_empty_str("user_id", user_id, "pass str(user_id) or leave it out.")
+        self._user_id = user_id
+        self._tools = None if tools is None else _require_tools(tools)
+        self._given = given
+        self._token: Token[CallContext | None] | None = None
+        self._layer: CallContext | None = None
+
+    def __enter__(self) -> CallContext:
+        parent = _current.get()
+        merged = dict(parent.attributes) if parent else {}
+        merged.update(self._given)
+        inherited = parent.user_id if parent is not None else None
+        user_id = self._user_id if self._user_id is not None else inherited
+        tools = self._tools if self._tools is not None else (parent.tools if parent else ())
+        self._layer = CallContext(parent, user_id, tools, merged)
+        self._token = _current.set(self._layer)
+        return self._layer
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+
+    async def __aenter__(self) -> CallContext:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def current_trace_id() -> str | None:
+    """32-hex trace id to store with the app's record of this request, for later feedback.
+
+    The active span's trace if there is one (the app's request span, or the LLM span
+    itself while a stream is consumed); otherwise the latest LLM call made inside the
+    current ``closedloop.context`` block; otherwise None.
+    """
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        return trace.format_trace_id(span_context.trace_id)
+    layer = _current.get()
+    if layer is not None and layer.last_call is not None:
+        return trace.format_trace_id(layer.last_call.trace_id)
+    return None

@@ -1,0 +1,382 @@
+"""The lifetime of one traced LLM call: span start, response or error, end exactly once.
+
+Operation modules (chat, responses, embeddings) say *what* to record; this module says
+*how*: context and user attributes, usage and cost, content capture with redaction,
+latency and time to first chunk on a monotonic clock, and error status.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.util.types import AttributeValue
+
+from closedloop import _health as health
+from closedloop._cost import TokenUsage
+from closedloop.instrumentation import _attributes as attr
+from closedloop.instrumentation import _recent_calls as recent_calls
+from closedloop.instrumentation._client_metrics import ClientMetrics
+from closedloop.instrumentation._context import current_call_context
+from closedloop.instrumentation._settings import InstrumentationSettings
+from closedloop.instrumentation.openai._content import ContentScrubber, to_json
+from closedloop.instrumentation.openai._stream_usage import StreamUsagePolicy
+
+# Fixed value sets of the span attributes (the conventions' well-known values).
+OperationName = Literal["chat", "embeddings"]
+ApiType = Literal["chat_completions", "responses"]
+ProviderName = Literal["openai", "azure.ai.openai"]
+
+_PRICING_PROVIDER: dict[ProviderName, str] = {"openai": "openai", "azure.ai.openai": "azure"}
+
+
+class StreamState(Protocol):
+    """Accumulates a stream's items into the span's response attributes."""
+
+    content_started: bool
+
+    def observe(self, item: Any) -> None:
+        """Take one item into the span's view of the stream."""
+        ...
+
+    def conceal(self, item: Any) -> bool:
+        """Undo in ``item`` what closedloop's request changed; True: hide it whole."""
+        ...
+
+    def finish(self, call: LLMCall) -> None:
+        """Write what the stream delivered onto the span."""
+        ...
+
+
+class Operation(Protocol):
+    """One kind of API call (chat completions, responses, embeddings)."""
+
+    @property
+    def operation_name(self) -> OperationName: ...
+
+    @property
+    def api_type(self) -> ApiType | None:
+        """``openai.api.type``, or None when the operation has only one API."""
+        ...
+
+    @property
+    def has_output_tokens(self) -> bool:
+        """False when every token is input (embeddings): no output token usage."""
+        ...
+
+    def prepare(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of the request kwargs with one-shot iterables materialised."""
+        ...
+
+    def with_stream_usage(self, kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The request asking a stream for its usage, or None if there is nothing to ask."""
+        ...
+
+    def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]: ...
+
+    def input_content(
+        self, kwargs: Mapping[str, Any], scrubber: ContentScrubber
+    ) -> dict[str, Any]: ...
+
+    def record_response(self, call: LLMCall, response: Any) -> None: ...
+
+    def stream_state(self, hide_usage_chunk: bool) -> StreamState: ...
+
+    @property
+    def response_type(self) -> type:
+        """The SDK model of a complete response (for bodies the caller reads raw)."""
+        ...
+
+    @property
+    def stream_item_type(self) -> Any:
+        """The SDK type of one stream item (for streams the caller reads raw)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the client sends requests, from its ``base_url``."""
+
+    provider: ProviderName
+    address: str | None
+    port: int | None
+
+    @classmethod
+    def of(cls, resource: Any) -> Endpoint:
+        client = resource._client
+        url = client.base_url
+        host = url.host or None
+        port = url.port or {"https": 443, "http": 80}.get(url.scheme)
+        provider: ProviderName = (
+            "azure.ai.openai" if host and host.endswith(".azure.com") else "openai"
+        )
+        return cls(provider, host, port)
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What every call of one instrumentation shares."""
+
+    tracer: Tracer
+    settings: InstrumentationSettings
+    stream_usage: StreamUsagePolicy
+    metrics: ClientMetrics
+
+
+class LLMCall:
+    """Owns one CLIENT span; every method is safe to call in any order, any number of times."""
+
+    def __init__(
+        self, hooks: Hooks, operation: Operation, endpoint: Endpoint, kwargs: Mapping[str, Any]
+    ) -> None:
+        settings = hooks.settings
+        self.settings = settings
+        self.metrics = hooks.metrics
+        self.operation = operation
+        self.endpoint = endpoint
+        self.request_model = kwargs.get("model")
+        self._first_chunk_at: float | None = None
+        self._done_at: float | None = None
+        # What the metrics need at the end, kept as the span learns it.
+        self._response_model: str | None = None
+        self._usage: TokenUsage | None = None
+        self._error_type: str | None = None
+        self._lock = threading.Lock()
+        self._ended = False
+        self._layer = current_call_context()
+        self.scrubber = (
+            ContentScrubber(settings.redactor, settings.max_content_chars)
+            if settings.capture_content
+            else None
+        )
+        self.span: Span = hooks.tracer.start_span(
+            f"{operation.operation_name} {self.request_model}",
+            kind=SpanKind.CLIENT,
+            attributes=self._start_attributes(kwargs),
+        )
+        if self.span.is_recording() and self.scrubber is not None:
+            try:
+                self._set_json(operation.input_content(kwargs, self.scrubber.section()))
+            except Exception as error:
+                health.record_failure(f"{operation.operation_name}.input_content", error)
+        self._started = time.perf_counter()
+
+    @property
+    def recording(self) -> bool:
+        return self.span.is_recording()
+
+    def _start_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
+        values: dict[str, AttributeValue] = {
+            attr.OPERATION_NAME: self.operation.operation_name,
+            attr.PROVIDER_NAME: self.endpoint.provider,
+        }
+        if self.operation.api_type:
+            values[attr.OPENAI_API_TYPE] = self.operation.api_type
+        if isinstance(self.request_model, str):
+            values[attr.REQUEST_MODEL] = self.request_model
+        if self.endpoint.address:
+            values[attr.SERVER_ADDRESS] = self.endpoint.address
+        if self.endpoint.port:
+            values[attr.SERVER_PORT] = self.endpoint.port
+        values.update(self.operation.request_attributes(kwargs))
+        layer = self._layer
+        if layer is not None:
+            values.update(layer.attributes)
+            if layer.tools:
+                values[attr.TOOLS] = list(layer.tools)
+            if layer.user_id is not None:
+                self._add_user(
+                    values, layer.user_id, shadow=bool(layer.attributes.get(attr.SHADOW))
+                )
+        return values
+
+    def _add_user(self, values: dict[str, AttributeValue], user_id: str, shadow: bool) -> None:
+        user_hash = self.settings.user_hasher().hash(user_id)
+        values[attr.USER_HASH] = user_hash
+        if shadow:
+            return
+        try:
+            interaction = self.settings.interactions.increment(user_hash)
+        except Exception as error:
+            # An app-provided counter (Redis, a database) failing must not untrace the call.
+            health.record_failure("interaction_counter.increment", error)
+            return
+        if isinstance(interaction, int) and not isinstance(interaction, bool):
+            values[attr.USER_INTERACTION] = interaction
+            values[attr.USER_NEW] = interaction <= self.settings.new_user_interactions
+        else:
+            health.record_failure(
+                "interaction_counter.increment",
+                TypeError(f"increment() returned {interaction!r}, not an int"),
+            )
+
+    def _set_json(self, content: Mapping[str, Any]) -> None:
+        for key, value in content.items():
+            if value:
+                self.span.set_attribute(key, to_json(value))
+
+    def set(self, values: Mapping[str, AttributeValue | None]) -> None:
+        """Set the attributes whose value is known (None means unknown: not set)."""
+        for key, value in values.items():
+            if value is not None:
+                self.span.set_attribute(key, value)
+        response_id = values.get(attr.RESPONSE_ID)
+        if isinstance(response_id, str):
+            recent_calls.remember(response_id, self.span.get_span_context())
+        response_model = values.get(attr.RESPONSE_MODEL)
+        if isinstance(response_model, str):
+            self._response_model = response_model
+
+    def add_tools_called(self, names: list[str]) -> None:
+        if not names:
+            return
+        used = list(self._layer.tools) if self._layer is not None else []
+        used.extend(name for name in names if name not in used)
+        self.span.set_attribute(attr.TOOLS, used)
+
+    def record_usage(self, usage: TokenUsage, reasoning_tokens: int | None, model: Any) -> None:
+        """Token counts as the provider reported them, and the cost they imply."""
+        self._usage = usage
+        self.set(
+            {
+                attr.USAGE_INPUT_TOKENS: usage.input_tokens,
+                attr.USAGE_OUTPUT_TOKENS: usage.output_tokens,
+                attr.USAGE_CACHE_READ_INPUT_TOKENS: usage.cached_input_tokens,
+                attr.USAGE_REASONING_OUTPUT_TOKENS: reasoning_tokens,
+            }
+        )
+        pricing_provider = _PRICING_PROVIDER[self.endpoint.provider]
+        for candidate in (model, self.request_model):
+            if isinstance(candidate, str) and candidate:
+                cost = self.settings.costs.cost_usd(pricing_provider, candidate, usage)
+                if cost is not None:
+                    self.span.set_attribute(attr.COST_USD, cost)
+                    return
+
+    def output_scrubber(self) -> ContentScrubber | None:
+        """The scrubber with a fresh budget for the output messages (None: no capture)."""
+        return self.scrubber.section() if self.scrubber is not None else None
+
+    def record_output(self, messages: list[dict[str, Any]]) -> None:
+        if self.scrubber is not None and messages:
+            self.span.set_attribute(attr.OUTPUT_MESSAGES, to_json(messages))
+
+    def mark_done(self) -> float:
+        """The provider finished answering (response, error, or last chunk): latency ends
+        here, before closedloop's own processing of the result. Returns that moment."""
+        if self._done_at is None:
+            self._done_at = time.perf_counter()
+        return self._done_at
+
+    def first_chunk(self) -> None:
+        """Mark the first content-bearing chunk of a stream (only the first counts)."""
+        if self._first_chunk_at is None:
+            self._first_chunk_at = time.perf_counter()
+
+    def record_response(self, response: Any) -> None:
+        """Response attributes from a complete (non-streamed) SDK object; guarded."""
+        try:
+            self.operation.record_response(self, response)
+            self.set({attr.PROVIDER_REQUEST_ID: getattr(response, "_request_id", None)})
+        except Exception as error:
+            health.record_failure(f"{self.operation.operation_name}.response", error)
+
+    def record_error(self, error: BaseException) -> None:
+        """``error.type``, ERROR status and an exception event with a redacted message.
+
+        The status is set first: whatever fails while the message is redacted, the span
+        still says the call failed.
+        """
+        error_type = type(error).__qualname__
+        self._error_type = error_type
+        event: dict[str, AttributeValue] = {"exception.type": error_type}
+        try:
+            self.span.set_attribute(attr.ERROR_TYPE, error_type)
+            self.span.set_status(Status(StatusCode.ERROR, error_type))
+            request_id = getattr(getattr(error, "response", None), "headers", {}).get(
+                "x-request-id"
+            )
+            self.set({attr.PROVIDER_REQUEST_ID: request_id})
+            if self.scrubber is not None:
+                message = self.scrubber.section().text(str(error))
+                event["exception.message"] = message
+                event["exception.stacktrace"] = (
+                    "".join(traceback.format_tb(error.__traceback__)) + f"{error_type}: {message}"
+                )
+                self.span.set_status(Status(StatusCode.ERROR, f"{error_type}: {message}"))
+        except Exception as failure:
+            health.record_failure("record_error", failure)
+        self.span.add_event("exception", event)
+
+    def mark_failed(self, error_type: str, message: str | None) -> None:
+        """A call the provider answered with a failure instead of an HTTP error."""
+        self._error_type = error_type
+        self.span.set_attribute(attr.ERROR_TYPE, error_type)
+        self.span.set_status(Status(StatusCode.ERROR, error_type))
+        if self.scrubber is not None and message:
+            description = f"{error_type}: {self.scrubber.section().text(message)}"
+            self.span.set_status(Status(StatusCode.ERROR, description))
+
+    def end(self) -> None:
+        """Latency, TTFT and redaction count, then end the span and record the call's
+        metrics: only the first call acts."""
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        duration_s = self.mark_done() - self._started
+        try:
+            self.span.set_attribute(attr.LATENCY_MS, duration_s * 1000.0)
+            if self._first_chunk_at is not None:
+                self.span.set_attribute(
+                    attr.RESPONSE_TIME_TO_FIRST_CHUNK, self._first_chunk_at - self._started
+                )
+            if self.scrubber is not None:
+                if self.scrubber.redactor is not None:
+                    self.span.set_attribute(attr.REDACTIONS, self.scrubber.count)
+                if self.scrubber.truncated:
+                    self.span.set_attribute(attr.CONTENT_TRUNCATED, True)
+            if self._layer is not None:
+                self._layer.record_call(self.span.get_span_context())
+        except Exception as error:
+            health.record_failure("span.attributes", error)
+        recorded = self.span.is_recording()  # an unsampled call is not measured either
+        try:
+            self.span.end()  # span processors run here; theirs are not the caller's errors
+        except Exception as error:
+            health.record_failure("span.end", error)
+        if recorded:
+            self._record_metrics(duration_s)
+
+    def _record_metrics(self, duration_s: float) -> None:
+        try:
+            attributes: dict[str, AttributeValue] = {
+                attr.OPERATION_NAME: self.operation.operation_name,
+                attr.PROVIDER_NAME: self.endpoint.provider,
+            }
+            if isinstance(self.request_model, str):
+                attributes[attr.REQUEST_MODEL] = self.request_model
+            if self._response_model is not None:
+                attributes[attr.RESPONSE_MODEL] = self._response_model
+            if self.endpoint.address:
+                attributes[attr.SERVER_ADDRESS] = self.endpoint.address
+            if self.endpoint.port:
+                attributes[attr.SERVER_PORT] = self.endpoint.port
+            self.metrics.record(
+                attributes,
+                duration_s,
+                self._usage,
+                self.operation.has_output_tokens,
+                self._error_type,
+            )
+        except Exception as error:
+            health.record_failure("metrics.record", error)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended

@@ -1,0 +1,268 @@
+"""Chat Completions: request parameters, response fields, and stream accumulation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+from closedloop._cost import TokenUsage
+from closedloop.instrumentation import _attributes as attr
+from closedloop.instrumentation.openai._call import ApiType, LLMCall, OperationName
+from closedloop.instrumentation.openai._content import (
+    ContentScrubber,
+    chat_messages,
+    field,
+    text_part,
+    tool_call_part,
+)
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+
+def given(kwargs: Mapping[str, Any], name: str) -> Any:
+    """A request parameter the caller actually passed (the SDK's ``omit`` means absent)."""
+    value = kwargs.get(name)
+    if value is None or type(value).__name__ in ("Omit", "NotGiven"):
+        return None
+    return value
+
+
+def materialized(kwargs: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    """A copy of ``kwargs`` whose one-shot iterators (generators, ``map``...) are lists, so
+    closedloop can read them and the SDK still gets every item. Anything re-iterable
+    (lists, tuples, mappings, sets) reaches the SDK exactly as the caller passed it."""
+    prepared = dict(kwargs)
+    for name in names:
+        value = prepared.get(name)
+        if isinstance(value, Iterator):
+            prepared[name] = list(value)
+    return prepared
+
+
+def number(value: Any) -> float | int | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def tool_names(tools: Iterable[Any] | None) -> list[str]:
+    """Names of the function/custom tools a request defines."""
+    names: list[str] = []
+    for tool in tools or ():
+        function = field(tool, "function")
+        name = field(function, "name") if function is not None else field(tool, "name")
+        if isinstance(name, str):
+            names.append(name)
+    return names
+
+
+# ``response_format`` / ``text.format`` types and the ``gen_ai.output.type`` they mean.
+OUTPUT_TYPES = {"json_object": "json", "json_schema": "json", "text": "text"}
+
+
+def output_type(response_format: Any) -> str | None:
+    if isinstance(response_format, type):  # ``.parse(response_format=MyModel)``
+        return "json"
+    kind = field(response_format, "type") if response_format is not None else None
+    return OUTPUT_TYPES.get(kind) if isinstance(kind, str) else None
+
+
+def chat_usage(usage: Any) -> tuple[TokenUsage, int | None]:
+    prompt = field(usage, "prompt_tokens") or 0
+    completion = field(usage, "completion_tokens") or 0
+    cached = field(field(usage, "prompt_tokens_details"), "cached_tokens") or 0
+    reasoning = field(field(usage, "completion_tokens_details"), "reasoning_tokens")
+    return TokenUsage(prompt, completion, cached), reasoning
+
+
+class ChatCompletions:
+    """``chat.completions.create``."""
+
+    operation_name: OperationName = "chat"
+    api_type: ApiType | None = "chat_completions"
+    has_output_tokens = True
+
+    def prepare(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        return materialized(kwargs, "messages", "tools")
+
+    response_type = ChatCompletion
+    stream_item_type = ChatCompletionChunk
+
+    def with_stream_usage(self, kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+        if given(kwargs, "stream") is not True:
+            return None
+        if given(kwargs, "stream_options") is not None:
+            return None  # the caller chose the stream's options: theirs to keep, refusal too
+        return {**kwargs, "stream_options": {"include_usage": True}}
+
+    def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
+        stop = given(kwargs, "stop")
+        values: dict[str, Any] = {
+            attr.REQUEST_STREAM: given(kwargs, "stream") is True,
+            attr.REQUEST_TEMPERATURE: number(given(kwargs, "temperature")),
+            attr.REQUEST_TOP_P: number(given(kwargs, "top_p")),
+            attr.REQUEST_MAX_TOKENS: number(
+                given(kwargs, "max_completion_tokens") or given(kwargs, "max_tokens")
+            ),
+            attr.REQUEST_SEED: number(given(kwargs, "seed")),
+            attr.REQUEST_FREQUENCY_PENALTY: number(given(kwargs, "frequency_penalty")),
+            attr.REQUEST_PRESENCE_PENALTY: number(given(kwargs, "presence_penalty")),
+            attr.REQUEST_STOP_SEQUENCES: [stop] if isinstance(stop, str) else stop,
+            attr.OUTPUT_TYPE: output_type(given(kwargs, "response_format")),
+            attr.OPENAI_REQUEST_SERVICE_TIER: given(kwargs, "service_tier"),
+        }
+        choices = number(given(kwargs, "n"))
+        if choices is not None and choices != 1:
+            values[attr.REQUEST_CHOICE_COUNT] = choices
+        defined = tool_names(given(kwargs, "tools"))
+        if defined:
+            values[attr.TOOLS_DEFINED] = defined
+        return {key: value for key, value in values.items() if value is not None}
+
+    def input_content(self, kwargs: Mapping[str, Any], scrubber: ContentScrubber) -> dict[str, Any]:
+        return {attr.INPUT_MESSAGES: chat_messages(scrubber, given(kwargs, "messages") or ())}
+
+    def record_response(self, call: LLMCall, response: Any) -> None:
+        choices = response.choices or []
+        call.set(
+            {
+                attr.RESPONSE_ID: response.id,
+                attr.RESPONSE_MODEL: response.model,
+                attr.RESPONSE_FINISH_REASONS: [str(c.finish_reason) for c in choices],
+                attr.OPENAI_RESPONSE_SERVICE_TIER: response.service_tier,
+                attr.OPENAI_RESPONSE_SYSTEM_FINGERPRINT: response.system_fingerprint,
+            }
+        )
+        if response.usage is not None:
+            usage, reasoning = chat_usage(response.usage)
+            call.record_usage(usage, reasoning, response.model)
+        called = [
+            call_.function.name
+            for choice in choices
+            for call_ in (choice.message.tool_calls or ())
+            if getattr(call_, "function", None) is not None
+        ]
+        call.add_tools_called(called)
+        scrubber = call.output_scrubber()
+        if scrubber is not None:
+            call.record_output(
+                [
+                    {
+                        **chat_messages(scrubber, [choice.message])[0],
+                        "finish_reason": choice.finish_reason,
+                    }
+                    for choice in choices
+                ]
+            )
+
+    def stream_state(self, hide_usage_chunk: bool) -> ChatStreamState:
+        return ChatStreamState(hide_usage_chunk)
+
+
+class _Choice:
+    __slots__ = ("finish_reason", "refusal", "text", "tool_calls")
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.refusal: list[str] = []
+        self.finish_reason: str | None = None
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+
+
+class ChatStreamState:
+    """Rebuilds what a chat stream delivered, choice by choice, from its chunks."""
+
+    def __init__(self, hide_usage_chunk: bool) -> None:
+        self.hide_usage_chunk = hide_usage_chunk
+        self.response_id: str | None = None
+        self.model: str | None = None
+        self.service_tier: str | None = None
+        self.system_fingerprint: str | None = None
+        self.usage: Any = None
+        self.choices: dict[int, _Choice] = {}
+        self.content_started = False
+
+    def observe(self, chunk: Any) -> None:
+        self.response_id = self.response_id or chunk.id
+        self.model = self.model or chunk.model
+        self.service_tier = chunk.service_tier or self.service_tier
+        self.system_fingerprint = chunk.system_fingerprint or self.system_fingerprint
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        for choice in chunk.choices or ():
+            self._observe_choice(choice)
+
+    def conceal(self, chunk: Any) -> bool:
+        """Undo ``include_usage`` when closedloop asked for it and the caller did not.
+
+        The usage-only chunk (``choices`` empty or null) is hidden; on any other chunk the
+        ``usage`` field (null, or usage a provider put on a content chunk) is removed, so
+        the chunk's values and its set fields are what the caller would otherwise get.
+        """
+        if not self.hide_usage_chunk:
+            return False
+        if not chunk.choices and chunk.usage is not None:
+            return True
+        if chunk.usage is not None:
+            chunk.usage = None
+        chunk.__pydantic_fields_set__.discard("usage")
+        return False
+
+    def _observe_choice(self, choice: Any) -> None:
+        state = self.choices.setdefault(choice.index, _Choice())
+        delta = choice.delta
+        if delta is not None:
+            if delta.content:
+                state.text.append(delta.content)
+                self.content_started = True
+            if delta.refusal:
+                state.refusal.append(delta.refusal)
+                self.content_started = True
+            for tool_call in delta.tool_calls or ():
+                self.content_started = True
+                slot = state.tool_calls.setdefault(
+                    tool_call.index, {"id": None, "name": None, "arguments": []}
+                )
+                slot["id"] = slot["id"] or tool_call.id
+                if tool_call.function is not None:
+                    slot["name"] = slot["name"] or tool_call.function.name
+                    if tool_call.function.arguments:
+                        slot["arguments"].append(tool_call.function.arguments)
+        if choice.finish_reason:
+            state.finish_reason = choice.finish_reason
+
+    def finish(self, call: LLMCall) -> None:
+        ordered = [self.choices[index] for index in sorted(self.choices)]
+        call.set(
+            {
+                attr.RESPONSE_ID: self.response_id,
+                attr.RESPONSE_MODEL: self.model,
+                attr.RESPONSE_FINISH_REASONS: [str(c.finish_reason) for c in ordered]
+                if any(c.finish_reason for c in ordered)
+                else None,
+                attr.OPENAI_RESPONSE_SERVICE_TIER: self.service_tier,
+                attr.OPENAI_RESPONSE_SYSTEM_FINGERPRINT: self.system_fingerprint,
+            }
+        )
+        if self.usage is not None:
+            usage, reasoning = chat_usage(self.usage)
+            call.record_usage(usage, reasoning, self.model)
+        call.add_tools_called(
+            [slot["name"] for c in ordered for slot in c.tool_calls.values() if slot["name"]]
+        )
+        scrubber = call.output_scrubber()
+        if scrubber is not None:
+            call.record_output([self._message(scrubber, c) for c in ordered])
+
+    @staticmethod
+    def _message(scrubber: ContentScrubber, choice: _Choice) -> dict[str, Any]:
+        parts: list[dict[str, Any]] = []
+        if choice.text:
+            parts.append(text_part(scrubber, "".join(choice.text)))
+        if choice.refusal:
+            parts.append({"type": "refusal", "content": scrubber.text("".join(choice.refusal))})
+        for index in sorted(choice.tool_calls):
+            slot = choice.tool_calls[index]
+            parts.append(
+                tool_call_part(scrubber, slot["id"], slot["name"], "".join(slot["arguments"]))
+            )
+        return {"role": "assistant", "parts": parts, "finish_reason": choice.finish_reason}

@@ -1,0 +1,56 @@
+"""Embeddings: request parameters, usage and vector size (no content is recorded)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from opentelemetry.util.types import AttributeValue
+
+from closedloop._cost import TokenUsage
+from closedloop.instrumentation import _attributes as attr
+from closedloop.instrumentation.openai._call import ApiType, LLMCall, OperationName
+from closedloop.instrumentation.openai._chat import given, materialized, number
+from closedloop.instrumentation.openai._content import ContentScrubber
+from openai.types import CreateEmbeddingResponse
+
+
+class Embeddings:
+    """``embeddings.create``; inputs are often documents, so they are never captured."""
+
+    operation_name: OperationName = "embeddings"
+    api_type: ApiType | None = None
+    has_output_tokens = False
+
+    def prepare(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        return materialized(kwargs, "input")
+
+    response_type = CreateEmbeddingResponse
+    stream_item_type = None
+
+    def with_stream_usage(self, kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+        return None
+
+    def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
+        encoding = given(kwargs, "encoding_format")
+        values: dict[str, Any] = {
+            attr.REQUEST_ENCODING_FORMATS: [encoding] if isinstance(encoding, str) else None,
+            attr.EMBEDDINGS_DIMENSION_COUNT: number(given(kwargs, "dimensions")),
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+    def input_content(self, kwargs: Mapping[str, Any], scrubber: ContentScrubber) -> dict[str, Any]:
+        return {}
+
+    def record_response(self, call: LLMCall, response: Any) -> None:
+        call.set({attr.RESPONSE_MODEL: response.model})
+        if response.data:
+            vector = response.data[0].embedding
+            if isinstance(vector, list):
+                call.set({attr.EMBEDDINGS_DIMENSION_COUNT: len(vector)})
+        usage = response.usage
+        if usage is not None:
+            call.record_usage(TokenUsage(usage.prompt_tokens or 0, 0, 0), None, response.model)
+
+    def stream_state(self, hide_usage_chunk: bool) -> NoReturn:
+        raise TypeError("embeddings are never streamed")

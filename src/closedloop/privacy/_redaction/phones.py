@@ -1,0 +1,234 @@
+"""Phone numbers, as libphonenumber reads them, looked for only in short windows of the text.
+
+A number is redacted if libphonenumber deems it valid and it is written bare or grouped as
+the region groups numbers, or if it is possible and written in a phone format (see
+:mod:`._formatted_numbers`): "(761) 217-6614" is someone's number even though area code 761
+is not assigned yet, while "2024-118822" in "ORD-2024-118822" is valid but no phone number.
+
+libphonenumber costs about 30 µs per candidate it parses, so it is handed only the windows of
+:mod:`._phone_windows` (bounded in size, found in one linear scan) that the sound checks of
+:mod:`._national_numbers` and :mod:`._formatted_numbers` let through, and each window's
+verdict is kept for the rest of the call: repeated data costs one parse.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import phonenumbers
+
+from closedloop.privacy._redaction._formatted_numbers import FormattedNumbers
+from closedloop.privacy._redaction._national_numbers import NationalNumbers
+from closedloop.privacy._redaction._phone_windows import (
+    MIN_DIGITS,
+    Window,
+    phone_runs,
+    phone_windows,
+)
+from closedloop.privacy._redaction.base import TextRange, ascii_digit_count, replace_spans
+
+# Seven digits with at most a few separators between neighbours: every valid number in
+# international or national format has that, while prose with a few numbers rarely does.
+# In non-ASCII text Unicode digits count too: libphonenumber reads full-width and
+# Arabic-Indic digits.
+_PHONE_HINT = re.compile(r"\d(?:\D{0,4}\d){6}")
+_ASCII_PHONE_HINT = re.compile(_PHONE_HINT.pattern, re.ASCII)
+_PLACEHOLDER = "<PHONE>"
+# Failed parses libphonenumber may try per window (the whole candidate, then the parts it
+# splits it into); ordinary text needs a few, the bound caps what a crafted window costs.
+_MAX_TRIES = 16
+# Replacing a number changes the run it was in (now two runs, maybe short ones), so the
+# redactor looks at those runs again, until its output is a fixpoint.
+_MAX_ROUNDS = 3
+_DIGIT = re.compile(r"\d")
+_GROUPED = phonenumbers.Leniency.STRICT_GROUPING
+_POSSIBLE = phonenumbers.Leniency.POSSIBLE
+
+Verdicts = dict[tuple[int, bool, str], tuple[TextRange, ...]]
+
+
+def _may_hold_phone(text: str) -> bool:
+    ascii_only = text.encode("ascii", "ignore")
+    # Any non-ASCII character might be a digit, so count them all before the Unicode regex.
+    digits_at_most = ascii_digit_count(ascii_only) + len(text) - len(ascii_only)
+    if digits_at_most < MIN_DIGITS:
+        return False
+    hint = _ASCII_PHONE_HINT if len(ascii_only) == len(text) else _PHONE_HINT
+    return hint.search(text) is not None
+
+
+class PhoneRedactor:
+    """Replaces phone numbers with ``<PHONE>``: valid ones, bare or grouped as the region
+    groups them, and possible ones in a phone format.
+
+    Numbers written without a ``+`` country code are read as numbers of ``region``.
+    Run it after the card, IBAN, IP and SSN redactors, whose digits it could otherwise read
+    as phone numbers. Running it on its own output changes nothing.
+    """
+
+    __slots__ = ("_formatted", "_national", "_region")
+    reaches_fixpoint = True
+
+    def __init__(self, region: str = "US") -> None:
+        region = region.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(
+                f"phone_region {region!r} is not a region phonenumbers knows; "
+                "use an ISO 3166 code such as 'US', 'GB' or 'DE'"
+            )
+        self._region = region
+        self._national = NationalNumbers(region)
+        self._formatted = FormattedNumbers(region)
+
+    @property
+    def region(self) -> str:
+        return self._region
+
+    def __call__(self, text: str) -> tuple[str, int]:
+        if not _may_hold_phone(text):
+            return text, 0
+        verdicts: Verdicts = {}
+        total = 0
+        regions = [(0, len(text))]
+        for round_ in range(_MAX_ROUNDS):
+            numbers, changed = self._scan(text, regions, verdicts, after_cut=round_ > 0)
+            if not numbers:
+                break
+            text, count = replace_spans(text, numbers, _PLACEHOLDER)
+            total += count
+            regions = _after_replacing(changed, numbers)
+        return text, total
+
+    def _scan(
+        self, text: str, regions: list[TextRange], verdicts: Verdicts, *, after_cut: bool
+    ) -> tuple[list[TextRange], list[TextRange]]:
+        """The numbers in ``regions``, and the regions that replacing them changes.
+
+        ``after_cut``: the regions are runs just cut by replacements, or their neighbours.
+        """
+        found: list[TextRange] = []
+        changed: list[TextRange] = []
+        for start, end in regions:
+            runs = list(phone_runs(text, start, end))
+            for index, run in enumerate(runs):
+                windows = phone_windows(run, edges_only=after_cut)
+                numbers = [
+                    span for window in windows for span in self._numbers(text, window, verdicts)
+                ]
+                if numbers:
+                    found += numbers
+                    changed.append(_neighbourhood(runs, index))
+        return _union(found), changed
+
+    def _numbers(self, text: str, window: Window, verdicts: Verdicts) -> list[TextRange]:
+        start, end, is_part = window
+        # One character of context before the window, as the matcher checks it for letters;
+        # not a digit (a run can start right after an extension), which it would read on.
+        before = 1 if start and not text[start - 1].isdecimal() else 0
+        glued = bool(start) and not before  # right after a digit: no "+" there is a lead
+        key = (before, glued, text[start - before : end + window.context_after])
+        spans = verdicts.get(key)
+        if spans is None:
+            core = text[start:end]
+            valid = self._national.may_hold_valid(core, whole=is_part)
+            formatted = self._formatted.may_hold(core)
+            spans = self._match(
+                key[2], before, end - start, valid=valid, formatted=formatted, glued=glued
+            )
+            verdicts[key] = spans
+        return [(start + left, start + right) for left, right in spans]
+
+    def _match(
+        self, window: str, before: int, length: int, *, valid: bool, formatted: bool, glued: bool
+    ) -> tuple[TextRange, ...]:
+        """Numbers in ``window`` that start in its core, core-relative: the formatted possible
+        ones if ``formatted``, the valid ones if ``valid`` (else there are none). ``glued``:
+        ``window`` starts right after a digit that it leaves out.
+
+        A valid number must be grouped as numbers are in the region, or not at all (leniency
+        STRICT_GROUPING): "2024-118822" in an order number is valid, but no phone number.
+        Once formatted numbers take every digit of the core, no valid one can add to them.
+        """
+        end = before + length
+        found: list[TextRange] = []
+        if formatted:
+            possible = phonenumbers.PhoneNumberMatcher(
+                window, self._region, leniency=_POSSIBLE, max_tries=_MAX_TRIES
+            )
+            found += _in_core(
+                (
+                    number
+                    for number in possible
+                    if self._formatted.accepts(window, number, glued=glued)
+                ),
+                before,
+                end,
+            )
+        if valid and _has_digit_outside(window, before, end, found):
+            grouped = phonenumbers.PhoneNumberMatcher(
+                window, self._region, leniency=_GROUPED, max_tries=_MAX_TRIES
+            )
+            found += _in_core(grouped, before, end)
+        return tuple((start - before, stop - before) for start, stop in found)
+
+    def __repr__(self) -> str:
+        return f"PhoneRedactor({self._region!r})"
+
+
+def _in_core(
+    numbers: Iterable[phonenumbers.PhoneNumberMatch], before: int, end: int
+) -> list[TextRange]:
+    """The spans of ``numbers`` that start in the core of a window, ``before`` to ``end``."""
+    return [(number.start, number.end) for number in numbers if before <= number.start < end]
+
+
+def _has_digit_outside(window: str, start: int, end: int, spans: list[TextRange]) -> bool:
+    """Whether ``window[start:end]`` has a digit outside ``spans``."""
+    for span_start, span_end in sorted(spans):
+        if _DIGIT.search(window, start, max(start, span_start)):
+            return True
+        start = max(start, span_end)
+    return _DIGIT.search(window, start, end) is not None
+
+
+def _neighbourhood(runs: list[re.Match[str]], index: int) -> TextRange:
+    """The run at ``index`` with the runs whose verdicts depend on its characters: one that
+    ends at most three characters before it (its context after reaches in) and one that
+    continues it (its context before is this run's last character)."""
+    start, end = runs[index].span()
+    if index and start - runs[index - 1].end() <= 3:
+        start = runs[index - 1].start()
+    if index + 1 < len(runs) and runs[index + 1].start() == end:
+        end = runs[index + 1].end()
+    return start, end
+
+
+def _union(spans: list[TextRange]) -> list[TextRange]:
+    """``spans`` sorted, overlapping ones merged (windows of a long run can overlap)."""
+    merged: list[TextRange] = []
+    for start, end in sorted(spans):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _after_replacing(regions: list[TextRange], replaced: list[TextRange]) -> list[TextRange]:
+    """Where ``regions`` (in order, each holding whole replaced spans) are after replacing,
+    merged where they overlap."""
+    moved: list[TextRange] = []
+    shift = 0  # how much shorter the text before the current position got
+    index = 0
+    for start, end in regions:
+        new_start = start - shift
+        while index < len(replaced) and replaced[index][0] < end:
+            span_start, span_end = replaced[index]
+            shift += span_end - span_start - len(_PLACEHOLDER)
+            index += 1
+        if moved and new_start <= moved[-1][1]:
+            moved[-1] = (moved[-1][0], max(moved[-1][1], end - shift))
+        else:
+            moved.append((new_start, end - shift))
+    return moved

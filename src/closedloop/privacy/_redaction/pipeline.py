@@ -1,0 +1,99 @@
+"""The built-in redactors in a safe order, and the pipeline that runs redactors to a fixpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from closedloop.privacy._redaction.base import RedactionResult, Redactor, reaches_fixpoint
+from closedloop.privacy._redaction.cards import redact_cards
+from closedloop.privacy._redaction.emails import redact_emails
+from closedloop.privacy._redaction.ibans import redact_ibans
+from closedloop.privacy._redaction.ips import redact_ips
+from closedloop.privacy._redaction.phones import PhoneRedactor
+from closedloop.privacy._redaction.secrets import redact_secrets
+from closedloop.privacy._redaction.ssns import redact_ssns
+
+
+def default_redactors(phone_region: str = "US") -> list[Redactor]:
+    """The built-in redactors in the order that keeps them from stealing each other's matches.
+
+    Secrets first (a token's digit runs would otherwise be replaced piecemeal, leaving the rest
+    of it), IBANs before cards (an IBAN's digits can pass Luhn), and phones last: libphonenumber
+    would read card, IBAN, IP and SSN digits as phone numbers.
+    """
+    return [
+        redact_secrets,
+        redact_emails,
+        redact_ibans,
+        redact_cards,
+        redact_ssns,
+        redact_ips,
+        PhoneRedactor(phone_region),
+    ]
+
+
+_EMPTY = RedactionResult("", 0)
+_MAX_PASSES = 3  # a bound in case a custom redactor keeps rewriting its own output
+
+
+class RedactionPipeline:
+    """Runs redactors in order and totals their replacements.
+
+    ``redactors=None`` selects :func:`default_redactors` (``phone_region`` applies only then);
+    ``extra`` redactors run after them, so they see text with built-in PII already replaced.
+    """
+
+    __slots__ = ("_redactors", "_settled_by_own_run")
+
+    def __init__(
+        self,
+        redactors: Sequence[Redactor] | None = None,
+        *,
+        extra: Sequence[Redactor] = (),
+        phone_region: str = "US",
+    ) -> None:
+        chosen = default_redactors(phone_region) if redactors is None else redactors
+        self._redactors: tuple[Redactor, ...] = (*chosen, *extra)
+        for redactor in self._redactors:
+            if not callable(redactor):
+                raise TypeError(f"redactor {redactor!r} is not callable as redactor(text)")
+        self._settled_by_own_run = tuple(map(reaches_fixpoint, self._redactors))
+
+    @property
+    def redactors(self) -> tuple[Redactor, ...]:
+        return self._redactors
+
+    def redact(self, text: str) -> RedactionResult:
+        """Redact until no redactor changes the text, so redacting the result is a no-op.
+
+        A replacement can expose a new match to an earlier redactor ("1.2.3.4.5 123-..."
+        becomes "1.2.3.4.<PHONE>", now an IP), so after a change the redactors that have not
+        seen the new text run again, and only they: text without PII takes one pass, and
+        the phone redactor (the costly one, which settles its own output) runs again only if
+        another redactor changed the text after it.
+        """
+        if not text:
+            return _EMPTY
+        total = 0
+        version = 0  # counts changes to the text
+        seen = [-1] * len(self._redactors)  # the version each redactor's output is final for
+        for _ in range(_MAX_PASSES):
+            ran = False
+            for index, redactor in enumerate(self._redactors):
+                if seen[index] == version:
+                    continue
+                ran = True
+                redacted, count = redactor(text)
+                total += count
+                if redacted == text:
+                    seen[index] = version
+                    continue
+                text = redacted
+                version += 1
+                seen[index] = version if self._settled_by_own_run[index] else version - 1
+            if not ran:
+                break
+        return RedactionResult(text, total)
+
+    def __repr__(self) -> str:
+        return f"RedactionPipeline({list(self._redactors)!r})"

@@ -1,0 +1,182 @@
+"""The tail sampler: buffer spans per trace, decide on a 1 s tick, remember decisions.
+
+It keeps the collector's timing model so both decide on the same spans: a trace joins
+the current batch when its first span arrives and is decided ``max(1, floor(decision_wait))``
+ticks after the next tick. ``num_traces`` bounds memory (the oldest trace is evicted, even
+undecided, and counted); decision caches (LRU, keyed like the collector's) let late spans
+follow their trace's decision after it left memory. A decided trace leaves memory only when
+the cache for its decision stored it, as in the collector's ``releaseSampledTrace`` and
+``releaseNotSampledTrace`` (processor.go): with one cache at size 0, traces given that
+decision stay in memory, so their late spans still follow it, until ``num_traces`` evicts them.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+
+from closedloop import _health as health
+from closedloop._validation import require_callable, require_type
+from closedloop.sampling._combine import combine
+from closedloop.sampling._config import SamplerConfig
+from closedloop.sampling._counts import SamplerCounts
+from closedloop.sampling._decision import Decision
+from closedloop.sampling._metrics import Unpublished, publish
+from closedloop.sampling._trace import BufferedTrace, SpanView
+
+Forward = Callable[[list[SpanView]], None]
+
+
+class _DecisionCache:
+    """LRU of decided trace ids; size 0 remembers nothing (the collector's no-op cache)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[int, None] = OrderedDict()
+
+    @staticmethod
+    def key(trace_id: int) -> int:
+        return int.from_bytes(trace_id.to_bytes(16, "big")[8:], "little")
+
+    def put(self, trace_id: int) -> None:
+        if self.size <= 0:
+            return
+        key = self.key(trace_id)
+        self._entries[key] = None
+        self._entries.move_to_end(key)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def __contains__(self, trace_id: int) -> bool:
+        key = self.key(trace_id)
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return True
+        return False
+
+
+class TailSampler:
+    """Decides traces as the collector's tail_sampling processor does.
+
+    ``ingest`` spans as they arrive; call ``tick`` once a second (``TailSamplingSpanProcessor``
+    runs a thread for it). Spans of sampled traces, and late spans that follow a sampled
+    decision, are handed to ``forward``. ``counts`` says what it did; each tick adds it to
+    closedloop's OTel metrics. Thread-safe.
+    """
+
+    def __init__(self, config: SamplerConfig, forward: Forward) -> None:
+        require_type("config", config, SamplerConfig, "pass closedloop.sampling.load(...).")
+        require_callable("forward", forward, "pass a function of a list of SpanView.")
+        self.config = config
+        self._forward = forward
+        self._lock = threading.Lock()
+        # Traces in memory in the order they were admitted: num_traces evicts the first, and
+        # a trace that leaves memory leaves this order with it (the collector's
+        # deleteTraceQueue), so a re-admitted trace is evicted as new, not as its old self.
+        self._traces: OrderedDict[int, BufferedTrace] = OrderedDict()
+        self._current: list[int] = []
+        self._pipeline: deque[list[int]] = deque([] for _ in range(config.decision_batches))
+        self._sampled = _DecisionCache(config.sampled_cache_size)
+        self._not_sampled = _DecisionCache(config.non_sampled_cache_size)
+        self.counts = SamplerCounts()
+        self._unpublished = Unpublished(self.counts)
+        # Counts taken since the last tick still reach the metrics once this sampler is
+        # collected; not at exit, where a running tick may be changing them.
+        weakref.finalize(self, self._unpublished.publish).atexit = False
+
+    def ingest(self, spans: Iterable[SpanView]) -> None:
+        forwarded: list[SpanView] = []
+        with self._lock:
+            for span in spans:
+                self._ingest_one(span, forwarded)
+        if forwarded:
+            self._forward(forwarded)
+
+    def _ingest_one(self, span: SpanView, forwarded: list[SpanView]) -> None:
+        # The caches are asked before memory, as the collector's processCachedTrace is.
+        if span.trace_id in self._sampled:
+            self.counts.add_late_span(forwarded=True)
+            forwarded.append(span)
+            return
+        if span.trace_id in self._not_sampled:
+            self.counts.add_late_span(forwarded=False)
+            return
+        trace = self._traces.get(span.trace_id)
+        if trace is None:
+            trace = self._admit(span.trace_id)
+        elif trace.decision is not None:
+            follows = trace.decision is Decision.SAMPLED
+            self.counts.add_late_span(forwarded=follows)
+            if follows:
+                forwarded.append(span)
+            return
+        trace.spans.append(span)
+
+    def _admit(self, trace_id: int) -> BufferedTrace:
+        if self._traces and len(self._traces) >= self.config.num_traces:
+            _, evicted = self._traces.popitem(last=False)
+            if evicted.decision is None:
+                self.counts.add_evicted_undecided()
+        trace = BufferedTrace(trace_id)
+        self._traces[trace_id] = trace
+        self._current.append(trace_id)
+        self.counts.add_received()
+        return trace
+
+    def tick(self) -> int:
+        """One decision tick; returns how many traces were decided."""
+        forwarded: list[SpanView] = []
+        with self._lock:
+            due = self._pipeline.popleft()
+            self._pipeline.append(self._current)
+            self._current = []
+            decided = sum(self._decide(trace_id, forwarded) for trace_id in due)
+            counted = self._unpublished.take()
+        publish(counted)
+        if forwarded:
+            self._forward(forwarded)
+        return decided
+
+    def _decide(self, trace_id: int, forwarded: list[SpanView]) -> bool:
+        trace = self._traces.get(trace_id)
+        if trace is None or trace.decision is not None:
+            return False
+        # Each trace in its own guard: the batch has left the pipeline, so a failure that
+        # escaped (a policy can break the trace it is given) would leave this trace and
+        # the rest of the batch undecided for good. combine already absorbs raising policies.
+        try:
+            combined = combine(self.config.policies, trace, self.config.sample_on_first_match)
+            decision = combined.decision
+            if decision is Decision.SAMPLED:
+                forwarded.extend(trace.spans)
+        except Exception as error:
+            health.record_failure("sampling.decide", error)
+            decision = Decision.ERROR
+        else:
+            for policy in combined.errors:
+                self.counts.add_policy_error(policy)
+        trace.decision = decision
+        self.counts.add_decided(decision)
+        trace.spans = []
+        # The collector's release: Put into this decision's cache, then Get; only a hit
+        # (a cache of size > 0) lets the trace leave memory. The other cache plays no part.
+        cache = self._sampled if decision is Decision.SAMPLED else self._not_sampled
+        cache.put(trace_id)
+        if trace_id in cache:
+            del self._traces[trace_id]
+        return True
+
+    def drain(self) -> int:
+        """Decide every pending trace now, on the spans it has (as the collector does at
+        shutdown); returns how many were decided."""
+        decided = 0
+        for _ in range(self.config.decision_batches + 1):
+            decided += self.tick()
+        return decided
+
+    @property
+    def traces_in_memory(self) -> int:
+        with self._lock:
+            return len(self._traces)

@@ -1,0 +1,114 @@
+"""One store interface over chDB (embedded) and ClickHouse server.
+
+Both backends speak the same SQL and exchange rows as ``JSONEachRow``; queries bind
+``{name:Type}`` parameters server-side, so user input is never formatted into SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from closedloop.store import _ledger as ledger
+from closedloop.store._rows import encode_rows, span_rows
+from closedloop.store._schema import SchemaSettings
+
+TRACE_TABLES = ("otel_traces", "otel_traces_recent")
+QUERY_SETTINGS = {
+    "output_format_json_quote_64bit_integers": 0,
+    "output_format_json_quote_decimals": 0,
+    "output_format_json_quote_denormals": 0,
+}
+
+
+# ClickHouse error codes that mean "these rows cannot be parsed or stored as given"
+# (CANNOT_PARSE_*, TYPE_MISMATCH, CANNOT_CONVERT_TYPE, INCORRECT_DATA, value out of range,
+# ...): sending the same rows again cannot succeed.
+DATA_ERROR_CODES = frozenset({6, 25, 26, 27, 38, 41, 53, 69, 70, 72, 117, 131, 321, 349, 407, 691})
+_ERROR_CODE = re.compile(r"\bCode: (\d+)\. DB::Exception")
+
+
+def refused_rows(error: BaseException) -> bool:
+    """Whether a backend's insert error is about the rows (see ``DATA_ERROR_CODES``)."""
+    code = getattr(error, "code", None)
+    if not isinstance(code, int):
+        match = _ERROR_CODE.search(str(error))
+        code = int(match.group(1)) if match else None
+    return code in DATA_ERROR_CODES
+
+
+class Store(ABC):
+    """A ClickHouse-dialect store holding closedloop's schema."""
+
+    def __init__(self, settings: SchemaSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+
+    @property
+    def database(self) -> str:
+        return self.settings.database
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the data lives, without credentials (``chdb:///abs/dir`` or
+        ``clickhouse://host:port``): names the exporter's default spool."""
+
+    @abstractmethod
+    def _fetch(self, sql: str, parameters: Mapping[str, Any] | None) -> bytes:
+        """Run a query; return its result as JSONEachRow bytes."""
+
+    @abstractmethod
+    def _execute(self, sql: str, parameters: Mapping[str, Any] | None) -> None:
+        """Run a statement that returns nothing (DDL, INSERT)."""
+
+    @abstractmethod
+    def _insert(self, table: str, body: bytes) -> None:
+        """Insert JSONEachRow bytes into ``database.table``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection (and, for chDB, the directory lock)."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations in order and re-create every view; returns the names of
+        the migrations applied (empty: up to date). Refuses (``EditedMigrationError``) when
+        a migration this store applied was edited since; see ``closedloop.store._ledger``."""
+        return ledger.migrate(self)
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows as dicts. Bind values with ``{name:Type}`` placeholders and ``parameters``."""
+        body = self._fetch(sql, parameters)
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+    def execute(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        """Run a statement that returns no rows (DDL, INSERT ... SELECT)."""
+        self._execute(sql, parameters)
+
+    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert ``otel_traces``-shaped rows (see ``closedloop.store._rows``)."""
+        if rows:
+            self.insert_encoded(table, encode_rows(rows))
+
+    def insert_encoded(self, table: str, body: bytes) -> None:
+        """Insert rows already encoded as JSONEachRow into a trace table."""
+        if table not in TRACE_TABLES:
+            raise ValueError(f"table must be one of {TRACE_TABLES}, got {table!r}.")
+        self._insert(table, body)
+
+    def insert_spans(self, spans: Sequence[ReadableSpan], table: str = "otel_traces") -> int:
+        """Map finished OTel spans to rows and insert them; returns the count."""
+        self.insert_rows(table, span_rows(spans))
+        return len(spans)

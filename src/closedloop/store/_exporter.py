@@ -1,0 +1,509 @@
+"""``ClickHouseSpanExporter``: OTel spans straight into the store, nothing acknowledged lost.
+
+``export()`` maps spans to rows and hands them to a writer thread, which inserts batches
+in export order with retries and exponential backoff. A batch ``export()`` acknowledged
+(SUCCESS) waits in memory only while the store answers: once an insert has failed, or
+has been running longer than ``spool_after_s``, ``export()`` writes each batch to the
+bounded on-disk spool (fsynced) before it returns, and what memory held goes there too;
+a guard thread spools any batch memory has held longer than ``spool_after_s``, so a store
+that never answers cannot keep acknowledged spans in memory. Spooled batches are replayed
+in export order once the store is back, also by the next process (see ``spool_home``).
+Rows the store refuses for what they hold are found by bisecting the batch and set aside
+(``dead_letter``); the rest is inserted and later batches flow. Memory is bounded: when
+neither memory nor spool can take a batch, ``export()`` refuses it (FAILURE) and counts its
+spans as dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from closedloop import _health as health
+from closedloop.store import _instruments as instruments
+from closedloop.store._base import Store
+from closedloop.store._connect import connect
+from closedloop.store._dead_letter import DeadLetters
+from closedloop.store._errors import StoreDataError
+from closedloop.store._exporter_options import (
+    check_count,
+    check_directory,
+    check_seconds,
+    check_tables,
+    check_target,
+)
+from closedloop.store._rows import encode_rows, span_row, span_rows
+from closedloop.store._spool import Batch, Spool
+from closedloop.store._spool_home import OwnedSpool, default_directory
+
+logger = logging.getLogger("closedloop.store")
+
+
+@dataclass
+class ExporterStats:
+    """Counters since start: every span is exported, held, spooled, rejected or dropped.
+    The counts are also OTel metrics, summed over exporters (``store.instruments``)."""
+
+    exported_spans: int = 0
+    dropped_spans: int = 0
+    rejected_spans: int = 0
+    spooled_spans_total: int = 0
+    adopted_spans: int = 0
+    failed_inserts: int = 0
+    queued_spans: int = 0
+    spool_spans: int = 0
+    spool_bytes: int = 0
+
+
+@dataclass
+class _Held:
+    """A batch acknowledged to the SDK and so far only in memory, and since when."""
+
+    batch: Batch
+    since: float
+
+
+class ClickHouseSpanExporter(SpanExporter):
+    """Writes spans to both trace tiers of a closedloop store (or the ``tables`` given).
+
+    By default every span goes to ``otel_traces_recent``, whose insert stream fills the
+    typed tables behind the metrics and which the rescue copies from, and to
+    ``otel_traces``, the long-lived tier: an app without a collector gets what the
+    collector's two exporters write. Under a ``TailSamplingSpanProcessor`` the recent tier
+    still gets every span and ``otel_traces`` only the kept ones (see ``export_to``).
+
+    ``store_or_url`` is a ``Store`` or a store URL; with a URL the exporter connects
+    lazily and reconnects after failures. ``max_queue_spans`` bounds memory;
+    ``max_spool_bytes`` bounds the spool (and, separately, the dead letters) under
+    ``spool_dir`` (default: a directory per store under closedloop's state directory, see
+    ``spool_home``). ``spool_after_s`` is the longest an acknowledged batch waits in memory.
+    """
+
+    def __init__(
+        self,
+        store_or_url: Store | str,
+        *,
+        tables: Sequence[str] = ("otel_traces_recent", "otel_traces"),
+        max_queue_spans: int = 20_000,
+        spool_dir: str | os.PathLike[str] | None = None,
+        max_spool_bytes: int = 256 * 1024 * 1024,
+        retry_initial_s: float = 0.2,
+        retry_max_s: float = 10.0,
+        spool_after_s: float = 2.0,
+    ) -> None:
+        where = check_target(store_or_url)
+        self._tables = check_tables(tables)
+        self._max_queue_spans = check_count("max_queue_spans", max_queue_spans, 20_000)
+        max_spool_bytes = check_count("max_spool_bytes", max_spool_bytes, 256 * 1024 * 1024)
+        self._retry_initial_s = check_seconds("retry_initial_s", retry_initial_s, 0.2)
+        self._retry_max_s = check_seconds("retry_max_s", retry_max_s, 10.0, retry_initial_s)
+        self._spool_after_s = check_seconds("spool_after_s", spool_after_s, 2.0)
+        home = check_directory("spool_dir", spool_dir)
+        self._url = store_or_url if isinstance(store_or_url, str) else None
+        self._store = None if isinstance(store_or_url, str) else store_or_url
+        self._owned = OwnedSpool(Path(home) if home is not None else default_directory(*where))
+        self._spool = Spool(self._owned.directory, max_spool_bytes)
+        self._dead_letters = DeadLetters(self._owned.home / "dead-letter", max_spool_bytes)
+        self._stats = ExporterStats()
+        self._adopt()
+        self._queue: deque[_Held] = deque()
+        self._queued_spans = 0
+        self._in_flight: _Held | None = None
+        self._insert_started: float | None = None
+        self._sequence = self._spool.next_sequence
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._failing = False
+        self._warned = False
+        self._flushes = 0
+        self._closed = threading.Event()
+        self._writer = threading.Thread(target=self._run, name="closedloop-exporter", daemon=True)
+        self._guard = threading.Thread(
+            target=self._guard_memory, name="closedloop-exporter-guard", daemon=True
+        )
+        self._writer.start()
+        self._guard.start()
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """The trace tables every exported span is written to."""
+        return self._tables
+
+    @property
+    def spool_directory(self) -> Path:
+        """Where this exporter spools (a ``process-*`` directory when another live exporter
+        owns the store's default one)."""
+        return self._owned.directory
+
+    @property
+    def dead_letter_directory(self) -> Path:
+        """Where rows the store refused are set aside."""
+        return self._dead_letters.directory
+
+    def _adopt(self) -> None:
+        """Take over what earlier processes left: this directory's batches and those of
+        orphaned per-process spools. Counted, and logged, because it is replayed late."""
+        adopted = self._spool.spans
+        for orphan in self._owned.orphans():
+            adopted += self._spool.adopt(orphan)
+        if adopted:
+            self._stats.adopted_spans = adopted
+            instruments.count_spans("adopted", adopted)
+            health.count("store.spool.adopted_spans", adopted)
+            logger.warning(
+                "closedloop: %d spans spooled by an earlier process under %s will be replayed.",
+                adopted,
+                self._owned.home,
+            )
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.export_to(spans, self._tables)
+
+    def export_to(self, spans: Sequence[ReadableSpan], tables: Sequence[str]) -> SpanExportResult:
+        """Export ``spans`` to some of this exporter's tables only, with the same guarantees:
+        a tail sampler sends every span to the recent tier and the kept ones to
+        ``otel_traces``, through one exporter (one spool, one writer, in order)."""
+        unknown = [table for table in tables if table not in self._tables]
+        if unknown:
+            raise ValueError(f"tables={tuple(tables)!r}: this exporter writes {self._tables!r}.")
+        try:
+            return self._export(spans, tuple(tables))
+        except Exception as error:  # never into the SDK, never silent
+            health.record_failure("store.export", error)
+            self._count_dropped(len(spans), "an internal error (see closedloop.stats())")
+            return SpanExportResult.FAILURE
+
+    def _export(self, spans: Sequence[ReadableSpan], tables: tuple[str, ...]) -> SpanExportResult:
+        if self._stopping:
+            self._count_dropped(len(spans), "the exporter is shut down")
+            return SpanExportResult.FAILURE
+        body, mapped = self._encode(spans)
+        if not mapped:
+            return SpanExportResult.FAILURE if spans else SpanExportResult.SUCCESS
+        with self._cond:
+            if self._stopping:  # shutdown began while this batch was being encoded
+                self._count_dropped(mapped, "the exporter is shut down")
+                return SpanExportResult.FAILURE
+            now = time.monotonic()
+            incoming = [
+                Batch(self._sequence + n, table, body, mapped) for n, table in enumerate(tables)
+            ]
+            self._sequence += len(incoming)
+            if self._store_failing(now):
+                incoming = [batch for batch in incoming if not self._spool_batch(batch)]
+            held = sum(batch.spans for batch in incoming)
+            if incoming and not self._make_room(held):
+                self._count_dropped(held, "memory and spool are full")
+                return SpanExportResult.FAILURE
+            for batch in incoming:
+                self._queue.append(_Held(batch, now))
+                self._queued_spans += batch.spans
+            self._cond.notify_all()
+        return SpanExportResult.SUCCESS
+
+    def _encode(self, spans: Sequence[ReadableSpan]) -> tuple[bytes, int]:
+        """JSONEachRow for ``spans`` and how many rows; a span that cannot be mapped is
+        dropped (counted) alone, never with the others."""
+        try:
+            return encode_rows(span_rows(spans)), len(spans)
+        except Exception:
+            rows = []
+            for span in spans:
+                try:
+                    rows.append(encode_rows([span_row(span)]))
+                except Exception as error:
+                    health.record_failure("store.export.map", error)
+            self._count_dropped(len(spans) - len(rows), "a span could not be mapped to a row")
+            return b"".join(rows), len(rows)
+
+    def _store_failing(self, now: float) -> bool:
+        """The last insert failed, or the current one has run too long (lock held)."""
+        started = self._insert_started
+        return self._failing or (started is not None and now - started > self._spool_after_s)
+
+    def _make_room(self, incoming: int) -> bool:
+        """Spool the oldest held batches until ``incoming`` spans fit in memory (lock held).
+        An empty memory takes any batch, however large."""
+        while self._held_spans() + incoming > self._max_queue_spans and self._queue:
+            if not self._spool_batch(self._queue[0].batch):
+                break
+            self._pop_queue()
+        return not self._held_spans() or self._held_spans() + incoming <= self._max_queue_spans
+
+    def _held_spans(self) -> int:
+        """Spans held only in memory: queued plus the batch being inserted (lock held)."""
+        in_flight = self._in_flight.batch.spans if self._in_flight is not None else 0
+        return self._queued_spans + in_flight
+
+    def _pop_queue(self) -> _Held:
+        held = self._queue.popleft()
+        self._queued_spans -= held.batch.spans
+        return held
+
+    def _spool_batch(self, batch: Batch) -> bool:
+        """Write ``batch`` to the spool; False if it does not fit or the disk fails."""
+        try:
+            if not self._spool.append(batch):
+                return False
+        except OSError as error:
+            health.record_failure("store.spool.write", error)
+            return False
+        with self._cond:
+            self._stats.spooled_spans_total += batch.spans
+        instruments.count_spans("spooled", batch.spans)
+        return True
+
+    def _spool_memory(self, acknowledged_before: float = math.inf) -> None:
+        """Move what memory holds (acknowledged before the given time) to the spool, oldest
+        first, while it fits (lock held). What does not fit stays: it was acknowledged."""
+        if self._in_flight is not None and self._in_flight.since < acknowledged_before:
+            if not self._spool_batch(self._in_flight.batch):
+                return
+            self._in_flight = None
+        while (
+            self._queue
+            and self._queue[0].since < acknowledged_before
+            and self._spool_batch(self._queue[0].batch)
+        ):
+            self._pop_queue()
+
+    def _count_dropped(self, spans: int, why: str) -> None:
+        if not spans:
+            return
+        with self._cond:
+            self._stats.dropped_spans += spans
+            first = self._stats.dropped_spans == spans
+        instruments.count_spans("dropped", spans)
+        health.count("store.dropped_spans", spans)
+        if first:
+            logger.error(
+                "closedloop: dropping spans: %s (spool bound %d bytes under %s). "
+                "Further drops are only counted: see ClickHouseSpanExporter.stats().",
+                why,
+                self._spool.max_bytes,
+                self._owned.directory,
+            )
+
+    def _connected_store(self) -> Store:
+        if self._store is None:
+            assert self._url is not None
+            self._store = connect(self._url)
+        return self._store
+
+    def _reset_connection(self) -> None:
+        store, self._store = self._store, None
+        try:
+            if store is not None:
+                store.close()
+        except Exception as error:
+            health.record_failure("store.exporter.close", error)
+
+    def _write(self, batch: Batch) -> Batch | None:
+        """Insert ``batch``. Rows the store refuses are found by bisection and set aside.
+        None when every row is inserted or set aside, else the rows still to insert."""
+        pending = deque([batch.body.splitlines(keepends=True)])
+        while pending:
+            rows = pending.popleft()
+            try:
+                self._connected_store().insert_encoded(batch.table, b"".join(rows))
+            except StoreDataError as error:
+                if len(rows) == 1:
+                    self._set_aside(batch.table, rows[0], error)
+                else:
+                    pending.extendleft((rows[len(rows) // 2 :], rows[: len(rows) // 2]))
+                continue
+            except Exception as error:
+                self._insert_failed(error)
+                pending.appendleft(rows)
+                rest = [row for part in pending for row in part]
+                if len(rest) == batch.spans:
+                    return batch
+                return Batch(batch.sequence, batch.table, b"".join(rest), len(rest))
+            with self._cond:
+                self._stats.exported_spans += len(rows)
+            instruments.count_spans("exported", len(rows))
+        return None
+
+    def _insert_failed(self, error: Exception) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning("closedloop: insert into the store failed, will retry: %s", error)
+        if self._url is not None:
+            self._reset_connection()
+
+    def _set_aside(self, table: str, row: bytes, error: StoreDataError) -> None:
+        """A row the store refused goes to the dead letters (counted, logged once)."""
+        try:
+            kept = self._dead_letters.add(table, row, error)
+        except OSError as failure:
+            health.record_failure("store.dead_letter.write", failure)
+            kept = False
+        if not kept:
+            self._count_dropped(1, "the store refused a row and the dead letters are full")
+            return
+        with self._cond:
+            self._stats.rejected_spans += 1
+            first = self._stats.rejected_spans == 1
+        instruments.count_spans("rejected", 1)
+        health.count("store.rejected_spans")
+        if first:
+            logger.error(
+                "closedloop: the store refused a row; it is set aside in %s and later rows "
+                "flow on. Further refusals are only counted: see "
+                "ClickHouseSpanExporter.stats(). The store said: %s",
+                self._dead_letters.directory,
+                error,
+            )
+
+    def _next_batch(self) -> Batch | None:
+        """The oldest pending batch, from memory or the spool (lock held)."""
+        spooled = self._spool.head_sequence()
+        if (
+            self._in_flight is None
+            and self._queue
+            and (spooled is None or self._queue[0].batch.sequence < spooled)
+        ):
+            self._in_flight = self._pop_queue()
+        if self._in_flight is not None and (
+            spooled is None or self._in_flight.batch.sequence < spooled
+        ):
+            return self._in_flight.batch
+        return self._spool.peek()
+
+    def _settle(self, batch: Batch, remaining: Batch | None) -> None:
+        """Record what an insert of ``batch`` achieved, wherever the batch now lives: in
+        memory, or in the spool (read from there, or spooled while it was being inserted)."""
+        if self._in_flight is not None and self._in_flight.batch is batch:
+            if remaining is None:
+                self._in_flight = None
+            else:
+                self._in_flight.batch = remaining
+        if batch.sequence in self._spool:
+            if remaining is None:
+                self._spool.remove(batch.sequence)
+            elif remaining is not batch:
+                self._spool.replace(remaining)
+
+    def _pending(self) -> bool:
+        return bool(self._queue) or self._in_flight is not None or len(self._spool) > 0
+
+    def _run(self) -> None:
+        failures = 0
+        while True:
+            with self._cond:
+                while not self._pending() and not self._stopping:
+                    self._cond.notify_all()
+                    self._cond.wait()
+                if self._stopping and (failures or not self._pending()):
+                    return
+            try:
+                done = self._attempt()
+            except Exception as error:
+                health.record_failure("store.exporter.writer", error)
+                done = False
+            with self._cond:
+                self._failing = not done
+                if done:
+                    failures = 0
+                    continue
+                failures += 1
+                self._stats.failed_inserts += 1
+                self._spool_memory()
+            instruments.count_insert_failure()
+            self._backoff(failures)
+
+    def _attempt(self) -> bool:
+        """Insert the oldest pending batch; whether it is done with (inserted or set aside)."""
+        with self._cond:
+            batch = self._next_batch()
+            if batch is None:
+                return True
+            self._insert_started = time.monotonic()
+        try:
+            remaining = self._write(batch)
+        finally:
+            with self._cond:
+                self._insert_started = None
+        with self._cond:
+            self._settle(batch, remaining)
+        return remaining is None
+
+    def _guard_memory(self) -> None:
+        """Spool what memory has held longer than ``spool_after_s``: the writer may be
+        stuck in an insert to a store that never answers."""
+        while not self._closed.wait(min(1.0, self._spool_after_s / 2)):
+            try:
+                with self._cond:
+                    self._spool_memory(time.monotonic() - self._spool_after_s)
+            except Exception as error:
+                health.record_failure("store.exporter.guard", error)
+
+    def _backoff(self, failures: int) -> None:
+        """Wait before the next attempt. New spans do not cut it short (that would hammer
+        a store that is down); ``force_flush`` and ``shutdown`` do."""
+        delay = min(self._retry_max_s, self._retry_initial_s * 2 ** min(failures - 1, 16))
+        deadline = time.monotonic() + delay * random.uniform(0.5, 1.0)
+        with self._cond:
+            flushes = self._flushes
+            while not self._stopping and self._flushes == flushes:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._cond.wait(timeout=remaining)
+
+    def stats(self) -> ExporterStats:
+        with self._cond:
+            self._stats.queued_spans = self._held_spans()
+            self._stats.spool_spans = self._spool.spans
+            self._stats.spool_bytes = self._spool.bytes
+            return ExporterStats(**vars(self._stats))
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Wait until everything held and spooled is in the store (or the timeout)."""
+        deadline = time.monotonic() + timeout_millis / 1000
+        with self._cond:
+            self._flushes += 1
+            self._cond.notify_all()
+            while self._pending() or self._insert_started is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(timeout=min(remaining, 0.05))
+        return True
+
+    def shutdown(self) -> None:
+        """Flush briefly (unless the store is down), stop the threads, spool what memory
+        still holds, give the spool directory up; close a store we opened."""
+        with self._cond:
+            failing = self._store_failing(time.monotonic())
+        if not failing:
+            self.force_flush(timeout_millis=5_000)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._closed.set()
+        self._writer.join(timeout=10)
+        self._guard.join(timeout=10)
+        with self._cond:
+            self._spool_memory()
+            lost = 0 if self._writer.is_alive() else self._held_spans()
+            if lost:  # the store is down and the spool full: say so, never silently
+                self._queue.clear()
+                self._queued_spans = 0
+                self._in_flight = None
+                self._count_dropped(lost, "shut down with the store down and the spool full")
+        if not self._writer.is_alive():
+            self._owned.release()
+        if self._url is not None:
+            self._reset_connection()

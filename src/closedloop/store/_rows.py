@@ -1,0 +1,89 @@
+"""Span -> ``otel_traces`` row, written the way the collector's ClickHouse exporter writes it.
+
+One mapping shared by closedloop's span exporter and its OTLP receiver, so rows are
+interchangeable with the collector's: hex ids, nanosecond timestamps, pdata's
+``Kind().String()`` / ``Code().String()`` spellings, and attribute values stringified as
+pdata's ``Value.AsString`` does (all three rules from ``closedloop._pdata``).
+Rows are serialised as ``JSONEachRow``, which chDB and ClickHouse server both ingest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import format_span_id, format_trace_id
+
+from closedloop._pdata import (
+    SPAN_KIND_NAMES,
+    STATUS_CODE_NAMES,
+    UNSPECIFIED_SPAN_KIND_NAME,
+    as_string,
+)
+
+
+def attribute_map(attributes: Mapping[str, Any] | None) -> dict[str, str]:
+    return {key: as_string(value) for key, value in (attributes or {}).items()}
+
+
+def clickhouse_time(nanoseconds: int) -> str:
+    """DateTime64(9) as unix seconds with nine decimals: exact, timezone-free."""
+    return f"{nanoseconds // 1_000_000_000}.{nanoseconds % 1_000_000_000:09d}"
+
+
+def span_row(span: ReadableSpan) -> dict[str, Any]:
+    """One ``otel_traces`` row (column name -> JSON value)."""
+    context = span.context
+    resource = span.resource.attributes if span.resource is not None else {}
+    scope = span.instrumentation_scope
+    start = span.start_time or 0
+    end = span.end_time or start
+    events = span.events
+    links = span.links
+    return {
+        "Timestamp": clickhouse_time(start),
+        "TraceId": format_trace_id(context.trace_id) if context else "",
+        "SpanId": format_span_id(context.span_id) if context else "",
+        "ParentSpanId": format_span_id(span.parent.span_id) if span.parent else "",
+        "TraceState": context.trace_state.to_header() if context else "",
+        "SpanName": span.name,
+        "SpanKind": SPAN_KIND_NAMES.get(span.kind, UNSPECIFIED_SPAN_KIND_NAME),
+        "ServiceName": as_string(resource["service.name"]) if "service.name" in resource else "",
+        "ResourceAttributes": attribute_map(resource),
+        "ScopeName": scope.name if scope else "",
+        "ScopeVersion": (scope.version or "") if scope else "",
+        "SpanAttributes": attribute_map(span.attributes),
+        "Duration": max(end - start, 0),
+        "StatusCode": STATUS_CODE_NAMES[span.status.status_code],
+        "StatusMessage": span.status.description or "",
+        "Events.Timestamp": [clickhouse_time(event.timestamp) for event in events],
+        "Events.Name": [event.name for event in events],
+        "Events.Attributes": [attribute_map(event.attributes) for event in events],
+        "Links.TraceId": [format_trace_id(link.context.trace_id) for link in links],
+        "Links.SpanId": [format_span_id(link.context.span_id) for link in links],
+        "Links.TraceState": [link.context.trace_state.to_header() for link in links],
+        "Links.Attributes": [attribute_map(link.attributes) for link in links],
+    }
+
+
+def encode_rows(rows: Iterable[Mapping[str, Any]]) -> bytes:
+    """``JSONEachRow`` bytes for an INSERT.
+
+    A Python string may hold a lone surrogate (half of a UTF-16 pair, e.g. from a sliced
+    emoji), which UTF-8 cannot encode; it becomes U+FFFD, as Go's encoding/json writes
+    invalid text, so one such string never fails the rows around it.
+    """
+    text = "".join(
+        json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows
+    )
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # paired surrogates join into their character, lone ones become U+FFFD
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+
+
+def span_rows(spans: Sequence[ReadableSpan]) -> list[dict[str, Any]]:
+    return [span_row(span) for span in spans]

@@ -1,0 +1,177 @@
+"""A bounded on-disk queue of insert batches, for when the store is down or slow.
+
+Each batch is one file, written to a temporary name, fsynced and renamed, so a crash never
+leaves half a batch. File names carry the batch's sequence number (given at export time),
+so replay follows export order whenever a batch was spooled, also after a restart. When
+the byte bound would be exceeded the batch is refused and the caller counts it dropped.
+Batches taken over from another directory (an orphaned spool) are kept even beyond the
+bound: they were acknowledged; new batches wait until replay makes room.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from closedloop import _health as health
+
+_NAME = re.compile(r"^(\d{12})\.([a-z_]+)\.(\d+)\.jsonl$")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows for one table, ready to insert (JSONEachRow bytes), in export order."""
+
+    sequence: int
+    table: str
+    body: bytes
+    spans: int
+
+
+@dataclass(frozen=True, order=True)
+class _Entry:
+    sequence: int
+    path: Path = field(compare=False)
+    table: str = field(compare=False)
+    spans: int = field(compare=False)
+    size: int = field(compare=False)
+
+
+def _file_name(sequence: int, table: str, spans: int) -> str:
+    return f"{sequence:012d}.{table}.{spans}.jsonl"
+
+
+def _entries(directory: Path) -> list[_Entry]:
+    """The batches spooled under ``directory``. Half-written files (a crash while spooling;
+    never durable, so never counted as spooled) are removed."""
+    for leftover in directory.glob("*.tmp"):
+        leftover.unlink(missing_ok=True)
+    return sorted(
+        _Entry(int(match.group(1)), path, match.group(2), int(match.group(3)), path.stat().st_size)
+        for path in directory.iterdir()
+        if (match := _NAME.match(path.name))
+    )
+
+
+def _write_durably(path: Path, body: bytes) -> None:
+    """``path`` holds ``body`` on disk, or (after a crash) is unchanged."""
+    temporary = path.with_suffix(".tmp")
+    try:
+        with temporary.open("wb") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+class Spool:
+    """Batches under ``directory`` ordered by sequence, at most ``max_bytes`` in total."""
+
+    def __init__(self, directory: str | os.PathLike[str], max_bytes: int) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._entries = _entries(self.directory)
+        self.bytes = sum(entry.size for entry in self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def spans(self) -> int:
+        return sum(entry.spans for entry in self._entries)
+
+    @property
+    def next_sequence(self) -> int:
+        """A sequence number above every spooled batch (for numbering after a restart)."""
+        return self._entries[-1].sequence + 1 if self._entries else 0
+
+    def head_sequence(self) -> int | None:
+        with self._lock:
+            return self._entries[0].sequence if self._entries else None
+
+    def __contains__(self, sequence: int) -> bool:
+        with self._lock:
+            return self._find(sequence) is not None
+
+    def append(self, batch: Batch) -> bool:
+        """Store ``batch`` in sequence order; False (nothing written) if over the bound."""
+        with self._lock:
+            if self.bytes + len(batch.body) > self.max_bytes:
+                return False
+            final = self.directory / _file_name(batch.sequence, batch.table, batch.spans)
+            _write_durably(final, batch.body)
+            entry = _Entry(batch.sequence, final, batch.table, batch.spans, len(batch.body))
+            bisect.insort(self._entries, entry)
+            self.bytes += entry.size
+            return True
+
+    def peek(self) -> Batch | None:
+        """The oldest batch, left in place until ``remove``. A batch file deleted behind
+        the spool's back is forgotten (counted), so it cannot stop the batches after it."""
+        while True:
+            with self._lock:
+                if not self._entries:
+                    return None
+                entry = self._entries[0]
+            try:
+                return Batch(entry.sequence, entry.table, entry.path.read_bytes(), entry.spans)
+            except FileNotFoundError as error:
+                health.record_failure("store.spool.vanished", error)
+                health.count("store.spool.vanished_spans", entry.spans)
+                self.remove(entry.sequence)
+
+    def remove(self, sequence: int) -> None:
+        """Forget a batch (after it was inserted)."""
+        with self._lock:
+            index = self._find(sequence)
+            if index is None:
+                return
+            entry = self._entries.pop(index)
+            self.bytes -= entry.size
+        entry.path.unlink(missing_ok=True)
+
+    def replace(self, batch: Batch) -> None:
+        """Keep only ``batch``'s rows under its sequence (part of it was inserted or set
+        aside). Overwritten in place first, renamed after: a crash never duplicates rows."""
+        with self._lock:
+            index = self._find(batch.sequence)
+            if index is None:
+                return
+            old = self._entries[index]
+            _write_durably(old.path, batch.body)
+            path = old.path.with_name(_file_name(batch.sequence, batch.table, batch.spans))
+            old.path.rename(path)
+            self._entries[index] = _Entry(
+                batch.sequence, path, batch.table, batch.spans, len(batch.body)
+            )
+            self.bytes += len(batch.body) - old.size
+
+    def adopt(self, directory: Path) -> int:
+        """Move the batches spooled under ``directory`` behind ours, in their order; the
+        spans taken over. Each file moves by rename, so a crash leaves each batch in
+        exactly one of the two directories."""
+        taken = 0
+        with self._lock:
+            for entry in _entries(directory):
+                sequence = self._entries[-1].sequence + 1 if self._entries else 0
+                path = self.directory / _file_name(sequence, entry.table, entry.spans)
+                entry.path.rename(path)
+                self._entries.append(_Entry(sequence, path, entry.table, entry.spans, entry.size))
+                self.bytes += entry.size
+                taken += entry.spans
+        return taken
+
+    def _find(self, sequence: int) -> int | None:
+        """Index of the entry for ``sequence`` (lock held)."""
+        index = bisect.bisect_left(self._entries, sequence, key=lambda entry: entry.sequence)
+        found = index < len(self._entries) and self._entries[index].sequence == sequence
+        return index if found else None
