@@ -18,11 +18,13 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 from closedloop._bootstrap import instrument, uninstrument
 from closedloop._errors import ClosedloopError
+from closedloop._extras import MissingExtraError
 from closedloop._health import Stats, stats
 from closedloop.instrumentation._context import context, current_trace_id
 
 __all__ = [
     "ClosedloopError",
+    "MissingExtraError",
     "Stats",
     "__version__",
     "context",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
+from _support.waiting import wait_for
 from closedloop.feedback._flows import Flow, FlowTracker, flow
 
 from .helpers import FakeClock, assert_feedback_on, feedback_spans, make_call, parents
@@ -120,16 +120,6 @@ def test_per_flow_timeout_overrides_the_tracker(clock, tracker):
     assert (quick.state, slow.state) == ("abandoned", "open")
 
 
-def wait_for(condition) -> bool:
-    """Poll until ``condition`` holds; the limit only keeps a broken build from hanging."""
-    deadline = time.monotonic() + 60
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
 def reapers() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "closedloop-flow-reaper"]
 
@@ -144,7 +134,7 @@ def test_reaper_thread_abandons_timed_out_flows(provider, exporter, instrumented
         hurried.add_call(call)
         started = set(threading.enumerate()) - before
         assert len(started) == 1
-        assert wait_for(lambda: feedback_spans(exporter))
+        wait_for(lambda: feedback_spans(exporter))
         (span,) = feedback_spans(exporter)
         assert_feedback_on(span, call, "abandoned", 1.0)
         assert hurried.state == "abandoned"
@@ -159,7 +149,7 @@ def test_reaper_thread_abandons_timed_out_flows(provider, exporter, instrumented
 
 def test_reaper_thread_runs_only_while_flows_are_open():
     """Nothing to stop: an idle tracker holds no thread, so tests and apps need no close()."""
-    assert wait_for(lambda: reapers() == [])  # none left by earlier tests
+    wait_for(lambda: reapers() == [])  # none left by earlier tests
     tracker = FlowTracker()
     assert reapers() == []
     first, second = tracker.start("checkout"), tracker.start("search")
@@ -167,13 +157,13 @@ def test_reaper_thread_runs_only_while_flows_are_open():
     first.complete()
     assert reaper.is_alive() and tracker.open_flows == 1
     second.abandon()
-    assert wait_for(lambda: not reaper.is_alive())
+    wait_for(lambda: not reaper.is_alive())
     assert tracker.open_flows == 0
     again = tracker.start("checkout")
     (second_reaper,) = reapers()
     assert second_reaper is not reaper
     again.complete()
-    assert wait_for(lambda: reapers() == [])
+    wait_for(lambda: reapers() == [])
 
 
 def test_reaper_is_not_started_when_told_not_to(clock):
@@ -195,7 +185,7 @@ def test_module_level_flow_leaves_no_thread_behind(provider, exporter, instrumen
     assert span.parent.span_id == call.span_id
     assert span.attributes["closedloop.feedback.name"] == "time_to_completion_s"
     assert span.attributes["closedloop.feedback.value"] >= 0
-    assert wait_for(lambda: reapers() == [])
+    wait_for(lambda: reapers() == [])
 
 
 @pytest.mark.parametrize(
