@@ -30,13 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 # the tests' traffic generator and collector harness are shared, not duplicated
-from _support.traffic import batches, generate_traffic  # noqa: E402
-from collector_harness import (  # noqa: E402
+from _support.collector import (  # noqa: E402
     PRODUCTION_CONFIG,
     free_port,
     running_collector,
     sampling_config,
 )
+from _support.traffic import batches, generate_traffic  # noqa: E402
 
 
 def _run_sampler(spans: list[ReadableSpan]) -> int:

@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 import closedloop
 import closedloop.feedback as fb
 import closedloop.store as cs
+from _support.otlp_capture import otlp_capture
 from _support.spans import async_client_for, client_for, llm_spans
-from otlp_capture import otlp_capture
 
 ASK = [{"role": "user", "content": "Where is my refund?"}]
 

@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from otlp_capture import otlp_capture
+from _support.otlp_capture import otlp_capture
 
 APP = textwrap.dedent(
     """

@@ -22,6 +22,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Span, format_span_id, format_trace_id
 
+from _support.collector import (
+    LB_CONFIG,
+    PRODUCTION_CONFIG,
+    collector_binary,
+    exported_spans,
+    free_port,
+    running_collector,
+    sampling_config,
+)
 from _support.traffic import batches, generate_traffic
 from closedloop.sampling import (
     BufferedTrace,
@@ -31,15 +40,6 @@ from closedloop.sampling import (
     TailSampler,
     load,
     sampler_config,
-)
-from collector_harness import (
-    LB_CONFIG,
-    PRODUCTION_CONFIG,
-    collector_binary,
-    exported_spans,
-    free_port,
-    running_collector,
-    sampling_config,
 )
 
 LATE_AFTER_NS = 60 * 1_000_000_000

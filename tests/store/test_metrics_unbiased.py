@@ -18,6 +18,7 @@ from openai import OpenAI
 import closedloop
 import closedloop.feedback as fb
 import closedloop.store as cs
+from _support.collector import PRODUCTION_CONFIG
 from _support.traffic import Traffic, batches, generate_traffic
 from closedloop.sampling import TailSampler, TailSamplingSpanProcessor, load
 from closedloop.sampling._trace import SpanView
@@ -25,7 +26,6 @@ from closedloop.store import _ledger as ledger
 from closedloop.store._exporter import ClickHouseSpanExporter
 from closedloop.store._rescue import rescue
 from closedloop.store._schema import migrations
-from collector_harness import PRODUCTION_CONFIG
 
 from .reference_metrics import prompt_version_metrics
 

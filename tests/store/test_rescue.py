@@ -15,11 +15,11 @@ from opentelemetry.trace import format_span_id, format_trace_id
 
 import closedloop.feedback as fb
 import closedloop.store as cs
+from _support.collector import PRODUCTION_CONFIG
 from _support.traffic import generate_traffic
 from closedloop.sampling import TailSampler, load
 from closedloop.sampling._trace import SpanView
 from closedloop.store._rescue import rescue
-from collector_harness import PRODUCTION_CONFIG
 
 LATE_AFTER_NS = 60 * 1_000_000_000
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COLLECTOR = ROOT / ".build" / "otelcol-closedloop"
 PRODUCTION_CONFIG = ROOT / "collector" / "otel-collector.yaml"
 LB_CONFIG = ROOT / "collector" / "otel-collector-lb.yaml"
