@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from openai.resources.chat.completions import Completions
 from opentelemetry import metrics, trace
+from opentelemetry.trace import SpanContext
 
 import closedloop
 from closedloop._runtime import Runtime, current
 from closedloop.instrumentation._settings import active_settings
 from closedloop.instrumentation.openai import OpenAIInstrumentor
+from closedloop.sampling import SamplerCounts
 
 
 def test_instrument_sets_and_uninstrument_clears_the_active_instrumentation(instrument):
@@ -54,3 +56,15 @@ def test_first_time_is_true_once_per_marker():
     assert runtime.first_time(("warning", "a"))
     assert not runtime.first_time(("warning", "a"))
     assert runtime.first_time(("warning", "b"))
+
+
+def test_recent_calls_and_sampler_totals_belong_to_the_runtime():
+    """Held by the runtime, not by modules: another runtime shares none of it."""
+    first, second = Runtime(), Runtime()
+    span_context = SpanContext(trace_id=1, span_id=2, is_remote=False)
+    first.recent_calls.remember("chatcmpl-runtime", span_context)
+    first.sampler_totals().add(SamplerCounts(traces_received=2))
+    assert first.recent_calls.span_context_for("chatcmpl-runtime") == span_context
+    assert first.sampler_totals().snapshot() == SamplerCounts(traces_received=2)
+    assert second.recent_calls.span_context_for("chatcmpl-runtime") is None
+    assert second.sampler_totals().snapshot() == SamplerCounts()

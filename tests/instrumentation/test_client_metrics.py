@@ -8,6 +8,9 @@ import openai
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from _support.spans import async_client_for, client_for, only_span
 from closedloop.instrumentation._client_metrics import DURATION_BUCKETS, TOKEN_BUCKETS
@@ -137,3 +140,154 @@ def test_calls_aggregate_by_their_attributes(server, reader, metered):
         dict(point.attributes).get("error.type"): point.count for point in points(reader, DURATION)
     }
     assert counts == {None: 3, "InternalServerError": 1}
+
+
+# Calls whose span the head sampler drops are measured all the same: with a 10 % sampler
+# the metrics must still count every call and every token.
+
+
+class Witness:
+    """A redactor that only notes what it was given: an unsampled call must redact nothing."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def __call__(self, text: str) -> tuple[str, int]:
+        self.seen.append(text)
+        return text, 0
+
+
+@pytest.fixture
+def witness() -> Witness:
+    return Witness()
+
+
+@pytest.fixture
+def unsampled(instrument, exporter, reader, witness):
+    """closedloop on a TracerProvider that samples no span, with content capture on."""
+    tracer_provider = TracerProvider(sampler=ALWAYS_OFF)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meter_provider = MeterProvider(metric_readers=[reader])
+    instrument(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        capture_content=True,
+        redactors=[witness],
+    )
+    yield
+    meter_provider.shutdown()
+
+
+def tokens_by_model(reader: InMemoryMetricReader) -> dict[str, dict[str, float]]:
+    """Summed token counts by request model, then token type."""
+    found: dict[str, dict[str, float]] = {}
+    for point in points(reader, TOKENS):
+        attributes = dict(point.attributes)
+        by_type = found.setdefault(str(attributes["gen_ai.request.model"]), {})
+        by_type[str(attributes["gen_ai.token.type"])] = point.sum
+    return found
+
+
+def test_an_unsampled_chat_call_records_its_duration_and_tokens(
+    server, exporter, reader, witness, unsampled
+):
+    reply = client_for(server).chat.completions.create(model="gpt-4o-mini", messages=ASK)
+    expected = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.response.model": reply.model,
+        "server.address": "127.0.0.1",
+        "server.port": server.port,
+    }
+    [duration] = points(reader, DURATION)
+    assert dict(duration.attributes) == expected
+    assert duration.count == 1
+    assert tokens_by_type(reader) == {
+        "input": (reply.usage.prompt_tokens, expected),
+        "output": (reply.usage.completion_tokens, expected),
+    }
+    assert exporter.get_finished_spans() == ()
+    assert witness.seen == []  # no content captured, so nothing redacted
+
+
+def test_unsampled_streams_record_the_usage_of_their_final_chunk(
+    server, exporter, reader, unsampled
+):
+    client = client_for(server)
+    asked = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=ASK,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    usage = asked[-1].usage
+    assert usage is not None
+    # Not asked by the caller: closedloop asks for the usage and hides what it asked for.
+    not_asked = list(client.chat.completions.create(model="gpt-4o", messages=ASK, stream=True))
+    assert server.requests[-1].json["stream_options"] == {"include_usage": True}
+    assert all(chunk.choices and "usage" not in chunk.model_fields_set for chunk in not_asked)
+    same_usage = {"input": usage.prompt_tokens, "output": usage.completion_tokens}
+    assert tokens_by_model(reader) == {"gpt-4o-mini": same_usage, "gpt-4o": same_usage}
+    response_models = {
+        dict(point.attributes)["gen_ai.request.model"]: (
+            point.count,
+            dict(point.attributes)["gen_ai.response.model"],
+        )
+        for point in points(reader, DURATION)
+    }
+    assert response_models == {
+        "gpt-4o-mini": (1, asked[0].model),
+        "gpt-4o": (1, not_asked[0].model),
+    }
+    assert exporter.get_finished_spans() == ()
+
+
+def test_an_unsampled_responses_stream_records_the_final_responses_usage(
+    server, exporter, reader, unsampled
+):
+    async def stream() -> list:
+        events = await async_client_for(server).responses.create(
+            model="gpt-4o-mini", input="Where is my refund?", stream=True
+        )
+        return [event async for event in events]
+
+    final = asyncio.run(stream())[-1].response
+    [duration] = points(reader, DURATION)
+    assert dict(duration.attributes)["gen_ai.response.model"] == final.model
+    assert {key: total for key, (total, _) in tokens_by_type(reader).items()} == {
+        "input": final.usage.input_tokens,
+        "output": final.usage.output_tokens,
+    }
+    assert exporter.get_finished_spans() == ()
+
+
+def test_unsampled_embeddings_record_their_input_tokens(server, reader, unsampled):
+    reply = client_for(server).embeddings.create(model="text-embedding-3-small", input="hi")
+    [duration] = points(reader, DURATION)
+    assert dict(duration.attributes)["gen_ai.response.model"] == reply.model
+    assert {key: total for key, (total, _) in tokens_by_type(reader).items()} == {
+        "input": reply.usage.prompt_tokens
+    }
+
+
+def test_unsampled_failures_record_their_error_type(server, exporter, reader, witness, unsampled):
+    client = client_for(server)
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="error-429", messages=ASK)
+    stream = client.chat.completions.create(model="error-midstream", messages=ASK, stream=True)
+    with pytest.raises(openai.APIError):
+        list(stream)
+    errors = {
+        dict(point.attributes)["gen_ai.request.model"]: (
+            point.count,
+            dict(point.attributes)["error.type"],
+        )
+        for point in points(reader, DURATION)
+    }
+    assert errors == {"error-429": (1, "RateLimitError"), "error-midstream": (1, "APIError")}
+    assert points(reader, TOKENS) == []
+    assert exporter.get_finished_spans() == ()
+    assert witness.seen == []  # the error messages were not redacted for a span

@@ -10,9 +10,16 @@ import pytest
 import wrapt
 from opentelemetry.trace import SpanContext
 
-from closedloop.instrumentation import _recent_calls as recent_calls
+from closedloop._runtime import current
+from closedloop.instrumentation._recent_calls import RecentCalls, span_context_of
 
 LIMIT = 10_000  # "the last 10,000 calls", as the error messages promise
+
+
+@pytest.fixture
+def recent_calls() -> RecentCalls:
+    """A registry of its own: the process's one (the runtime's) is left alone."""
+    return RecentCalls()
 
 
 def context(n: int) -> SpanContext:
@@ -34,14 +41,14 @@ class Proxy(wrapt.ObjectProxy):
     """Like the instrumentation's stream proxies: compares and hashes as what it wraps."""
 
 
-def test_registered_object_resolves_to_its_span():
+def test_registered_object_resolves_to_its_span(recent_calls):
     stream = Proxy(Payload("a"))
     recent_calls.register(stream, context(1))
     assert recent_calls.span_context_of(stream) == context(1)
     assert recent_calls.span_context_of(Proxy(Payload("b"))) is None
 
 
-def test_objects_are_told_apart_by_identity_not_equality():
+def test_objects_are_told_apart_by_identity_not_equality(recent_calls):
     first, second = Proxy(Payload("same")), Proxy(Payload("same"))
     assert first == second and hash(first) == hash(second)
     recent_calls.register(first, context(1))
@@ -51,7 +58,7 @@ def test_objects_are_told_apart_by_identity_not_equality():
     assert recent_calls.span_context_of(first.__wrapped__) is None
 
 
-def test_registering_does_not_keep_the_object_alive():
+def test_registering_does_not_keep_the_object_alive(recent_calls):
     stream = Proxy(Payload("gone"))
     recent_calls.register(stream, context(3))
     alive = weakref.ref(stream)
@@ -60,7 +67,7 @@ def test_registering_does_not_keep_the_object_alive():
     assert alive() is None
 
 
-def test_a_new_object_at_a_dead_objects_address_is_not_taken_for_it():
+def test_a_new_object_at_a_dead_objects_address_is_not_taken_for_it(recent_calls):
     stream = Payload("old")
     address = id(stream)
     recent_calls.register(stream, context(4))
@@ -72,7 +79,7 @@ def test_a_new_object_at_a_dead_objects_address_is_not_taken_for_it():
     assert recent_calls.span_context_of(reused[0]) is None
 
 
-def test_objects_without_weak_references_are_held_within_the_bound():
+def test_objects_without_weak_references_are_held_within_the_bound(recent_calls):
     response = (1, "not weak-referenceable")
     with pytest.raises(TypeError):
         weakref.ref(response)
@@ -83,7 +90,7 @@ def test_objects_without_weak_references_are_held_within_the_bound():
     assert recent_calls.span_context_of(response) is None
 
 
-def test_the_oldest_objects_are_forgotten_beyond_the_bound():
+def test_the_oldest_objects_are_forgotten_beyond_the_bound(recent_calls):
     kept = [Payload(str(n)) for n in range(LIMIT + 1)]
     for n, obj in enumerate(kept):
         recent_calls.register(obj, context(n + 1))
@@ -92,7 +99,7 @@ def test_the_oldest_objects_are_forgotten_beyond_the_bound():
     assert recent_calls.span_context_of(kept[-1]) == context(LIMIT + 1)
 
 
-def test_response_ids_resolve_plain_response_objects():
+def test_response_ids_resolve_plain_response_objects(recent_calls):
     class Response:
         id = "chatcmpl-registry-test"
 
@@ -102,7 +109,7 @@ def test_response_ids_resolve_plain_response_objects():
     assert recent_calls.span_context_for("chatcmpl-unknown") is None
 
 
-def test_registering_from_many_threads_loses_nothing():
+def test_registering_from_many_threads_loses_nothing(recent_calls):
     objects = [[Payload(f"{t}-{n}") for n in range(500)] for t in range(8)]
     barrier = threading.Barrier(len(objects))
 
@@ -121,3 +128,10 @@ def test_registering_from_many_threads_loses_nothing():
     for t, mine in enumerate(objects):
         for n, obj in enumerate(mine):
             assert recent_calls.span_context_of(obj) == context(t * 1000 + n + 1)
+
+
+def test_feedback_resolves_through_the_runtimes_registry():
+    stream = Proxy(Payload("runtime"))
+    assert span_context_of(stream) is None
+    current().recent_calls.register(stream, context(8))
+    assert span_context_of(stream) == context(8)

@@ -7,6 +7,7 @@ import weakref
 from collections import Counter
 
 from _support.metrics import Sums, closedloop_sums, global_metric_reader
+from closedloop._runtime import current
 from closedloop.sampling import Decision, SamplerConfig, SamplerCounts
 from closedloop.sampling._counts import (
     LATE_SPANS_METRIC,
@@ -96,6 +97,13 @@ def test_counts_are_published_as_otel_metrics() -> None:
         LATE_SPANS_METRIC: "{span}",
         POLICY_ERRORS_METRIC: "{evaluation}",
     }
+
+
+def test_the_published_totals_are_the_runtimes() -> None:
+    gc.collect()  # samplers of earlier tests publish their last counts now, not below
+    before = current().sampler_totals().snapshot()
+    counts = run_every_kind_of_count()
+    assert current().sampler_totals().snapshot().since(before) == counts
 
 
 def test_counts_are_published_at_each_tick_not_on_the_apps_thread() -> None:

@@ -1,9 +1,11 @@
-"""The GenAI client metrics of the OTel semantic conventions, for every traced call.
+"""The GenAI client metrics of the OTel semantic conventions, for every call.
 
 ``gen_ai.client.operation.duration`` (s) and ``gen_ai.client.token.usage`` ({token}) with
 the attributes and advisory bucket boundaries the conventions define, as the contrib
 ``openai-v2`` instrumentation records them, so dashboards built for those metrics work on
 closedloop's too. Durations are the span's latency (streams: until the stream ends).
+Calls whose span is not sampled are measured too, so the metrics count all traffic,
+whatever fraction of it a head sampler keeps.
 """
 
 from __future__ import annotations

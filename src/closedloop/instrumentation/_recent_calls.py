@@ -9,6 +9,9 @@ objects or the instrumentation's private fields:
 - object identity -> span context, for the stream and raw-response proxies the
   instrumentation returns (they have no id until consumed). Entries hold the object weakly
   when it allows, so registering never keeps a finished stream alive.
+
+The maps are a :class:`RecentCalls` that the process's runtime holds
+(``closedloop._runtime``); instrumentation writes to it through the call it traces.
 """
 
 from __future__ import annotations
@@ -20,68 +23,84 @@ from collections.abc import Callable
 
 from opentelemetry.trace import SpanContext
 
-_MAX_ENTRIES = 10_000
-_lock = threading.Lock()
-_by_response_id: OrderedDict[str, SpanContext] = OrderedDict()
-_by_object: OrderedDict[int, tuple[Callable[[], object | None], SpanContext]] = OrderedDict()
-# Ids of collected objects. Weakref callbacks may run inside a locked section (garbage
-# collection can start anywhere), so they only append here; the next register() purges.
-_collected: deque[int] = deque()
+MAX_ENTRIES = 10_000
+
+# A registered object (held weakly when it allows) and the span behind it.
+_Entry = tuple[Callable[[], object | None], SpanContext]
 
 
-def remember(response_id: str, span_context: SpanContext) -> None:
-    """Record the span of a call that returned a response with this provider id."""
-    with _lock:
-        _by_response_id[response_id] = span_context
-        _by_response_id.move_to_end(response_id)
-        if len(_by_response_id) > _MAX_ENTRIES:
-            _by_response_id.popitem(last=False)
+class RecentCalls:
+    """The spans of the last ``MAX_ENTRIES`` responses and objects, by id and by identity."""
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_response_id: OrderedDict[str, SpanContext] = OrderedDict()
+        self._by_object: OrderedDict[int, _Entry] = OrderedDict()
+        # Ids of collected objects. Weakref callbacks may run inside a locked section
+        # (garbage collection can start anywhere), so they only append here; the next
+        # register() purges.
+        self._collected: deque[int] = deque()
 
-def span_context_for(response_id: str) -> SpanContext | None:
-    """The span of a recent call (the last 10,000 in this process) that returned this id."""
-    with _lock:
-        return _by_response_id.get(response_id)
+    def remember(self, response_id: str, span_context: SpanContext) -> None:
+        """Record the span of a call that returned a response with this provider id."""
+        with self._lock:
+            self._by_response_id[response_id] = span_context
+            self._by_response_id.move_to_end(response_id)
+            if len(self._by_response_id) > MAX_ENTRIES:
+                self._by_response_id.popitem(last=False)
 
+    def span_context_for(self, response_id: str) -> SpanContext | None:
+        """The span of a recent call (the last 10,000 in this process) that returned this id."""
+        with self._lock:
+            return self._by_response_id.get(response_id)
 
-def register(obj: object, span_context: SpanContext) -> None:
-    """Record the span behind an object the instrumentation returned (a stream proxy, say).
+    def register(self, obj: object, span_context: SpanContext) -> None:
+        """Record the span behind an object the instrumentation returned (a stream proxy, say).
 
-    Keyed by identity, not equality: ``wrapt`` proxies compare and hash like the object they
-    wrap, which would confuse two streams over equal payloads.
-    """
-    key = id(obj)
-    try:
-        reference: Callable[[], object | None] = weakref.ref(obj, lambda _: _collected.append(key))
-    except TypeError:
-        # Not weak-referenceable: hold it strongly; the bound limits what that keeps alive.
-        reference = _StrongReference(obj)
-    with _lock:
-        _purge_collected()
-        _by_object[key] = (reference, span_context)
-        _by_object.move_to_end(key)
-        if len(_by_object) > _MAX_ENTRIES:
-            _by_object.popitem(last=False)
+        Keyed by identity, not equality: ``wrapt`` proxies compare and hash like the object
+        they wrap, which would confuse two streams over equal payloads.
+        """
+        key = id(obj)
+        collected = self._collected
+        try:
+            reference: Callable[[], object | None] = weakref.ref(
+                obj, lambda _: collected.append(key)
+            )
+        except TypeError:
+            # Not weak-referenceable: hold it strongly; the bound limits what that keeps alive.
+            reference = _StrongReference(obj)
+        with self._lock:
+            self._purge_collected()
+            self._by_object[key] = (reference, span_context)
+            self._by_object.move_to_end(key)
+            if len(self._by_object) > MAX_ENTRIES:
+                self._by_object.popitem(last=False)
+
+    def span_context_of(self, obj: object) -> SpanContext | None:
+        """The span behind a registered object, else behind its response ``id``, else None."""
+        with self._lock:
+            entry = self._by_object.get(id(obj))
+            if entry is not None and entry[0]() is obj:
+                return entry[1]
+        response_id = getattr(obj, "id", None)
+        return self.span_context_for(response_id) if isinstance(response_id, str) else None
+
+    def _purge_collected(self) -> None:
+        """Drop entries whose object is gone (callers hold ``_lock``)."""
+        while self._collected:
+            key = self._collected.popleft()
+            entry = self._by_object.get(key)
+            # The id may already belong to a newer object registered since; keep that entry.
+            if entry is not None and entry[0]() is None:
+                del self._by_object[key]
 
 
 def span_context_of(obj: object) -> SpanContext | None:
-    """The span behind a registered object, else behind its response ``id``, else None."""
-    with _lock:
-        entry = _by_object.get(id(obj))
-        if entry is not None and entry[0]() is obj:
-            return entry[1]
-    response_id = getattr(obj, "id", None)
-    return span_context_for(response_id) if isinstance(response_id, str) else None
+    """The span behind ``obj`` in this process's recent calls (what feedback resolves)."""
+    # Imported here: the runtime imports this module to hold a RecentCalls.
+    from closedloop._runtime import current
 
-
-def _purge_collected() -> None:
-    """Drop entries whose object is gone (callers hold ``_lock``)."""
-    while _collected:
-        key = _collected.popleft()
-        entry = _by_object.get(key)
-        # The id may already belong to a newer object registered since; keep that entry.
-        if entry is not None and entry[0]() is None:
-            del _by_object[key]
+    return current().recent_calls.span_context_of(obj)
 
 
 class _StrongReference:

@@ -3,10 +3,10 @@
 Counting happens on the app's thread (``ingest``) under the sampler's lock, where a
 synchronous OTel counter's ``add`` costs microseconds; so a sampler only adds to the
 integers of its ``SamplerCounts``. Once per tick, after releasing its lock, it adds what it
-counted since the last tick to one process-wide total, which ``ObservableCounter``
-callbacks read when the app's MeterProvider collects. The total only grows, as a
-cumulative counter must: a discarded sampler leaves its counts in it (the last tick's
-worth is added when it is garbage-collected), and nothing here holds on to a sampler.
+counted since the last tick to the process-wide ``SamplerTotals`` the runtime holds, which
+``ObservableCounter`` callbacks read when the app's MeterProvider collects. The total only
+grows, as a cumulative counter must: a discarded sampler leaves its counts in it (the last
+tick's worth is added when it is garbage-collected), and nothing here holds on to a sampler.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from closedloop import _telemetry as telemetry
+from closedloop._runtime import current
 from closedloop.sampling._counts import (
     DECISION_ATTRIBUTE,
     LATE_SPANS_METRIC,
@@ -51,22 +52,35 @@ class Unpublished:
         publish(self.take())
 
 
-_total_lock = threading.Lock()
-_total = SamplerCounts()
+class SamplerTotals:
+    """Every sampler's published counts, summed (``closedloop._runtime`` holds the one)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._total = SamplerCounts()
+
+    def add(self, counts: SamplerCounts) -> None:
+        with self._lock:
+            self._total.add(counts)
+
+    def snapshot(self) -> SamplerCounts:
+        """A copy of the totals, for the metric callbacks (and tests) to read unlocked."""
+        copy = SamplerCounts()
+        with self._lock:
+            copy.add(self._total)
+        return copy
 
 
 def publish(counts: SamplerCounts) -> None:
     """Add a sampler's new counts to the process-wide total the OTel metrics read."""
-    with _total_lock:
-        _total.add(counts)
+    current().sampler_totals().add(counts)
 
 
 def _observer(
     read: Callable[[SamplerCounts], Iterable[Observation]],
 ) -> Callable[[CallbackOptions], Iterable[Observation]]:
     def observe(options: CallbackOptions) -> Iterable[Observation]:
-        with _total_lock:
-            return list(read(_total))
+        return list(read(current().sampler_totals().snapshot()))
 
     return observe
 
@@ -129,4 +143,4 @@ _meter.create_observable_counter(
 )
 
 
-__all__ = ["Unpublished", "publish"]
+__all__ = ["SamplerTotals", "Unpublished", "publish"]

@@ -3,6 +3,11 @@
 Operation modules (chat, responses, embeddings) say *what* to record; this module says
 *how*: context and user attributes, usage and cost, content capture with redaction,
 latency and time to first chunk on a monotonic clock, and error status.
+
+Every call records the GenAI client metrics, whether its span is sampled or not (as
+openai-v2 does): a 10 % head sampler must not make the metrics show 10 % of the calls and
+tokens. A call whose span is not recording does only what the metrics need (duration,
+error type, response model, token usage): no content capture, redaction or attributes.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from opentelemetry.util.types import AttributeValue
 
 from closedloop import _health as health
 from closedloop._cost import TokenUsage
+from closedloop._runtime import current
 from closedloop.instrumentation import _attributes as attr
-from closedloop.instrumentation import _recent_calls as recent_calls
 from closedloop.instrumentation._client_metrics import ClientMetrics
 from closedloop.instrumentation._context import current_call_context
 from closedloop.instrumentation._settings import InstrumentationSettings
@@ -85,7 +90,13 @@ class Operation(Protocol):
 
     def record_response(self, call: LLMCall, response: Any) -> None: ...
 
-    def stream_state(self, hide_usage_chunk: bool) -> StreamState: ...
+    def measure(self, call: LLMCall, response: Any) -> None:
+        """Only what the metrics need from a complete response (the span is not recording)."""
+        ...
+
+    def stream_state(self, hide_usage_chunk: bool, recording: bool) -> StreamState:
+        """What follows a stream: for the span, or only for the metrics when not recording."""
+        ...
 
     @property
     def response_type(self) -> type:
@@ -129,7 +140,10 @@ class Hooks:
 
 
 class LLMCall:
-    """Owns one CLIENT span; every method is safe to call in any order, any number of times."""
+    """Owns one CLIENT span; every method is safe to call in any order, any number of times.
+
+    On a span that is not recording, methods keep only what the metrics need.
+    """
 
     def __init__(
         self, hooks: Hooks, operation: Operation, endpoint: Endpoint, kwargs: Mapping[str, Any]
@@ -149,26 +163,24 @@ class LLMCall:
         self._lock = threading.Lock()
         self._ended = False
         self._layer = current_call_context()
-        self.scrubber = (
-            ContentScrubber(settings.redactor, settings.max_content_chars)
-            if settings.capture_content
-            else None
-        )
         self.span: Span = hooks.tracer.start_span(
             f"{operation.operation_name} {self.request_model}",
             kind=SpanKind.CLIENT,
             attributes=self._start_attributes(kwargs),
         )
-        if self.span.is_recording() and self.scrubber is not None:
+        # Asked once: the span records until it ends, and only end() ends it.
+        self.recording = self.span.is_recording()
+        self.scrubber = (
+            ContentScrubber(settings.redactor, settings.max_content_chars)
+            if self.recording and settings.capture_content
+            else None
+        )
+        if self.scrubber is not None:
             try:
                 self._set_json(operation.input_content(kwargs, self.scrubber.section()))
             except Exception as error:
                 health.record_failure(f"{operation.operation_name}.input_content", error)
         self._started = time.perf_counter()
-
-    @property
-    def recording(self) -> bool:
-        return self.span.is_recording()
 
     def _start_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
         values: dict[str, AttributeValue] = {
@@ -221,16 +233,34 @@ class LLMCall:
                 self.span.set_attribute(key, to_json(value))
 
     def set(self, values: Mapping[str, AttributeValue | None]) -> None:
-        """Set the attributes whose value is known (None means unknown: not set)."""
+        """Set the attributes whose value is known (None means unknown: not set). The
+        response model is kept for the metrics even when the span is not recording."""
+        response_model = values.get(attr.RESPONSE_MODEL)
+        if isinstance(response_model, str):
+            self._response_model = response_model
+        if not self.recording:
+            return
         for key, value in values.items():
             if value is not None:
                 self.span.set_attribute(key, value)
         response_id = values.get(attr.RESPONSE_ID)
         if isinstance(response_id, str):
-            recent_calls.remember(response_id, self.span.get_span_context())
-        response_model = values.get(attr.RESPONSE_MODEL)
-        if isinstance(response_model, str):
-            self._response_model = response_model
+            current().recent_calls.remember(response_id, self.span.get_span_context())
+
+    def measured(self, model: Any, usage: TokenUsage | None) -> None:
+        """The response model and token usage of a call whose span is not recording."""
+        if isinstance(model, str):
+            self._response_model = model
+        self._usage = usage
+
+    def register(self, obj: object) -> None:
+        """Let feedback given with ``obj``, a proxy this call returned, find the span."""
+        if self.recording:
+            current().recent_calls.register(obj, self.span.get_span_context())
+
+    def stream_state(self, hide_usage_chunk: bool) -> StreamState:
+        """What follows this call's stream (``hide_usage_chunk``: closedloop asked usage)."""
+        return self.operation.stream_state(hide_usage_chunk, self.recording)
 
     def add_tools_called(self, names: list[str]) -> None:
         if not names:
@@ -281,6 +311,9 @@ class LLMCall:
     def record_response(self, response: Any) -> None:
         """Response attributes from a complete (non-streamed) SDK object; guarded."""
         try:
+            if not self.recording:
+                self.operation.measure(self, response)
+                return
             self.operation.record_response(self, response)
             self.set({attr.PROVIDER_REQUEST_ID: getattr(response, "_request_id", None)})
         except Exception as error:
@@ -294,6 +327,8 @@ class LLMCall:
         """
         error_type = type(error).__qualname__
         self._error_type = error_type
+        if not self.recording:
+            return
         event: dict[str, AttributeValue] = {"exception.type": error_type}
         try:
             self.span.set_attribute(attr.ERROR_TYPE, error_type)
@@ -316,6 +351,8 @@ class LLMCall:
     def mark_failed(self, error_type: str, message: str | None) -> None:
         """A call the provider answered with a failure instead of an HTTP error."""
         self._error_type = error_type
+        if not self.recording:
+            return
         self.span.set_attribute(attr.ERROR_TYPE, error_type)
         self.span.set_status(Status(StatusCode.ERROR, error_type))
         if self.scrubber is not None and message:
@@ -324,34 +361,37 @@ class LLMCall:
 
     def end(self) -> None:
         """Latency, TTFT and redaction count, then end the span and record the call's
-        metrics: only the first call acts."""
+        metrics, sampled or not: only the first call acts."""
         with self._lock:
             if self._ended:
                 return
             self._ended = True
         duration_s = self.mark_done() - self._started
         try:
-            self.span.set_attribute(attr.LATENCY_MS, duration_s * 1000.0)
-            if self._first_chunk_at is not None:
-                self.span.set_attribute(
-                    attr.RESPONSE_TIME_TO_FIRST_CHUNK, self._first_chunk_at - self._started
-                )
-            if self.scrubber is not None:
-                if self.scrubber.redactor is not None:
-                    self.span.set_attribute(attr.REDACTIONS, self.scrubber.count)
-                if self.scrubber.truncated:
-                    self.span.set_attribute(attr.CONTENT_TRUNCATED, True)
+            if self.recording:
+                self._set_end_attributes(duration_s)
             if self._layer is not None:
                 self._layer.record_call(self.span.get_span_context())
         except Exception as error:
             health.record_failure("span.attributes", error)
-        recorded = self.span.is_recording()  # an unsampled call is not measured either
         try:
             self.span.end()  # span processors run here; theirs are not the caller's errors
         except Exception as error:
             health.record_failure("span.end", error)
-        if recorded:
-            self._record_metrics(duration_s)
+        self._record_metrics(duration_s)
+
+    def _set_end_attributes(self, duration_s: float) -> None:
+        """Latency, time to first chunk and what content capture did."""
+        self.span.set_attribute(attr.LATENCY_MS, duration_s * 1000.0)
+        if self._first_chunk_at is not None:
+            self.span.set_attribute(
+                attr.RESPONSE_TIME_TO_FIRST_CHUNK, self._first_chunk_at - self._started
+            )
+        if self.scrubber is not None:
+            if self.scrubber.redactor is not None:
+                self.span.set_attribute(attr.REDACTIONS, self.scrubber.count)
+            if self.scrubber.truncated:
+                self.span.set_attribute(attr.CONTENT_TRUNCATED, True)
 
     def _record_metrics(self, duration_s: float) -> None:
         try:

@@ -154,8 +154,14 @@ class ChatCompletions:
                 ]
             )
 
-    def stream_state(self, hide_usage_chunk: bool) -> ChatStreamState:
-        return ChatStreamState(hide_usage_chunk)
+    def measure(self, call: LLMCall, response: Any) -> None:
+        usage = chat_usage(response.usage)[0] if response.usage is not None else None
+        call.measured(response.model, usage)
+
+    def stream_state(self, hide_usage_chunk: bool, recording: bool) -> ChatStreamMeter:
+        if recording:
+            return ChatStreamState(hide_usage_chunk)
+        return ChatStreamMeter(hide_usage_chunk)
 
 
 class _Choice:
@@ -168,28 +174,21 @@ class _Choice:
         self.tool_calls: dict[int, dict[str, Any]] = {}
 
 
-class ChatStreamState:
-    """Rebuilds what a chat stream delivered, choice by choice, from its chunks."""
+class ChatStreamMeter:
+    """What the metrics need from a chat stream (its model, and usage from the final
+    chunk): all that is kept of a stream whose span is not recording."""
+
+    content_started = False  # no span: no time to first chunk
 
     def __init__(self, hide_usage_chunk: bool) -> None:
         self.hide_usage_chunk = hide_usage_chunk
-        self.response_id: str | None = None
         self.model: str | None = None
-        self.service_tier: str | None = None
-        self.system_fingerprint: str | None = None
         self.usage: Any = None
-        self.choices: dict[int, _Choice] = {}
-        self.content_started = False
 
     def observe(self, chunk: Any) -> None:
-        self.response_id = self.response_id or chunk.id
         self.model = self.model or chunk.model
-        self.service_tier = chunk.service_tier or self.service_tier
-        self.system_fingerprint = chunk.system_fingerprint or self.system_fingerprint
         if chunk.usage is not None:
             self.usage = chunk.usage
-        for choice in chunk.choices or ():
-            self._observe_choice(choice)
 
     def conceal(self, chunk: Any) -> bool:
         """Undo ``include_usage`` when closedloop asked for it and the caller did not.
@@ -206,6 +205,29 @@ class ChatStreamState:
             chunk.usage = None
         chunk.__pydantic_fields_set__.discard("usage")
         return False
+
+    def finish(self, call: LLMCall) -> None:
+        call.measured(self.model, chat_usage(self.usage)[0] if self.usage is not None else None)
+
+
+class ChatStreamState(ChatStreamMeter):
+    """Rebuilds what a chat stream delivered, choice by choice, from its chunks."""
+
+    def __init__(self, hide_usage_chunk: bool) -> None:
+        super().__init__(hide_usage_chunk)
+        self.response_id: str | None = None
+        self.service_tier: str | None = None
+        self.system_fingerprint: str | None = None
+        self.choices: dict[int, _Choice] = {}
+        self.content_started = False
+
+    def observe(self, chunk: Any) -> None:
+        super().observe(chunk)
+        self.response_id = self.response_id or chunk.id
+        self.service_tier = chunk.service_tier or self.service_tier
+        self.system_fingerprint = chunk.system_fingerprint or self.system_fingerprint
+        for choice in chunk.choices or ():
+            self._observe_choice(choice)
 
     def _observe_choice(self, choice: Any) -> None:
         state = self.choices.setdefault(choice.index, _Choice())

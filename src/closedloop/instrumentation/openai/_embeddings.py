@@ -48,9 +48,17 @@ class Embeddings:
             vector = response.data[0].embedding
             if isinstance(vector, list):
                 call.set({attr.EMBEDDINGS_DIMENSION_COUNT: len(vector)})
-        usage = response.usage
+        usage = _usage(response)
         if usage is not None:
-            call.record_usage(TokenUsage(usage.prompt_tokens or 0, 0, 0), None, response.model)
+            call.record_usage(usage, None, response.model)
 
-    def stream_state(self, hide_usage_chunk: bool) -> NoReturn:
+    def measure(self, call: LLMCall, response: Any) -> None:
+        call.measured(response.model, _usage(response))
+
+    def stream_state(self, hide_usage_chunk: bool, recording: bool) -> NoReturn:
         raise TypeError("embeddings are never streamed")
+
+
+def _usage(response: Any) -> TokenUsage | None:
+    usage = response.usage
+    return TokenUsage(usage.prompt_tokens or 0, 0, 0) if usage is not None else None

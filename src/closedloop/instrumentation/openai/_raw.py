@@ -20,7 +20,6 @@ import openai
 from closedloop import _health as health
 from closedloop._runtime import current
 from closedloop.instrumentation import _attributes as attr
-from closedloop.instrumentation import _recent_calls as recent_calls
 from closedloop.instrumentation.openai._call import LLMCall
 from closedloop.instrumentation.openai._streams import StreamTracer, traced_stream
 from openai._models import construct_type
@@ -46,9 +45,9 @@ def finish_legacy(call: LLMCall, raw: Any, is_async: bool) -> Any:
         call.end()
         return raw
     call.set({attr.PROVIDER_REQUEST_ID: raw.request_id})
-    recent_calls.register(raw, call.span.get_span_context())
+    call.register(raw)
     if isinstance(parsed, (openai.Stream, openai.AsyncStream)):
-        state = call.operation.stream_state(False)
+        state = call.stream_state(False)
         raw._parsed_by_type[raw._cast_to] = traced_stream(parsed, call, state, is_async)
         return raw
     call.mark_done()
@@ -62,7 +61,7 @@ class _BodyTracer:
 
     def __init__(self, call: LLMCall, streaming: bool) -> None:
         self.call = call
-        self.state = call.operation.stream_state(False) if streaming else None
+        self.state = call.stream_state(False) if streaming else None
         self.body = bytearray()
         self.pending = bytearray()
         self.decoder = SSEDecoder()
@@ -106,7 +105,7 @@ class _BodyTracer:
         """What ``parse()`` returns to the caller: a traced stream, or the value itself."""
         if isinstance(value, (openai.Stream, openai.AsyncStream)):
             if self.parsed_proxy is None:
-                state = self.call.operation.stream_state(False)
+                state = self.call.stream_state(False)
                 self.parsed_proxy = traced_stream(value, self.call, state, is_async)
                 self.parsed_stream = self.parsed_proxy.stream_tracer
             return self.parsed_proxy
@@ -300,5 +299,5 @@ def traced_api_response(
         proxy = AsyncTracedAPIResponse(response, call, _streaming(kwargs))
     else:
         proxy = TracedAPIResponse(response, call, _streaming(kwargs))
-    recent_calls.register(proxy, call.span.get_span_context())
+    call.register(proxy)
     return proxy

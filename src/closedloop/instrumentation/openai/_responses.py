@@ -172,12 +172,19 @@ class Responses:
                 parts.append(tool_call_part(scrubber, item.call_id, item.name, arguments))
         return {"role": "assistant", "parts": parts, "finish_reason": finish_reason(response)}
 
-    def stream_state(self, hide_usage_chunk: bool) -> ResponsesStreamState:
+    def measure(self, call: LLMCall, response: Any) -> None:
+        usage = responses_usage(response.usage)[0] if response.usage is not None else None
+        call.measured(response.model, usage)
+        if response.status == "failed":
+            call.mark_failed(str(field(response.error, "code") or "failed"), None)
+
+    def stream_state(self, hide_usage_chunk: bool, recording: bool) -> ResponsesStreamState:
         return ResponsesStreamState(self)
 
 
 class ResponsesStreamState:
-    """Responses streams end with the whole response object: record that one."""
+    """Responses streams end with the whole response object: record that one, or only
+    measure it when the span is not recording (what is kept per event is light either way)."""
 
     def __init__(self, operation: Responses) -> None:
         self.operation = operation
@@ -199,6 +206,9 @@ class ResponsesStreamState:
 
     def finish(self, call: LLMCall) -> None:
         if self.final is not None:
-            self.operation.record_response(call, self.final)
+            if call.recording:
+                self.operation.record_response(call, self.final)
+            else:
+                self.operation.measure(call, self.final)
         elif self.partial is not None:
             call.set({attr.RESPONSE_ID: self.partial.id, attr.RESPONSE_MODEL: self.partial.model})

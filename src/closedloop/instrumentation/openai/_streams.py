@@ -18,7 +18,6 @@ import wrapt
 
 from closedloop import _health as health
 from closedloop._runtime import current
-from closedloop.instrumentation import _recent_calls as recent_calls
 from closedloop.instrumentation.openai._call import LLMCall, StreamState
 
 
@@ -204,5 +203,5 @@ def traced_stream(
     if opened is not None:
         opened.append(tracer)
     proxy = AsyncTracedStream(stream, tracer) if is_async else TracedStream(stream, tracer)
-    recent_calls.register(proxy, call.span.get_span_context())
+    call.register(proxy)
     return proxy

@@ -18,7 +18,6 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 import openai
 from closedloop import _health as health
 from closedloop.instrumentation import _attributes as attr
-from closedloop.instrumentation import _recent_calls as recent_calls
 from closedloop.instrumentation.openai._call import Endpoint, Hooks, LLMCall, Operation
 from closedloop.instrumentation.openai._raw import finish_legacy, traced_api_response
 from closedloop.instrumentation.openai._stream_usage import (
@@ -66,7 +65,8 @@ def _begin(
     hooks: Hooks, operation: Operation, instance: Any, kwargs: dict[str, Any]
 ) -> tuple[_Request | None, dict[str, Any]]:
     """Start the span; on any internal failure no request (the call goes untraced) and
-    the kwargs to send (one-shot iterators already read stay read, as lists)."""
+    the kwargs to send (one-shot iterators already read stay read, as lists). A span that
+    is not sampled is followed too, for the metrics."""
     if not is_instrumentation_enabled():
         return None, kwargs
     name = operation.operation_name
@@ -79,12 +79,10 @@ def _begin(
     except Exception as error:
         health.record_failure(f"{name}.start", error)
         return None, prepared
-    if not call.recording:
-        call.end()
-        return None, prepared
     send, key = prepared, ""
     try:
         # Only streams can be asked for usage: plain calls skip the policy's lock entirely.
+        # Unsampled streams are asked too: their token usage is in the metrics.
         if prepared.get("stream") is True:
             key = endpoint_key(instance._client)
             if hooks.stream_usage.may_ask(endpoint.address, key, prepared):
@@ -102,8 +100,7 @@ def _finish(request: _Request, result: Any, is_async: bool) -> Any:
         # Streams and unread bodies end where the caller finishes reading them.
         if isinstance(result, (openai.Stream, openai.AsyncStream)):
             call.set({attr.PROVIDER_REQUEST_ID: result.response.headers.get("x-request-id")})
-            state = call.operation.stream_state(request.asked_usage)
-            return traced_stream(result, call, state, is_async)
+            return traced_stream(result, call, call.stream_state(request.asked_usage), is_async)
         if LegacyAPIResponse is not None and isinstance(result, LegacyAPIResponse):
             return finish_legacy(call, result, is_async)
         if isinstance(result, (openai.APIResponse, openai.AsyncAPIResponse)):
@@ -219,9 +216,8 @@ class TracedStreamManager(wrapt.ObjectProxy[Any]):
     def _remember_opened(self, opened: list[StreamTracer], stream: Any) -> None:
         self._self_opened = opened
         for tracer in opened:
-            span_context = tracer.call.span.get_span_context()
-            recent_calls.register(self, span_context)
-            recent_calls.register(stream, span_context)
+            tracer.call.register(self)
+            tracer.call.register(stream)
 
     def _end_opened(self) -> None:
         for tracer in self._self_opened:
