@@ -13,6 +13,7 @@ import pytest
 import closedloop
 from _support.spans import client_for, only_span
 from closedloop.instrumentation._users import LRUInteractionCounter
+from closedloop.instrumentation.openai import OpenAIInstrumentor
 
 
 def _redactor(text: str) -> tuple[str, int]:
@@ -40,8 +41,11 @@ def _redactor(text: str) -> tuple[str, int]:
         ({"user_hash_key": 42}, TypeError, "user_hash_key=42 is a int, not a str or bytes"),
         ({"user_hash_key": ""}, ValueError, "user_hash_key='' is empty"),
         ({"stream_usage": "sometimes"}, ValueError, "stream_usage='sometimes' is not allowed"),
+        ({"stream_usage": None}, TypeError, "stream_usage=None is a NoneType, not a str"),
+        ({"stream_usage": True}, TypeError, "stream_usage=True is a bool, not a str"),
         ({"max_content_chars": 0}, ValueError, "max_content_chars=0 must be at least 1"),
         ({"shutdown_timeout_s": 0}, ValueError, "shutdown_timeout_s=0 must be a positive"),
+        ({"shutdown_timeout_s": 10**400}, ValueError, "must be a finite number"),
         ({"service_name": 7}, TypeError, "service_name=7 is a int, not a str"),
     ],
 )
@@ -53,6 +57,20 @@ def test_instrument_refuses_wrong_arguments_clearly(provider, options, error, me
     finally:
         closedloop.uninstrument()
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("options", [{"tracer_provider": "x"}, {"meter_provider": "x"}])
+def test_instrument_and_the_instrumentor_check_providers_alike(options):
+    """One check for both entry points: the same argument fails with the same message."""
+    with pytest.raises((TypeError, ValueError)) as from_instrument:
+        closedloop.instrument(**options)
+    instrumentor = OpenAIInstrumentor()
+    try:
+        with pytest.raises(type(from_instrument.value)) as from_instrumentor:
+            instrumentor.instrument(**options)
+    finally:
+        instrumentor.uninstrument()
+    assert str(from_instrumentor.value) == str(from_instrument.value)
 
 
 def test_a_counter_that_fails_later_never_untraces_a_call(server, exporter, instrument):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import random
 import shutil
 import struct
@@ -22,6 +21,7 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.trace import SpanKind, StatusCode
 
+from _support.tools import require_go
 from closedloop._pdata import (
     SPAN_KIND_NAMES,
     SPAN_KIND_NUMBERS,
@@ -73,10 +73,7 @@ def sample_values() -> list[Any]:
 
 
 def test_as_string_matches_pdata(tmp_path: Path) -> None:
-    if shutil.which("go") is None:
-        if os.environ.get("CLOSEDLOOP_REQUIRE_GO") == "1":
-            pytest.fail("Go is required (CLOSEDLOOP_REQUIRE_GO=1) but `go` is not on PATH")
-        pytest.skip("Go is not installed: cannot run pdata's AsString")
+    require_go("run pdata's AsString")
     workdir = tmp_path / "asstring"
     shutil.copytree(SOURCE, workdir)
     subprocess.run(["go", "mod", "tidy"], cwd=workdir, check=True, capture_output=True, timeout=600)

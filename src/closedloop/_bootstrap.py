@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from closedloop import _health as health
 from closedloop._runtime import DEFAULT_SHUTDOWN_TIMEOUT_S, current
-from closedloop._validation import require_positive_number, require_type
+from closedloop._validation import require_instrument_options, require_type
 from closedloop.instrumentation._settings import (
     DEFAULT_MAX_CONTENT_CHARS,
     InstrumentationSettings,
@@ -142,21 +142,12 @@ def _check_arguments(
         "OTLP/HTTP to the endpoint.",
         optional=True,
     )
-    require_type(
-        "tracer_provider",
-        tracer_provider,
-        trace.TracerProvider,
-        "pass an OpenTelemetry TracerProvider instance, or leave it out to use the global one.",
-        optional=True,
+    # Before any provider is created: the instrumentor checks them again, with the same code.
+    require_instrument_options(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        shutdown_timeout_s=shutdown_timeout_s,
     )
-    require_type(
-        "meter_provider",
-        meter_provider,
-        metrics.MeterProvider,
-        "pass an OpenTelemetry MeterProvider instance, or leave it out to use the global one.",
-        optional=True,
-    )
-    require_positive_number("shutdown_timeout_s", shutdown_timeout_s, "pass e.g. 3.0 seconds.")
 
 
 def instrument(

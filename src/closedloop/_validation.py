@@ -7,8 +7,11 @@ caught later is a silent loss of traces (a counter that raises on every call, a 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from typing import Any
+
+from opentelemetry import metrics, trace
 
 
 def _type_names(expected: type | tuple[type, ...]) -> str:
@@ -37,9 +40,10 @@ def require_callable(name: str, value: Any, fix: str) -> None:
 
 
 def require_choice(name: str, value: Any, choices: Collection[str]) -> None:
-    """``value`` must be one of the fixed strings ``choices``."""
-    if not isinstance(value, str) or value not in choices:
-        allowed = ", ".join(repr(choice) for choice in choices)
+    """``value`` must be one of the fixed strings ``choices`` (a non-string is a TypeError)."""
+    allowed = ", ".join(repr(choice) for choice in choices)
+    require_type(name, value, str, f"use one of {allowed}.")
+    if value not in choices:
         raise ValueError(f"{name}={value!r} is not allowed; use one of {allowed}.")
 
 
@@ -62,7 +66,41 @@ def require_positive_int(name: str, value: Any, fix: str) -> None:
         raise ValueError(f"{name}={value!r} must be at least 1; {fix}")
 
 
-def require_positive_number(name: str, value: Any, fix: str) -> None:
+def finite_number(name: str, value: Any, fix: str) -> float:
+    """``value`` (an int or float) as a finite float: NaN, infinities and ints too large for
+    a float are a ValueError here, not an OverflowError wherever the number is used."""
     require_type(name, value, (int, float), fix)
-    if not value > 0 or value == float("inf"):
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"{name}={value!r} must be a finite number; {fix}")
+    return number
+
+
+def require_positive_number(name: str, value: Any, fix: str) -> None:
+    if not finite_number(name, value, fix) > 0:
         raise ValueError(f"{name}={value!r} must be a positive, finite number; {fix}")
+
+
+def require_instrument_options(
+    *, tracer_provider: object, meter_provider: object, shutdown_timeout_s: object
+) -> None:
+    """What ``closedloop.instrument()`` and ``OpenAIInstrumentor().instrument()`` both take
+    (providers None: the global ones), checked in one place for both."""
+    require_type(
+        "tracer_provider",
+        tracer_provider,
+        trace.TracerProvider,
+        "pass an OpenTelemetry TracerProvider instance, or leave it out to use the global one.",
+        optional=True,
+    )
+    require_type(
+        "meter_provider",
+        meter_provider,
+        metrics.MeterProvider,
+        "pass an OpenTelemetry MeterProvider instance, or leave it out to use the global one.",
+        optional=True,
+    )
+    require_positive_number("shutdown_timeout_s", shutdown_timeout_s, "pass e.g. 3.0 seconds.")

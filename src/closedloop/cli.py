@@ -73,7 +73,7 @@ def rescue(
 ) -> None:
     """Copy traces that got feedback after sampling dropped them back into otel_traces."""
     from closedloop.store import DEFAULT_URL, connect
-    from closedloop.store._rescue import rescue as run_rescue
+    from closedloop.store import rescue as run_rescue
 
     with connect(store_url or DEFAULT_URL) as store:
         result = run_rescue(store, _since(since) if since else None)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+
+from _support.tools import missing
+from _support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTOR = ROOT / ".build" / "otelcol-closedloop"
@@ -26,10 +26,10 @@ def collector_binary() -> Path:
     """The built collector; skip (or fail under CLOSEDLOOP_REQUIRE_COLLECTOR=1) without it."""
     if COLLECTOR.exists():
         return COLLECTOR
-    message = f"{COLLECTOR} is missing: build it with `make collector` (needs Go)"
-    if os.environ.get("CLOSEDLOOP_REQUIRE_COLLECTOR") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(
+        f"{COLLECTOR} is missing: build it with `make collector` (needs Go)",
+        "CLOSEDLOOP_REQUIRE_COLLECTOR",
+    )
 
 
 def free_port() -> int:
@@ -39,19 +39,20 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Until the collector listens on ``port``; at once, with its stderr, if it exits."""
+
+    def listening() -> bool:
         if process.poll() is not None:
             raise RuntimeError(
                 f"collector exited early: {process.stderr.read() if process.stderr else ''}"
             )
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection(("127.0.0.1", port), timeout=0.2),
-        ):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"collector did not listen on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    wait_for(listening, timeout, f"collector did not listen on {port}")
 
 
 def sampling_config(

@@ -6,10 +6,12 @@ import time
 from collections.abc import Callable
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 30.0) -> None:
+def wait_for(
+    condition: Callable[[], object], timeout: float = 30.0, message: str | None = None
+) -> None:
     """Poll ``condition`` until it is true. ``timeout`` only keeps a broken run from hanging
-    for ever (generous, never what a test measures)."""
+    for ever (generous, never what a test measures); ``message`` says what never happened."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"condition not reached in {timeout} s"
+        assert time.monotonic() < deadline, message or f"condition not reached in {timeout} s"
         time.sleep(0.02)

@@ -201,6 +201,13 @@ def test_module_level_flow_leaves_no_thread_behind(provider, exporter, instrumen
             ValueError,
             "timeout_s",
         ),
+        # Longer than a thread can wait: the reaper would die of an OverflowError.
+        (lambda: FlowTracker(timeout_s=1e20, start_reaper=False), ValueError, "timeout_s"),
+        (
+            lambda: FlowTracker(start_reaper=False).start("checkout", timeout_s=10**400),
+            ValueError,
+            "timeout_s",
+        ),
         (lambda: Flow("checkout").add_call("nope"), ValueError, "trace id"),
         (lambda: Flow("checkout").add_call(12345), TypeError, "target"),
         (lambda: Flow("checkout").abandon(reason=""), ValueError, "reason"),

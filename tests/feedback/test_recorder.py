@@ -283,14 +283,16 @@ def test_an_sdk_object_from_elsewhere_is_a_clear_error(server):
 def test_call_id_names_the_call_to_store_with_the_answer(server, exporter, instrumented):
     client = client_for(server)
     assert fb.call_id() is None  # outside any closedloop.context block
-    with closedloop.context(user_id="u-1") as outer:
+    with closedloop.context(user_id="u-1"):
         assert fb.call_id() is None  # no call made yet
         first = client.chat.completions.create(model="gpt-4o-mini", messages=ASK)
         with closedloop.context(prompt_version="v2"):
             second = client.chat.completions.create(model="gpt-4o-mini", messages=ASK)
             inner_latest = fb.call_id()
         outer_latest = fb.call_id()
-        assert outer.last_call is not None
+        with closedloop.context(prompt_version="v3"):
+            assert fb.call_id() is None  # a block sees only calls made inside it
+    assert fb.call_id() is None
     first_span, second_span = llm_spans(exporter)
     first_id, second_id = (
         f"{trace.format_trace_id(s.context.trace_id)}:{trace.format_span_id(s.context.span_id)}"
@@ -303,6 +305,97 @@ def test_call_id_names_the_call_to_store_with_the_answer(server, exporter, instr
     fb.thumbs(fb.call_id(first), up=True)
     [feedback] = feedback_spans(exporter)
     assert feedback.parent.span_id == first_span.context.span_id
+
+
+def test_call_id_in_gathered_tasks_names_each_tasks_own_call(server, instrumented):
+    """Tasks gathered in one context block share its layer; each still finds its own call,
+    even when every call has ended before any task asks."""
+
+    async def main() -> list[tuple[str, str | None]]:
+        client = async_client_for(server)
+        every_call_ended = asyncio.Event()
+        ended = 0
+
+        async def ask() -> tuple[str, str | None]:
+            nonlocal ended
+            reply = await client.chat.completions.create(model="gpt-4o-mini", messages=ASK)
+            ended += 1
+            if ended == 3:
+                every_call_ended.set()
+            await every_call_ended.wait()
+            return fb.call_id(reply), fb.call_id()
+
+        with closedloop.context(user_id="u-1"):
+            return await asyncio.gather(*(ask() for _ in range(3)))
+
+    results = asyncio.run(main())
+    assert [latest for _, latest in results] == [own for own, _ in results]
+    assert len({own for own, _ in results}) == 3
+
+
+def test_call_id_names_a_stream_from_its_start(server, instrumented):
+    client = client_for(server)
+    with closedloop.context(user_id="u-1"):
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=ASK)
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=ASK, stream=True)
+        latest = fb.call_id()  # the stream is not read yet
+        stream.close()
+    assert latest == fb.call_id(stream) != fb.call_id(reply)
+
+
+def test_call_id_and_current_trace_id_skip_embeddings(server, instrumented):
+    """Feedback on an embedding enters no metric: the latest call is the latest generation."""
+    client = client_for(server)
+    with closedloop.context(user_id="u-1"):
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=ASK)
+        client.embeddings.create(model="text-embedding-3-small", input="refund policy")
+        latest = fb.call_id()
+        trace_id = closedloop.current_trace_id()
+    assert latest == fb.call_id(reply)
+    assert trace_id == latest.split(":")[0]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: fb.record("ab" * 16, "safety", 0.7),
+        lambda: fb.record("ab" * 16, "safety", comment="looks unsafe"),
+        lambda: fb.record("ab" * 16, "safety", 1, label=None),
+    ],
+)
+def test_safety_without_a_level_is_refused(call, exporter, instrumented):
+    """Only the latest signal per call counts: a level-less one would cancel a "high"."""
+    with pytest.raises(ValueError, match=r"'safety' needs the field label=") as raised:
+        call()
+    assert "feedback.safety(target, level)" in str(raised.value)
+    assert feedback_spans(exporter) == []
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda: fb.safety("ab" * 16, 3), "level"),
+        (lambda: fb.safety("ab" * 16, None), "level"),
+        (lambda: fb.record("ab" * 16, "score", 1, kind=None), "kind"),
+        (lambda: fb.record("ab" * 16, "score", 1, kind=1), "kind"),
+    ],
+)
+def test_a_choice_of_the_wrong_type_is_a_type_error(call, name, instrumented):
+    with pytest.raises(TypeError, match=rf"^{name}=.* is a .*, not a str; use one of"):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: fb.record("ab" * 16, "score", 10**400), "finite"),
+        (lambda: fb.record("ab" * 16, "score", 1, timestamp=1e300), "in the future"),
+        (lambda: fb.record("ab" * 16, "score", 1, timestamp=10**400), "finite"),
+    ],
+)
+def test_numbers_beyond_any_float_are_value_errors(call, message, instrumented):
+    with pytest.raises(ValueError, match=message):
+        call()
 
 
 def test_safety_shorthand_records_contract_2_label(exporter, instrumented):
@@ -342,3 +435,10 @@ def test_public_names_leave_internals_out():
     assert not hasattr(fb, "emit") and not hasattr(fb, "resolve")
     assert set(fb.__all__) <= set(dir(fb))
     assert fb.KINDS == ("explicit", "implicit", "outcome", "judge", "label")
+
+
+def test_target_shows_only_its_ids():
+    """How a feedback span is parented is the recorder's business, not the public Target's."""
+    public = {name for name in dir(fb.Target(0xAB, 0xCD)) if not name.startswith("_")}
+    assert public == {"trace_id", "span_id", "trace_id_hex"}
+    assert str(fb.Target(0xAB, 0xCD)) == f"{0xAB:032x}:{0xCD:016x}"

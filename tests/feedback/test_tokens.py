@@ -505,6 +505,25 @@ def test_bad_now_is_rejected(now: object, error: type[Exception]) -> None:
         check(VALID, now=now)
 
 
+def test_the_clock_is_bounded_where_a_tokens_expiry_still_fits_a_datetime() -> None:
+    """A clock late in 9999 still works; beyond, or past any float, is a ValueError (never
+    the ``struct.error`` or ``OverflowError`` of packing the issue time)."""
+    late = datetime.datetime(9999, 11, 1, tzinfo=datetime.timezone.utc).timestamp()
+    grant = check(make(now=late, ttl=tokens.MAX_TTL), now=late)
+    assert grant.expires_at == late + tokens.MAX_TTL.total_seconds()
+    year_9999_end = datetime.datetime(9999, 12, 31, tzinfo=datetime.timezone.utc).timestamp()
+    for now in (year_9999_end, 1e20, 10**400):
+        with pytest.raises(ValueError, match=r"^now="):
+            make(now=now)
+        with pytest.raises(ValueError, match=r"^now="):
+            check(VALID, now=now)
+
+
+def test_a_ttl_beyond_any_float_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        make(ttl=10**400)
+
+
 # --- keys (resolution itself: test_hashing.py, for this spec and the user hash one) ----
 
 

@@ -30,7 +30,7 @@ from closedloop.sampling import (
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_CONFIG = ROOT / "collector" / "otel-collector.yaml"
 MAX_UINT64 = 2**64 - 1
-FEEDBACK_SPAN = "closedloop.feedback"  # DESIGN.md Contract 2: what makes a span feedback
+FEEDBACK_SPAN = "closedloop.feedback"  # docs/architecture.md Contract 2: what makes a span feedback
 MS = 1_000_000
 
 

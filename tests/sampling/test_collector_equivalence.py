@@ -228,8 +228,9 @@ class _TraceIdsTheBaselineDrops(RandomIdGenerator):
 
 def feedback_rule_traces() -> tuple[list[ReadableSpan], set[tuple[str, str]]]:
     """Traces only the feedback rule could keep, and the spans it must keep: a span is
-    feedback iff it is named closedloop.feedback (DESIGN.md Contract 2), with or without a
-    closedloop.feedback.kind attribute; that attribute on any other span is not feedback."""
+    feedback iff it is named closedloop.feedback (docs/architecture.md Contract 2), with or
+    without a closedloop.feedback.kind attribute; that attribute on any other span is not
+    feedback."""
     baseline = next(p for p in load(PRODUCTION_CONFIG).policies if p.name == "baseline")
     exporter = InMemorySpanExporter()
     provider = TracerProvider(

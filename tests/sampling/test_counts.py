@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import gc
+import threading
 import weakref
 from collections import Counter
+from dataclasses import FrozenInstanceError
+
+import pytest
 
 from _support.metrics import Sums, closedloop_sums, global_metric_reader
 from closedloop._runtime import current
@@ -67,6 +71,20 @@ def test_a_sampler_counts_what_it_did() -> None:
     )
 
 
+def test_counts_are_a_snapshot_nothing_can_change() -> None:
+    sampler, _ = recording_sampler(config(ERRORS, decision_wait="1s"))
+    sampler.ingest([view(1, status=2)])
+    earlier = sampler.counts
+    sampler.drain()
+    assert earlier == SamplerCounts(traces_received=1)
+    assert sampler.counts.traces_decided == {SAMPLED: 1}
+    with pytest.raises(FrozenInstanceError):
+        earlier.traces_received = 5  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        earlier.traces_decided[SAMPLED] = 5  # type: ignore[index]
+    assert earlier.late_spans["forwarded"] == 0  # an absent key reads 0
+
+
 def sampler_sums() -> Sums:
     sums, _ = closedloop_sums(global_metric_reader())
     return Counter({key: n for key, n in sums.items() if key[0] in SAMPLER_METRICS})
@@ -126,3 +144,30 @@ def test_a_collected_sampler_is_not_held_and_its_counts_stay_in_the_metrics() ->
     gc.collect()
     assert collected() is None
     assert sampler_sums()[TRACES_RECEIVED_METRIC, ()] == before[TRACES_RECEIVED_METRIC, ()] + 2
+
+
+def test_a_sampler_collected_while_the_totals_are_locked_does_not_deadlock() -> None:
+    """Garbage collection can finalize a sampler on a thread that is inside the totals'
+    ``add`` or ``snapshot``, holding their lock: its last counts must not wait for it."""
+    gc.collect()  # samplers of earlier tests publish their last counts now, not below
+    totals = current().sampler_totals()
+    before = totals.snapshot()
+    sampler, _ = recording_sampler(config(ERRORS, decision_wait="1s"))
+    sampler.ingest([view(1)])  # counted, not yet published: no tick after it
+    collected = weakref.ref(sampler)
+    last_reference = [sampler]
+    del sampler
+
+    def collect_holding_the_lock() -> None:
+        with totals._lock:  # as add() and snapshot() hold it
+            last_reference.clear()  # the sampler's finalizer runs here, on this thread
+
+    thread = threading.Thread(target=collect_holding_the_lock, daemon=True)
+    thread.start()
+    thread.join(timeout=10)  # a hang guard, not a time bound: the thread never waits
+    hung = thread.is_alive()
+    if hung:
+        totals._lock.release()  # let the blocked finalizer on, so later tests can collect
+    assert not hung
+    assert collected() is None
+    assert totals.snapshot().since(before) == SamplerCounts(traces_received=1)

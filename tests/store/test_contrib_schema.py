@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 import closedloop.store as cs
+from _support.tools import require_go
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/clickhouseexporter"
@@ -25,10 +23,7 @@ TTL_DAYS = 90
 
 
 def exporter_source(tmp_path: Path) -> Path:
-    if shutil.which("go") is None:
-        if os.environ.get("CLOSEDLOOP_REQUIRE_GO") == "1":
-            pytest.fail("Go is required (CLOSEDLOOP_REQUIRE_GO=1) but `go` is not on PATH")
-        pytest.skip("Go is not installed: cannot fetch the contrib exporter's SQL templates")
+    require_go("fetch the contrib exporter's SQL templates")
     workdir = tmp_path / "gomod"
     workdir.mkdir()
     subprocess.run(

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import format_span_id
 
 import closedloop.store as cs
+from _support.stores import dead_store_url
 from _support.waiting import wait_for
 from closedloop import _health as health
 from closedloop.store._exporter import ClickHouseSpanExporter
@@ -400,14 +401,6 @@ def test_arguments_are_checked_at_the_call(tmp_path):
         ClickHouseSpanExporter(url, retry_max_s=0.1)
     with pytest.raises(TypeError, match=re.escape("spool_dir=3 is a int, not a str or PathLike")):
         ClickHouseSpanExporter(url, spool_dir=3)  # type: ignore[arg-type]
-
-
-def dead_store_url() -> str:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()  # nothing listens: every insert is refused at once
-    return f"clickhouse://default:@127.0.0.1:{port}/closedloop"
 
 
 def test_shutdown_with_a_full_spool_counts_what_it_cannot_keep(tmp_path):

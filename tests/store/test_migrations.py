@@ -247,3 +247,40 @@ def test_a_store_from_before_checksums_upgrades(unmigrated, up_to):
     before = ledger_rows(store)
     assert store.migrate() == []
     assert ledger_rows(store) == before
+
+
+def record_a_newer_migration(store) -> None:
+    """What a newer release leaves: a migration this one does not ship, and its views."""
+    store.execute(
+        "INSERT INTO closedloop.closedloop_migrations (version, name, checksum) "
+        "VALUES (11, 'from_a_newer_release', 'beef')"
+    )
+    store.execute("CREATE OR REPLACE VIEW closedloop.call_signals AS SELECT 1 AS newer_column")
+
+
+def test_a_store_a_newer_release_migrated_is_refused_before_anything_changes(unmigrated):
+    store = unmigrated
+    store.migrate()
+    record_a_newer_migration(store)
+    before, recorded = tables(store), ledger_rows(store)
+    with pytest.raises(cs.NewerSchemaError) as refused:
+        store.migrate()
+    assert isinstance(refused.value, cs.StoreError)
+    message = str(refused.value)
+    assert "applied migration 011_from_a_newer_release.sql" in message
+    assert "upgrade closedloop" in message.lower()
+    # the newer release's view stands, and neither tables nor ledger changed
+    assert store.query("SELECT * FROM closedloop.call_signals") == [{"newer_column": 1}]
+    assert (tables(store), ledger_rows(store)) == (before, recorded)
+
+
+def test_connect_refuses_a_store_a_newer_release_migrated(tmp_path):
+    """``connect()`` migrates by default: an older replica restarting must not revert the
+    views, and the refused store is closed (the chDB directory can be opened again)."""
+    url = f"chdb://{tmp_path}/store"
+    with cs.connect(url) as store:
+        record_a_newer_migration(store)
+    with pytest.raises(cs.NewerSchemaError, match=r"011_from_a_newer_release\.sql"):
+        cs.connect(url)
+    with cs.connect(url, migrate=False) as store:
+        assert store.query("SELECT * FROM closedloop.call_signals") == [{"newer_column": 1}]

@@ -6,7 +6,6 @@ result): the metrics are the same counts, summed over exporters, in any OTel bac
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -17,7 +16,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import closedloop.store as cs
 from _support.metrics import Sums, closedloop_sums, global_metric_reader
+from _support.stores import dead_store_url
 from _support.traffic import generate_traffic
+from closedloop.store import rescue
 from closedloop.store._exporter import ClickHouseSpanExporter, ExporterStats
 from closedloop.store._instruments import (
     INSERT_FAILURES_METRIC,
@@ -25,7 +26,6 @@ from closedloop.store._instruments import (
     RESCUED_TRACES_METRIC,
     SPANS_METRIC,
 )
-from closedloop.store._rescue import rescue
 
 NS = 1_000_000_000
 OUTCOMES = ("exported", "spooled", "adopted", "rejected", "dropped")
@@ -67,14 +67,6 @@ def as_counted(stats: ExporterStats) -> dict[str, int]:
         "dropped": stats.dropped_spans,
         "failed_inserts": stats.failed_inserts,
     }
-
-
-def dead_store_url() -> str:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()  # nothing listens: every insert is refused at once
-    return f"clickhouse://default:@127.0.0.1:{port}/closedloop"
 
 
 def test_exported_and_rejected_spans_are_metrics(tmp_path, reader):

@@ -19,7 +19,7 @@ from _support.collector import PRODUCTION_CONFIG
 from _support.traffic import generate_traffic
 from closedloop.sampling import TailSampler, load
 from closedloop.sampling._trace import SpanView
-from closedloop.store._rescue import rescue
+from closedloop.store import rescue
 
 LATE_AFTER_NS = 60 * 1_000_000_000
 
@@ -61,7 +61,7 @@ def test_rescue_brings_dropped_traces_with_feedback_back_exactly_once(store):
     )[0]["n"]
 
     first = rescue(store)
-    assert (first.traces, first.spans) == (len(dropped_with_feedback), expected_spans)
+    assert first == cs.RescueResult(traces=len(dropped_with_feedback), spans=expected_spans)
     assert trace_ids(store, "otel_traces") == kept | dropped_with_feedback
     after = store.query(
         "SELECT count() AS n, uniqExact(TraceId, SpanId) AS unique_spans "

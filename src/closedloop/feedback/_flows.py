@@ -244,7 +244,15 @@ class FlowTracker:
 
 
 def _require_timeout(timeout_s: float) -> None:
-    require_positive_number("timeout_s", timeout_s, "pass a number of seconds, e.g. 1800.")
+    """Positive, and short enough for the reaper thread to wait on (a longer wait would
+    raise OverflowError in that thread and leave flows unreaped)."""
+    fix = "pass a number of seconds, e.g. 1800."
+    require_positive_number("timeout_s", timeout_s, fix)
+    if timeout_s > threading.TIMEOUT_MAX:
+        raise ValueError(
+            f"timeout_s={timeout_s!r} is longer than a thread can wait "
+            f"({threading.TIMEOUT_MAX:.0f} s); {fix}"
+        )
 
 
 _default_lock = threading.Lock()

@@ -23,8 +23,13 @@ from opentelemetry.util.types import AttributeValue
 from closedloop import __version__
 from closedloop import _runtime as runtime
 from closedloop._bootstrap import active_tracer_provider
-from closedloop._validation import require_choice, require_non_empty_str, require_type
-from closedloop.feedback._targets import FeedbackTarget, Target, resolve
+from closedloop._validation import (
+    finite_number,
+    require_choice,
+    require_non_empty_str,
+    require_type,
+)
+from closedloop.feedback._targets import FeedbackTarget, Target, parent_context, resolve
 from closedloop.instrumentation import _attributes as attr
 from closedloop.instrumentation._settings import active_settings
 
@@ -56,7 +61,10 @@ def _number(field: str, value: float | None) -> float | None:
     require_type(field, value, (bool, numbers.Real), "pass a number, a bool or None.")
     if isinstance(value, bool):
         return 1.0 if value else 0.0
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any float
+        number = math.inf
     if not math.isfinite(number):
         raise ValueError(f"feedback {field} must be finite, got {value!r}.")
     return number
@@ -73,22 +81,25 @@ _VALUE_RANGES: dict[str, tuple[float, float, bool]] = {
     "edit_ratio": (0, 1, False),
 }
 _LATEST_NS = 2**63 - 1  # the store's DateTime64(9) ends in 2262
+# Epoch seconds beyond this are capped before they are scaled to nanoseconds (a float would
+# overflow); the cap is still far past every bound checked here.
+_FAR_FUTURE_S = 10**18
 
 
 def _check_timestamp_ns(ns: int, given: object, *, allow_future: bool = False) -> int:
     """``ns`` is after 2000 and not ahead of this clock (``allow_future``: for generators
-    and replays that write simulated time, only within what the store can hold)."""
-    seconds = ns / 1_000_000_000
+    and replays that write simulated time, only within what the store can hold). Compared
+    as ints: any int is refused with a ValueError, never an OverflowError."""
     if allow_future:
-        latest, when = _LATEST_NS / 1_000_000_000, "after 2262, beyond what the store holds"
+        latest, when = _LATEST_NS, "after 2262, beyond what the store holds"
         expected = "nanoseconds since the epoch"
     else:
-        latest, when = time.time() + _SKEW_S, "in the future (after now + 1 day)"
+        latest, when = time.time_ns() + _SKEW_S * 1_000_000_000, "in the future (after now + 1 day)"
         expected = "epoch seconds or an aware datetime"
-    if seconds > latest:
-        unit = "" if allow_future or seconds / 1000 > latest else " Milliseconds? Divide by 1000."
+    if ns > latest:
+        unit = "" if allow_future or ns // 1000 > latest else " Milliseconds? Divide by 1000."
         raise ValueError(f"feedback timestamp={given!r} is {when}; pass {expected}.{unit}")
-    if seconds < _EARLIEST_S:
+    if ns < _EARLIEST_S * 1_000_000_000:
         unit = " Seconds? Multiply by 10**9." if allow_future and ns >= _EARLIEST_S else ""
         raise ValueError(
             f"feedback timestamp={given!r} is before 2000-01-01; pass {expected}.{unit}"
@@ -112,9 +123,9 @@ def _timestamp_ns(timestamp: datetime.datetime | float | None) -> int:
         return _check_timestamp_ns(
             since_epoch // datetime.timedelta(microseconds=1) * 1_000, timestamp
         )
-    if not math.isfinite(timestamp) or timestamp <= 0:
+    if finite_number("timestamp", timestamp, "pass epoch seconds.") <= 0:
         raise ValueError(f"feedback timestamp must be positive epoch seconds, got {timestamp!r}.")
-    return _check_timestamp_ns(int(timestamp * 1_000_000_000), timestamp)
+    return _check_timestamp_ns(int(min(timestamp, _FAR_FUTURE_S) * 1_000_000_000), timestamp)
 
 
 def _check_range(name: str, score: float | None, label: str | None) -> None:
@@ -128,10 +139,12 @@ def _check_range(name: str, score: float | None, label: str | None) -> None:
                 f"feedback {name!r} value={score:g} is out of range; {name} takes {kind} "
                 f"from {low:g} to {high:g}."
             )
-    if name == "safety" and label is not None and label not in SAFETY_LEVELS:
+    # Only the latest signal of a name per call counts: a safety signal without a level
+    # would silently cancel an earlier "high".
+    if name == "safety" and label not in SAFETY_LEVELS:
         raise ValueError(
-            f"feedback 'safety' label={label!r} is not a level; use one of "
-            f"{', '.join(SAFETY_LEVELS)}."
+            f"feedback 'safety' needs the field label= set to a level, got label={label!r}; "
+            f"use one of {', '.join(SAFETY_LEVELS)}, or feedback.safety(target, level)."
         )
 
 
@@ -233,7 +246,7 @@ def emit(
             attributes[span_key] = item
         if event_key:
             event[event_key] = item
-    parent = trace.set_span_in_context(trace.NonRecordingSpan(resolved.parent_context()))
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(parent_context(resolved)))
     span = tracer.start_span(
         SPAN_NAME,
         context=parent,

@@ -26,10 +26,11 @@ from openai.lib.streaming.responses import (
     ResponseStream,
     ResponseStreamManager,
 )
+from openai.types import CreateEmbeddingResponse
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanContext, TraceFlags
 
-from closedloop.instrumentation._context import current_call_context
+from closedloop.instrumentation._context import latest_generation
 from closedloop.instrumentation._recent_calls import span_context_of
 
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -53,21 +54,23 @@ class Target:
             return self.trace_id_hex
         return f"{self.trace_id_hex}:{trace.format_span_id(self.span_id)}"
 
-    def parent_context(self) -> SpanContext:
-        """The parent for the feedback span.
 
-        Without a span id, a stable synthetic one derived from the trace id keeps every
-        trace-level signal under one (absent) parent; the store then attributes it to the
-        trace's latest LLM call.
-        """
-        span_id = (
-            self.span_id
-            or int.from_bytes(hashlib.sha256(self.trace_id_hex.encode()).digest()[:8], "big")
-            or 1
-        )
-        return SpanContext(
-            self.trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
-        )
+def parent_context(target: Target) -> SpanContext:
+    """The parent for the feedback span about ``target`` (internal: the recorder's).
+
+    Without a span id, a stable synthetic one derived from the trace id keeps every
+    trace-level signal under one (absent) parent; the store then attributes it to the
+    trace's latest LLM call. Always sampled, so that a parent-based sampler records the
+    feedback even on a call head sampling dropped.
+    """
+    span_id = (
+        target.span_id
+        or int.from_bytes(hashlib.sha256(target.trace_id_hex.encode()).digest()[:8], "big")
+        or 1
+    )
+    return SpanContext(
+        target.trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+    )
 
 
 class IdentifiedResponse(Protocol):
@@ -79,7 +82,8 @@ class IdentifiedResponse(Protocol):
 
 
 SDKObject: TypeAlias = (
-    openai.Stream[Any]
+    CreateEmbeddingResponse
+    | openai.Stream[Any]
     | openai.AsyncStream[Any]
     | openai.APIResponse[Any]
     | openai.AsyncAPIResponse[Any]
@@ -93,14 +97,16 @@ SDKObject: TypeAlias = (
     | ResponseStreamManager[Any]
     | AsyncResponseStreamManager[Any]
 )
-"""What the openai SDK returns without a response id: streams, stream helpers and their
-managers, raw responses. The instrumentation registers each one it returns with its span."""
-_SDK_CLASSES = tuple(get_origin(alias) for alias in get_args(SDKObject))
+"""What the openai SDK returns without a response id: embeddings results, streams, stream
+helpers and their managers, raw responses. The instrumentation registers each one it
+returns with its span."""
+_SDK_CLASSES = tuple(get_origin(alias) or alias for alias in get_args(SDKObject))
 
 FeedbackTarget: TypeAlias = str | Target | SpanContext | Span | IdentifiedResponse | SDKObject
 """What feedback can be about: a trace id, ``trace_id:span_id``, a span context or span, or
-a response, stream or raw response returned by an instrumented call in this process. Ids
-travel across processes; objects resolve only where the call was made."""
+a response (embeddings included), stream or raw response returned by an instrumented call
+in this process, sampled or not. Ids travel across processes; objects resolve only where
+the call was made."""
 
 
 def _from_text(text: str) -> Target:
@@ -164,13 +170,13 @@ def call_id(target: FeedbackTarget | None = None) -> str | None:
     pass it to ``record()``/``thumbs()``... later, from any process.
 
     With ``target`` (typically the response or stream the call returned), that call's id.
-    Without, the latest LLM call made inside the current ``closedloop.context`` block, or
-    None when there is none. Unlike ``closedloop.current_trace_id()`` it names the call
-    itself, so feedback lands on the right one when a trace holds several.
+    Without, the latest generation call (chat or responses, not embeddings) that this
+    asyncio task or thread started inside the current ``closedloop.context`` block, or
+    None when there is none; a stream counts from its start, read or not. Unlike
+    ``closedloop.current_trace_id()`` it names the call itself, so feedback lands on the
+    right one when a trace holds several.
     """
     if target is not None:
         return str(resolve(target))
-    layer = current_call_context()
-    if layer is None or layer.last_call is None:
-        return None
-    return str(_from_span_context(layer.last_call))
+    latest = latest_generation()
+    return None if latest is None else str(_from_span_context(latest))

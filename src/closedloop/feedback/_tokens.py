@@ -42,7 +42,7 @@ from itsdangerous.encoding import base64_decode, base64_encode
 from opentelemetry import trace
 
 from closedloop._errors import ClosedloopError
-from closedloop._validation import require_non_empty_str, require_type
+from closedloop._validation import finite_number, require_non_empty_str, require_type
 from closedloop.feedback._targets import FeedbackTarget, resolve
 from closedloop.privacy._keys import KeySpec, resolve_key
 
@@ -82,6 +82,12 @@ _MAX_TOKEN_LENGTH = 4096
 _SHAPE = re.compile(r"\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.([A-Za-z0-9_-]+)")
 # Issue times are whole seconds, so a lifetime rounded up to the expiry can exceed MAX_TTL by 1.
 _MAX_LIFETIME_S = int(MAX_TTL.total_seconds()) + 1
+# The latest clock reading token() and verify() accept: a token issued then still expires
+# within what a datetime holds (before the year 10000).
+_LATEST_NOW_S = (
+    datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.timezone.utc).timestamp()
+    - _MAX_LIFETIME_S
+)
 
 
 class InvalidToken(ClosedloopError, ValueError):
@@ -141,10 +147,14 @@ def _serializer(key: str | bytes | None, now: float) -> _Serializer:
 
 
 def _ttl_seconds(ttl: float | datetime.timedelta) -> float:
-    require_type("ttl", ttl, (datetime.timedelta, int, float), "pass seconds or a timedelta.")
-    seconds = ttl.total_seconds() if isinstance(ttl, datetime.timedelta) else float(ttl)
+    fix = "pass seconds or a timedelta."
+    require_type("ttl", ttl, (datetime.timedelta, int, float), fix)
+    if isinstance(ttl, datetime.timedelta):
+        seconds = ttl.total_seconds()
+    else:
+        seconds = finite_number("ttl", ttl, fix)
     limit = MAX_TTL.total_seconds()
-    if not math.isfinite(seconds) or not 0 < seconds <= limit:
+    if not 0 < seconds <= limit:
         raise ValueError(
             f"ttl must be positive and at most {MAX_TTL.days} days ({limit:.0f} s), got {ttl!r}"
         )
@@ -168,10 +178,13 @@ def _names(names: Iterable[str]) -> list[str]:
 def _now(now: float | None) -> float:
     if now is None:
         return time.time()
-    require_type("now", now, (int, float), "pass epoch seconds, e.g. time.time().")
-    if not math.isfinite(now) or now < 0:
-        raise ValueError(f"now must be finite, non-negative epoch seconds, got {now!r}")
-    return float(now)
+    seconds = finite_number("now", now, "pass epoch seconds, e.g. time.time().")
+    if not 0 <= seconds <= _LATEST_NOW_S:
+        raise ValueError(
+            f"now={now!r} is not epoch seconds between 0 and {_LATEST_NOW_S:.0f} (9999-12-01); "
+            "pass epoch seconds, e.g. time.time()."
+        )
+    return seconds
 
 
 def token(

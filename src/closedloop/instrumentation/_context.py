@@ -34,7 +34,7 @@ _STRING_FIELDS = {
 class CallContext:
     """An immutable layer of app context; ``parent`` is the enclosing layer."""
 
-    __slots__ = ("_last_call", "attributes", "parent", "tools", "user_id")
+    __slots__ = ("attributes", "parent", "tools", "user_id")
 
     def __init__(
         self,
@@ -47,27 +47,47 @@ class CallContext:
         self.user_id = user_id
         self.tools = tools
         self.attributes = dict(attributes)
-        self._last_call: SpanContext | None = None
 
-    def record_call(self, span_context: SpanContext) -> None:
-        """Remember the latest LLM call in this block and every enclosing one."""
-        layer: CallContext | None = self
+    def encloses(self, other: CallContext) -> bool:
+        """True when ``other`` is this layer or one nested inside it."""
+        layer: CallContext | None = other
         while layer is not None:
-            layer._last_call = span_context
+            if layer is self:
+                return True
             layer = layer.parent
-
-    @property
-    def last_call(self) -> SpanContext | None:
-        """Span context of the latest LLM call made inside this block, if any."""
-        return self._last_call
+        return False
 
 
 _current: ContextVar[CallContext | None] = ContextVar("closedloop_call_context", default=None)
+# The latest generation call started in this task or thread, with the layer it started in.
+# A ContextVar, not a field of the layer: tasks gathered in one block share the layer, and
+# each must find its own call.
+_last_generation: ContextVar[tuple[CallContext, SpanContext] | None] = ContextVar(
+    "closedloop_last_generation", default=None
+)
 
 
 def current_call_context() -> CallContext | None:
     """The innermost active ``closedloop.context`` layer, or None outside any."""
     return _current.get()
+
+
+def generation_started(layer: CallContext | None, span_context: SpanContext) -> None:
+    """Note a generation call (chat, responses) as its span starts, so an unconsumed stream
+    is already the latest call; embeddings are not noted (no metric reads their feedback)."""
+    if layer is not None and span_context.is_valid:
+        _last_generation.set((layer, span_context))
+
+
+def latest_generation() -> SpanContext | None:
+    """The latest generation call this task or thread started inside the current
+    ``closedloop.context`` block (nested blocks included); None when there is none."""
+    layer = _current.get()
+    latest = _last_generation.get()
+    if layer is None or latest is None:
+        return None
+    started_in, span_context = latest
+    return span_context if layer.encloses(started_in) else None
 
 
 def _require_tools(value: object) -> tuple[str, ...]:
@@ -166,13 +186,11 @@ def current_trace_id() -> str | None:
     """32-hex trace id to store with the app's record of this request, for later feedback.
 
     The active span's trace if there is one (the app's request span, or the LLM span
-    itself while a stream is consumed); otherwise the latest LLM call made inside the
-    current ``closedloop.context`` block; otherwise None.
+    itself while a stream is consumed); otherwise that of the latest generation call this
+    task or thread made inside the current ``closedloop.context`` block; otherwise None.
     """
     span_context = trace.get_current_span().get_span_context()
     if span_context.is_valid:
         return trace.format_trace_id(span_context.trace_id)
-    layer = _current.get()
-    if layer is not None and layer.last_call is not None:
-        return trace.format_trace_id(layer.last_call.trace_id)
-    return None
+    latest = latest_generation()
+    return trace.format_trace_id(latest.trace_id) if latest is not None else None

@@ -6,9 +6,13 @@ objects or the instrumentation's private fields:
 
 - provider response id -> span context, for plain response models (copies and
   re-parsed objects keep their ``id``);
-- object identity -> span context, for the stream and raw-response proxies the
-  instrumentation returns (they have no id until consumed). Entries hold the object weakly
-  when it allows, so registering never keeps a finished stream alive.
+- object identity -> span context, for what the instrumentation returns without an id:
+  stream and raw-response proxies (no id until consumed) and embeddings results (none at
+  all). Entries hold the object weakly when it allows, so registering never keeps a
+  finished stream alive.
+
+Calls whose span head sampling dropped are registered too: their span context is valid,
+and ``feedback.call_id(reply)`` must not fail on the calls that were not sampled.
 
 The maps are a :class:`RecentCalls` that the process's runtime holds
 (``closedloop._runtime``); instrumentation writes to it through the call it traces.

@@ -1,10 +1,13 @@
-"""What the tail sampler counts: plain integers per sampler, and the names of the OTel
-metrics that publish them summed over every sampler of the process (``_metrics.py``)."""
+"""What the tail sampler counts: a running tally per sampler, the read-only snapshots it
+shows, and the names of the OTel metrics that publish them summed over every sampler of the
+process (``_metrics.py``)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 from closedloop.sampling._decision import Decision
@@ -25,48 +28,82 @@ LateSpanOutcome = Literal["forwarded", "discarded"]
 """What became of a span that arrived after its trace's decision."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class SamplerCounts:
-    """One sampler's counts since it started (the OTel metrics add up every sampler's)."""
+    """Counts as of one moment (``TailSampler.counts``): a snapshot that never changes.
+
+    The per-key counts are read-only mappings in which an absent key reads 0.
+    """
+
+    traces_received: int = 0
+    traces_decided: Mapping[Decision, int] = field(default_factory=dict)
+    late_spans: Mapping[LateSpanOutcome, int] = field(default_factory=dict)
+    traces_evicted_undecided: int = 0
+    policy_errors: Mapping[str, int] = field(default_factory=dict)
+    """Evaluations that could not decide (raised, or returned ERROR), by policy name."""
+
+    def __post_init__(self) -> None:
+        # Own copies, so the snapshot does not follow the mappings it was given.
+        for name in ("traces_decided", "late_spans", "policy_errors"):
+            object.__setattr__(self, name, MappingProxyType(Counter(getattr(self, name))))
+
+    def since(self, earlier: SamplerCounts) -> SamplerCounts:
+        """What was counted after ``earlier``, a snapshot of the same counts back then."""
+        return SamplerCounts(
+            self.traces_received - earlier.traces_received,
+            Counter(self.traces_decided) - Counter(earlier.traces_decided),
+            Counter(self.late_spans) - Counter(earlier.late_spans),
+            self.traces_evicted_undecided - earlier.traces_evicted_undecided,
+            Counter(self.policy_errors) - Counter(earlier.policy_errors),
+        )
+
+
+@dataclass
+class Tally:
+    """Running counts, changed in place under their owner's lock; ``snapshot`` shows them."""
 
     traces_received: int = 0
     traces_decided: Counter[Decision] = field(default_factory=Counter)
     late_spans: Counter[LateSpanOutcome] = field(default_factory=Counter)
     traces_evicted_undecided: int = 0
     policy_errors: Counter[str] = field(default_factory=Counter)
-    """Evaluations that could not decide (raised, or returned ERROR), by policy name."""
 
     def add_received(self) -> None:
+        """A trace was taken into memory."""
         self.traces_received += 1
 
     def add_decided(self, decision: Decision) -> None:
+        """A trace was decided."""
         self.traces_decided[decision] += 1
 
     def add_late_span(self, forwarded: bool) -> None:
+        """A span came after its trace's decision, and followed it or not."""
         self.late_spans["forwarded" if forwarded else "discarded"] += 1
 
     def add_evicted_undecided(self) -> None:
+        """``num_traces`` evicted a trace before its decision."""
         self.traces_evicted_undecided += 1
 
     def add_policy_error(self, policy: str) -> None:
+        """``policy`` could not decide a trace."""
         self.policy_errors[policy] += 1
 
-    def add(self, other: SamplerCounts) -> None:
-        """Add every count of ``other`` to this one."""
-        self.traces_received += other.traces_received
-        self.traces_decided.update(other.traces_decided)
-        self.late_spans.update(other.late_spans)
-        self.traces_evicted_undecided += other.traces_evicted_undecided
-        self.policy_errors.update(other.policy_errors)
+    def add(self, counts: SamplerCounts) -> None:
+        """Add every count of ``counts``."""
+        self.traces_received += counts.traces_received
+        self.traces_decided.update(counts.traces_decided)
+        self.late_spans.update(counts.late_spans)
+        self.traces_evicted_undecided += counts.traces_evicted_undecided
+        self.policy_errors.update(counts.policy_errors)
 
-    def since(self, earlier: SamplerCounts) -> SamplerCounts:
-        """What was counted after ``earlier``, a copy of this object's counts back then."""
+    def snapshot(self) -> SamplerCounts:
+        """The counts as they are now, in a copy that later counting leaves alone."""
         return SamplerCounts(
-            self.traces_received - earlier.traces_received,
-            self.traces_decided - earlier.traces_decided,
-            self.late_spans - earlier.late_spans,
-            self.traces_evicted_undecided - earlier.traces_evicted_undecided,
-            self.policy_errors - earlier.policy_errors,
+            self.traces_received,
+            self.traces_decided,
+            self.late_spans,
+            self.traces_evicted_undecided,
+            self.policy_errors,
         )
 
 
@@ -81,4 +118,5 @@ __all__ = [
     "TRACES_RECEIVED_METRIC",
     "LateSpanOutcome",
     "SamplerCounts",
+    "Tally",
 ]

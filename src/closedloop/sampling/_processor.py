@@ -70,9 +70,12 @@ class TailSamplingSpanProcessor(SpanProcessor):
             self._outbox.extend(span.source for span in spans if span.source is not None)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Nothing: a trace is decided on finished spans only, as in the collector."""
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
+        """Buffer the finished span for its trace's decision (and for the recent tier);
+        never raises into the app, failures are counted in ``closedloop.stats()``."""
         try:
             if self._tiered is not None:
                 with self._outbox_lock:

@@ -21,7 +21,7 @@ from closedloop import _health as health
 from closedloop._validation import require_callable, require_type
 from closedloop.sampling._combine import combine
 from closedloop.sampling._config import SamplerConfig
-from closedloop.sampling._counts import SamplerCounts
+from closedloop.sampling._counts import SamplerCounts, Tally
 from closedloop.sampling._decision import Decision
 from closedloop.sampling._metrics import Unpublished, publish
 from closedloop.sampling._trace import BufferedTrace, SpanView
@@ -80,13 +80,21 @@ class TailSampler:
         self._pipeline: deque[list[int]] = deque([] for _ in range(config.decision_batches))
         self._sampled = _DecisionCache(config.sampled_cache_size)
         self._not_sampled = _DecisionCache(config.non_sampled_cache_size)
-        self.counts = SamplerCounts()
-        self._unpublished = Unpublished(self.counts)
+        self._tally = Tally()
+        self._unpublished = Unpublished(self._tally)
         # Counts taken since the last tick still reach the metrics once this sampler is
         # collected; not at exit, where a running tick may be changing them.
-        weakref.finalize(self, self._unpublished.publish).atexit = False
+        weakref.finalize(self, self._unpublished.publish_collected).atexit = False
+
+    @property
+    def counts(self) -> SamplerCounts:
+        """What this sampler has done so far, as a snapshot that later spans leave alone."""
+        with self._lock:
+            return self._tally.snapshot()
 
     def ingest(self, spans: Iterable[SpanView]) -> None:
+        """Take in finished spans: buffer them for their trace's decision, or, when the
+        trace is already decided, forward them if it was sampled (late spans)."""
         forwarded: list[SpanView] = []
         with self._lock:
             for span in spans:
@@ -97,18 +105,18 @@ class TailSampler:
     def _ingest_one(self, span: SpanView, forwarded: list[SpanView]) -> None:
         # The caches are asked before memory, as the collector's processCachedTrace is.
         if span.trace_id in self._sampled:
-            self.counts.add_late_span(forwarded=True)
+            self._tally.add_late_span(forwarded=True)
             forwarded.append(span)
             return
         if span.trace_id in self._not_sampled:
-            self.counts.add_late_span(forwarded=False)
+            self._tally.add_late_span(forwarded=False)
             return
         trace = self._traces.get(span.trace_id)
         if trace is None:
             trace = self._admit(span.trace_id)
         elif trace.decision is not None:
             follows = trace.decision is Decision.SAMPLED
-            self.counts.add_late_span(forwarded=follows)
+            self._tally.add_late_span(forwarded=follows)
             if follows:
                 forwarded.append(span)
             return
@@ -118,11 +126,11 @@ class TailSampler:
         if self._traces and len(self._traces) >= self.config.num_traces:
             _, evicted = self._traces.popitem(last=False)
             if evicted.decision is None:
-                self.counts.add_evicted_undecided()
+                self._tally.add_evicted_undecided()
         trace = BufferedTrace(trace_id)
         self._traces[trace_id] = trace
         self._current.append(trace_id)
-        self.counts.add_received()
+        self._tally.add_received()
         return trace
 
     def tick(self) -> int:
@@ -156,9 +164,9 @@ class TailSampler:
             decision = Decision.ERROR
         else:
             for policy in combined.errors:
-                self.counts.add_policy_error(policy)
+                self._tally.add_policy_error(policy)
         trace.decision = decision
-        self.counts.add_decided(decision)
+        self._tally.add_decided(decision)
         trace.spans = []
         # The collector's release: Put into this decision's cache, then Get; only a hit
         # (a cache of size > 0) lets the trace leave memory. The other cache plays no part.
@@ -178,5 +186,6 @@ class TailSampler:
 
     @property
     def traces_in_memory(self) -> int:
+        """Traces held in memory now, decided or not; ``num_traces`` bounds it."""
         with self._lock:
             return len(self._traces)

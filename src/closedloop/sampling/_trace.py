@@ -45,6 +45,7 @@ class SpanView:
 
     @classmethod
     def of(cls, span: ReadableSpan) -> SpanView:
+        """The view of a finished SDK span, keeping it as ``source`` for export."""
         context = span.context
         return cls(
             trace_id=context.trace_id,
@@ -74,6 +75,7 @@ class BufferedTrace:
 
     @property
     def trace_id_bytes(self) -> bytes:
+        """The trace id as OTLP's 16 big-endian bytes (what probabilistic hashes)."""
         return self.trace_id.to_bytes(16, "big")
 
 

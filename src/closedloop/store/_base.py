@@ -84,8 +84,9 @@ class Store(ABC):
 
     def migrate(self) -> list[str]:
         """Apply pending migrations in order and re-create every view; returns the names of
-        the migrations applied (empty: up to date). Refuses (``EditedMigrationError``) when
-        a migration this store applied was edited since; see ``closedloop.store._ledger``."""
+        the migrations applied (empty: up to date). Refuses, before changing anything, when a
+        migration this store applied was edited since (``EditedMigrationError``) or a newer
+        release migrated it (``NewerSchemaError``); see docs/storage.md."""
         return ledger.migrate(self)
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

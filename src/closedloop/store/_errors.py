@@ -22,3 +22,8 @@ class StoreLockedError(StoreError):
 class EditedMigrationError(StoreError):
     """A migration this store applied was changed since: the store's schema no longer
     follows from the shipped files, so ``migrate()`` refuses to go on."""
+
+
+class NewerSchemaError(StoreError):
+    """A newer closedloop release migrated this store: migrating it with this one would
+    re-create the newer release's views from older files, so ``migrate()`` refuses."""

@@ -5,8 +5,11 @@ store applied is checked against the shipped file's SHA-256, the missing migrati
 applied in order and recorded with theirs, and then every view file is applied, so views
 always match the shipped files. A landed migration that was edited is refused before
 anything changes: the store's tables no longer follow from the files, and applying more on
-top would only hide that. Migrations applied before the ledger had checksums get the
-checksum of the file as it is at first sight (nothing older is known).
+top would only hide that. So is a store that a newer release migrated (its ledger holds a
+migration this release does not ship): this release's view files would revert the newer
+views, e.g. each time an old replica restarts in a rolling deploy. Migrations applied
+before the ledger had checksums get the checksum of the file as it is at first sight
+(nothing older is known).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from closedloop.store._errors import EditedMigrationError
+from closedloop.store._errors import EditedMigrationError, NewerSchemaError
 from closedloop.store._schema import (
     Migration,
     migrations,
@@ -76,6 +79,20 @@ def check(shipped: Sequence[Migration], done: Mapping[int, set[str]]) -> None:
             )
 
 
+def refuse_newer(store: Store, shipped: Sequence[Migration], done: Mapping[int, set[str]]) -> None:
+    """Refuse if the store applied a migration this release does not ship."""
+    if not set(done) - {migration.version for migration in shipped}:
+        return
+    [newest] = store.query(query("ledger_newest.sql", store.settings))
+    raise NewerSchemaError(
+        "this store was migrated by a newer closedloop release: it applied migration "
+        f"{newest['version']:03d}_{newest['name']}.sql, which this release (migrations up to "
+        f"{shipped[-1].file_name}) does not ship, and migrating would revert the newer "
+        "release's views. Upgrade closedloop (pip install -U 'closedloop[store]') in every "
+        "process that connects to this store."
+    )
+
+
 def create_views(store: Store) -> None:
     """(Re)create every view from its file, in order."""
     for view in views(store.settings):
@@ -89,6 +106,7 @@ def migrate(store: Store) -> list[str]:
     prepare(store)
     shipped = migrations(store.settings)
     done = applied(store)
+    refuse_newer(store, shipped, done)
     check(shipped, done)
     names = []
     for migration in shipped:

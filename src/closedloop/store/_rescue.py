@@ -17,6 +17,8 @@ from closedloop.store._schema import query
 
 @dataclass(frozen=True)
 class RescueResult:
+    """What one rescue copied into ``otel_traces`` (the counts its metrics add too)."""
+
     traces: int
     spans: int
 

@@ -22,7 +22,7 @@ from wrapt import wrap_function_wrapper
 
 from closedloop import __version__
 from closedloop._runtime import DEFAULT_SHUTDOWN_TIMEOUT_S, Instrumentation, current
-from closedloop._validation import require_positive_number, require_type
+from closedloop._validation import require_instrument_options, require_type
 from closedloop.instrumentation._client_metrics import ClientMetrics
 from closedloop.instrumentation._settings import InstrumentationSettings
 from closedloop.instrumentation.openai._call import Hooks, Operation
@@ -55,15 +55,22 @@ _STREAM_HELPERS: tuple[tuple[str, str], ...] = (
 def _instrumentation(kwargs: dict[str, Any]) -> Instrumentation:
     """What ``instrument(**kwargs)`` asks for, checked; absent ones are the globals (and
     settings from ``CLOSEDLOOP_*`` variables), as under ``opentelemetry-instrument``."""
-    tracer_provider = kwargs.get("tracer_provider") or trace.get_tracer_provider()
-    meter_provider = kwargs.get("meter_provider") or metrics.get_meter_provider()
-    settings = kwargs.get("settings") or InstrumentationSettings.build()
+    tracer_provider = kwargs.get("tracer_provider")
+    meter_provider = kwargs.get("meter_provider")
     shutdown_timeout_s = kwargs.get("shutdown_timeout_s", DEFAULT_SHUTDOWN_TIMEOUT_S)
-    require_type("tracer_provider", tracer_provider, trace.TracerProvider, "pass a TracerProvider.")
-    require_type("meter_provider", meter_provider, metrics.MeterProvider, "pass a MeterProvider.")
+    require_instrument_options(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        shutdown_timeout_s=shutdown_timeout_s,
+    )
+    settings = kwargs.get("settings") or InstrumentationSettings.build()
     require_type("settings", settings, InstrumentationSettings, "pass InstrumentationSettings.")
-    require_positive_number("shutdown_timeout_s", shutdown_timeout_s, "pass e.g. 3.0 seconds.")
-    return Instrumentation(settings, tracer_provider, meter_provider, shutdown_timeout_s)
+    return Instrumentation(
+        settings,
+        tracer_provider or trace.get_tracer_provider(),
+        meter_provider or metrics.get_meter_provider(),
+        shutdown_timeout_s,
+    )
 
 
 class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # subclassing Any (see above)

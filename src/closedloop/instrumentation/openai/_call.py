@@ -8,6 +8,9 @@ Every call records the GenAI client metrics, whether its span is sampled or not 
 openai-v2 does): a 10 % head sampler must not make the metrics show 10 % of the calls and
 tokens. A call whose span is not recording does only what the metrics need (duration,
 error type, response model, token usage): no content capture, redaction or attributes.
+It still registers what it returns (response id, stream, raw response) with its span
+context, which is valid: ``feedback.call_id(reply)`` must work on every call, sampled or
+not, and feedback on an unsampled call lands in that call's trace.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from closedloop._cost import TokenUsage
 from closedloop._runtime import current
 from closedloop.instrumentation import _attributes as attr
 from closedloop.instrumentation._client_metrics import ClientMetrics
-from closedloop.instrumentation._context import current_call_context
+from closedloop.instrumentation._context import current_call_context, generation_started
 from closedloop.instrumentation._settings import InstrumentationSettings
 from closedloop.instrumentation.openai._content import ContentScrubber, to_json
 from closedloop.instrumentation.openai._stream_usage import StreamUsagePolicy
@@ -170,6 +173,9 @@ class LLMCall:
         )
         # Asked once: the span records until it ends, and only end() ends it.
         self.recording = self.span.is_recording()
+        self._span_context = self.span.get_span_context()
+        if operation.operation_name == "chat":  # a generation: what call_id() names
+            generation_started(self._layer, self._span_context)
         self.scrubber = (
             ContentScrubber(settings.redactor, settings.max_content_chars)
             if self.recording and settings.capture_content
@@ -238,25 +244,29 @@ class LLMCall:
         response_model = values.get(attr.RESPONSE_MODEL)
         if isinstance(response_model, str):
             self._response_model = response_model
+        self._remember(values.get(attr.RESPONSE_ID))
         if not self.recording:
             return
         for key, value in values.items():
             if value is not None:
                 self.span.set_attribute(key, value)
-        response_id = values.get(attr.RESPONSE_ID)
-        if isinstance(response_id, str):
-            current().recent_calls.remember(response_id, self.span.get_span_context())
 
-    def measured(self, model: Any, usage: TokenUsage | None) -> None:
-        """The response model and token usage of a call whose span is not recording."""
+    def measured(self, model: Any, usage: TokenUsage | None, response_id: Any = None) -> None:
+        """The response model and token usage of a call whose span is not recording, and
+        its response id (so that feedback given with the response finds the span)."""
         if isinstance(model, str):
             self._response_model = model
         self._usage = usage
+        self._remember(response_id)
+
+    def _remember(self, response_id: Any) -> None:
+        if isinstance(response_id, str) and self._span_context.is_valid:
+            current().recent_calls.remember(response_id, self._span_context)
 
     def register(self, obj: object) -> None:
-        """Let feedback given with ``obj``, a proxy this call returned, find the span."""
-        if self.recording:
-            current().recent_calls.register(obj, self.span.get_span_context())
+        """Let feedback given with ``obj``, an object this call returned, find the span."""
+        if self._span_context.is_valid:
+            current().recent_calls.register(obj, self._span_context)
 
     def stream_state(self, hide_usage_chunk: bool) -> StreamState:
         """What follows this call's stream (``hide_usage_chunk``: closedloop asked usage)."""
@@ -370,8 +380,6 @@ class LLMCall:
         try:
             if self.recording:
                 self._set_end_attributes(duration_s)
-            if self._layer is not None:
-                self._layer.record_call(self.span.get_span_context())
         except Exception as error:
             health.record_failure("span.attributes", error)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from opentelemetry.util.types import AttributeValue
 
 from closedloop._cost import TokenUsage
@@ -17,7 +18,6 @@ from closedloop.instrumentation.openai._content import (
     text_part,
     tool_call_part,
 )
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 
 def given(kwargs: Mapping[str, Any], name: str) -> Any:
@@ -156,7 +156,7 @@ class ChatCompletions:
 
     def measure(self, call: LLMCall, response: Any) -> None:
         usage = chat_usage(response.usage)[0] if response.usage is not None else None
-        call.measured(response.model, usage)
+        call.measured(response.model, usage, response.id)
 
     def stream_state(self, hide_usage_chunk: bool, recording: bool) -> ChatStreamMeter:
         if recording:
@@ -176,16 +176,19 @@ class _Choice:
 
 class ChatStreamMeter:
     """What the metrics need from a chat stream (its model, and usage from the final
-    chunk): all that is kept of a stream whose span is not recording."""
+    chunk), and its response id for feedback: all that is kept of a stream whose span is
+    not recording."""
 
     content_started = False  # no span: no time to first chunk
 
     def __init__(self, hide_usage_chunk: bool) -> None:
         self.hide_usage_chunk = hide_usage_chunk
+        self.response_id: str | None = None
         self.model: str | None = None
         self.usage: Any = None
 
     def observe(self, chunk: Any) -> None:
+        self.response_id = self.response_id or chunk.id
         self.model = self.model or chunk.model
         if chunk.usage is not None:
             self.usage = chunk.usage
@@ -207,7 +210,8 @@ class ChatStreamMeter:
         return False
 
     def finish(self, call: LLMCall) -> None:
-        call.measured(self.model, chat_usage(self.usage)[0] if self.usage is not None else None)
+        usage = chat_usage(self.usage)[0] if self.usage is not None else None
+        call.measured(self.model, usage, self.response_id)
 
 
 class ChatStreamState(ChatStreamMeter):
@@ -215,7 +219,6 @@ class ChatStreamState(ChatStreamMeter):
 
     def __init__(self, hide_usage_chunk: bool) -> None:
         super().__init__(hide_usage_chunk)
-        self.response_id: str | None = None
         self.service_tier: str | None = None
         self.system_fingerprint: str | None = None
         self.choices: dict[int, _Choice] = {}
@@ -223,7 +226,6 @@ class ChatStreamState(ChatStreamMeter):
 
     def observe(self, chunk: Any) -> None:
         super().observe(chunk)
-        self.response_id = self.response_id or chunk.id
         self.service_tier = chunk.service_tier or self.service_tier
         self.system_fingerprint = chunk.system_fingerprint or self.system_fingerprint
         for choice in chunk.choices or ():

@@ -1,10 +1,15 @@
-"""Embeddings: request parameters, usage and vector size (no content is recorded)."""
+"""Embeddings: request parameters, usage and vector size (no content is recorded).
+
+A ``CreateEmbeddingResponse`` has no id, so the object itself is registered with its span:
+feedback can be given with it like with any other response.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
+from openai.types import CreateEmbeddingResponse
 from opentelemetry.util.types import AttributeValue
 
 from closedloop._cost import TokenUsage
@@ -12,7 +17,6 @@ from closedloop.instrumentation import _attributes as attr
 from closedloop.instrumentation.openai._call import ApiType, LLMCall, OperationName
 from closedloop.instrumentation.openai._chat import given, materialized, number
 from closedloop.instrumentation.openai._content import ContentScrubber
-from openai.types import CreateEmbeddingResponse
 
 
 class Embeddings:
@@ -43,6 +47,7 @@ class Embeddings:
         return {}
 
     def record_response(self, call: LLMCall, response: Any) -> None:
+        call.register(response)
         call.set({attr.RESPONSE_MODEL: response.model})
         if response.data:
             vector = response.data[0].embedding
@@ -53,6 +58,7 @@ class Embeddings:
             call.record_usage(usage, None, response.model)
 
     def measure(self, call: LLMCall, response: Any) -> None:
+        call.register(response)
         call.measured(response.model, _usage(response))
 
     def stream_state(self, hide_usage_chunk: bool, recording: bool) -> NoReturn:

@@ -14,16 +14,16 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, ClassVar
 
-import wrapt
-
 import openai
+import wrapt
+from openai._models import construct_type
+from openai._streaming import SSEDecoder
+
 from closedloop import _health as health
 from closedloop._runtime import current
 from closedloop.instrumentation import _attributes as attr
 from closedloop.instrumentation.openai._call import LLMCall
 from closedloop.instrumentation.openai._streams import StreamTracer, traced_stream
-from openai._models import construct_type
-from openai._streaming import SSEDecoder
 
 # A complete (non-streamed) body read through ``iter_*`` is decoded at its end, a stream's
 # lines as they end; a body or line larger than this is not kept for the span (the caller

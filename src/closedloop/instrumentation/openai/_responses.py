@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from openai.types.responses import Response, ResponseStreamEvent
 from opentelemetry.util.types import AttributeValue
 
 from closedloop._cost import TokenUsage
@@ -24,7 +25,6 @@ from closedloop.instrumentation.openai._content import (
     text_part,
     tool_call_part,
 )
-from openai.types.responses import Response, ResponseStreamEvent
 
 _CALL_ITEMS = ("function_call", "custom_tool_call")
 _CONTENT_DELTAS = frozenset(
@@ -174,7 +174,7 @@ class Responses:
 
     def measure(self, call: LLMCall, response: Any) -> None:
         usage = responses_usage(response.usage)[0] if response.usage is not None else None
-        call.measured(response.model, usage)
+        call.measured(response.model, usage, response.id)
         if response.status == "failed":
             call.mark_failed(str(field(response.error, "code") or "failed"), None)
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import openai
+
 from closedloop.instrumentation._settings import StreamUsage
 
 _KNOWN_HOSTS = frozenset({"api.openai.com"})

@@ -11,11 +11,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import openai
 import wrapt
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-import openai
 from closedloop import _health as health
 from closedloop.instrumentation import _attributes as attr
 from closedloop.instrumentation.openai._call import Endpoint, Hooks, LLMCall, Operation
