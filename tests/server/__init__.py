@@ -1,0 +1,1 @@
+"""Tests of closedloop.server: OTLP/HTTP request decoding and span conversion."""
