@@ -8,13 +8,15 @@ tail sampling keeps every trace that has one.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import math
 import numbers
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -23,6 +25,7 @@ from opentelemetry.util.types import AttributeValue
 from closedloop import __version__
 from closedloop import _runtime as runtime
 from closedloop._bootstrap import active_tracer_provider
+from closedloop._errors import ClosedloopError
 from closedloop._validation import (
     finite_number,
     require_choice,
@@ -128,7 +131,32 @@ def _timestamp_ns(timestamp: datetime.datetime | float | None) -> int:
     return _check_timestamp_ns(int(min(timestamp, _FAR_FUTURE_S) * 1_000_000_000), timestamp)
 
 
-def _check_range(name: str, score: float | None, label: str | None) -> None:
+def check_sent_timestamp_ns(ns: int, given: object, *, now_ns: int) -> int:
+    """``ns`` within the window ``record`` enforces (after 2000, at most a day ahead of
+    ``now_ns``), for a time another process sent in nanoseconds (the server's feedback
+    endpoint): the message names the likely unit mistake in those terms."""
+    fix = "pass nanoseconds since the epoch (an int) or an RFC 3339 time with an offset."
+    if ns > now_ns + _SKEW_S * 1_000_000_000:
+        raise ValueError(
+            f"feedback timestamp={given!r} is in the future (after now + 1 day); {fix}"
+        )
+    if ns < _EARLIEST_S * 1_000_000_000:
+        unit = ""
+        for exponent, name in ((0, "Seconds"), (3, "Milliseconds"), (6, "Microseconds")):
+            if _EARLIEST_S * 10**exponent <= ns < _EARLIEST_S * 10 ** (exponent + 3):
+                unit = f" {name}? Multiply by 10**{9 - exponent}."
+        raise ValueError(f"feedback timestamp={given!r} is before 2000-01-01; {fix}{unit}")
+    return ns
+
+
+def _require_content(
+    name: str, score: float | None, label: str | None, comment: str | None
+) -> None:
+    if score is None and label is None and comment is None:
+        raise ValueError(f"feedback {name!r} needs a value, a label or a comment.")
+
+
+def _check_value_range(name: str, score: float | None) -> None:
     """Values outside Contract 2's ranges would corrupt the rates and means built on them."""
     bounds = _VALUE_RANGES.get(name)
     if bounds is not None and score is not None:
@@ -139,8 +167,11 @@ def _check_range(name: str, score: float | None, label: str | None) -> None:
                 f"feedback {name!r} value={score:g} is out of range; {name} takes {kind} "
                 f"from {low:g} to {high:g}."
             )
-    # Only the latest signal of a name per call counts: a safety signal without a level
-    # would silently cancel an earlier "high".
+
+
+def _check_safety_label(name: str, label: str | None) -> None:
+    """Only the latest signal of a name per call counts: a safety signal without a level
+    would silently cancel an earlier "high"."""
     if name == "safety" and label not in SAFETY_LEVELS:
         raise ValueError(
             f"feedback 'safety' needs the field label= set to a level, got label={label!r}; "
@@ -165,11 +196,60 @@ def _warn_no_provider() -> None:
     )
 
 
+def tracer_for(provider: trace.TracerProvider) -> trace.Tracer:
+    """The tracer feedback spans come from (one scope, wherever they are made)."""
+    return provider.get_tracer("closedloop.feedback", __version__)
+
+
 def _tracer() -> trace.Tracer:
     provider = active_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider):
         _warn_no_provider()
-    return provider.get_tracer("closedloop.feedback", __version__)
+    return tracer_for(provider)
+
+
+class InvalidFeedbackField(ClosedloopError, ValueError):
+    """One field of a feedback signal breaks Contract 2: ``field`` names it, the message
+    says the fix (for callers that answer per field, such as the server's endpoint)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@contextlib.contextmanager
+def _blaming(field: str) -> Iterator[None]:
+    try:
+        yield
+    except (TypeError, ValueError) as error:
+        raise InvalidFeedbackField(field, str(error)) from error
+
+
+def check_signal(
+    name: Any,
+    value: Any,
+    *,
+    label: Any = None,
+    comment: Any = None,
+    kind: Any = "explicit",
+    source: Any = None,
+) -> None:
+    """``emit``'s checks on a signal straight from a request (any JSON values), in the same
+    order and with the same messages, each failure an :class:`InvalidFeedbackField`."""
+    with _blaming("name"):  # required here: emit() turns a None name into ""
+        require_non_empty_str("name", name, "pass the feedback name as text.")
+    with _blaming("kind"):
+        require_choice("kind", kind, KINDS)
+    with _blaming("value"):
+        score = _number("value", value)
+    for field, text in (("label", label), ("comment", comment), ("source", source)):
+        with _blaming(field):
+            _text(field, text)
+    with _blaming("value"):
+        _require_content(name, score, label, comment)
+        _check_value_range(name, score)
+    with _blaming("label"):
+        _check_safety_label(name, label)
 
 
 def record(
@@ -222,9 +302,9 @@ def emit(
     label = _text("label", label)
     comment = _text("comment", comment)
     source = _text("source", source)
-    if score is None and label is None and comment is None:
-        raise ValueError(f"feedback {name!r} needs a value, a label or a comment.")
-    _check_range(name, score, label)
+    _require_content(name, score, label, comment)
+    _check_value_range(name, score)
+    _check_safety_label(name, label)
     require_type("timestamp_ns", timestamp_ns, int, "pass whole nanoseconds since the epoch.")
     _check_timestamp_ns(timestamp_ns, timestamp_ns, allow_future=True)
     explanation = _redacted(comment) if comment is not None else None
