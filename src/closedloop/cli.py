@@ -7,6 +7,7 @@ import re
 import time
 
 from closedloop import __version__
+from closedloop._errors import ClosedloopError
 from closedloop._extras import extra_needed
 
 with extra_needed("cli", "The closedloop command"):
@@ -40,6 +41,65 @@ def test_server(
                 time.sleep(3600)
         except KeyboardInterrupt:
             console.print("stopped")
+
+
+@app.command()
+def serve(
+    *,
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (loopback by default)."),
+    port: str = typer.Option("4318", help="Port to listen on (0 picks a free one)."),
+    store_url: str = typer.Option(
+        None,
+        "--store",
+        help="Store URL (default: chdb://.closedloop/store, relative to the current directory).",
+    ),
+    policy: str = typer.Option(
+        None, help="Collector YAML whose tail_sampling policy decides (default: the packaged one)."
+    ),
+    forward_otlp: str = typer.Option(
+        None, help="Also send kept traces to this OTLP/HTTP base URL, e.g. http://jaeger:4318."
+    ),
+    rescue_every: str = typer.Option("30s", help="How often to rescue late feedback."),
+    max_body_bytes: str = typer.Option(
+        "20MiB", help="Largest request body, as sent and decompressed."
+    ),
+    max_queue_spans: str = typer.Option(
+        "20000", help="Span rows held in memory while the store catches up."
+    ),
+    max_spool_bytes: str = typer.Option(
+        "256MiB", help="Disk for spans the store has not taken yet; when full, 503."
+    ),
+    max_concurrent_requests: str = typer.Option(
+        "8", help="Requests decoded at once; more get 503 with Retry-After."
+    ),
+) -> None:
+    """Run the backend: OTLP/HTTP on /v1/traces, tail sampling, the two-tier store."""
+    with extra_needed("server", "closedloop serve"):
+        from closedloop.server import ServeConfig
+        from closedloop.server import serve as run_serve
+        from closedloop.server._logs import configure_logging
+    try:
+        config = ServeConfig.from_options(
+            host=host,
+            port=port,
+            store=store_url,
+            policy=policy,
+            forward_otlp=forward_otlp,
+            rescue_every=rescue_every,
+            max_body_bytes=max_body_bytes,
+            max_queue_spans=max_queue_spans,
+            max_spool_bytes=max_spool_bytes,
+            max_concurrent_requests=max_concurrent_requests,
+        )
+    except ClosedloopError as error:
+        typer.echo(f"closedloop serve: {error}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging()
+    try:
+        run_serve(config)
+    except ClosedloopError as error:  # a held store, a port in use, a policy it cannot run
+        typer.echo(f"closedloop serve: {error}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _since(text: str) -> datetime.datetime:

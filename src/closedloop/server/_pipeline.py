@@ -1,0 +1,291 @@
+"""serve's pipeline: every accepted span to the recent tier, kept traces to ``otel_traces``.
+
+What the collector's two pipelines do (``collector/otel-collector.yaml``), in one process on
+closedloop's own parts: the ``ClickHouseSpanExporter`` (its span->row mapping, memory
+queue, spool and retries), the ``TailSampler`` reading the same policy file, and
+``closedloop.store.rescue`` on a schedule for feedback that came after its trace was dropped.
+
+Not ``TailSamplingSpanProcessor``, though it wraps the same two: it buffers spans for the
+recent tier until its next tick, without bound and without telling anyone when the
+exporter refuses them. A receiver must answer each request with the exporter's verdict, so
+``accept`` writes the request's spans to the recent tier itself and only then gives them to
+the sampler; a refused request (memory and spool full) is the caller's 503, and a retry
+cannot reach the sampler twice.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from closedloop import _health as health
+from closedloop.sampling import SamplerCounts, SpanView, TailSampler, load
+from closedloop.server._config import ServeConfig
+from closedloop.server._forward import OtlpForwarder
+from closedloop.server._logs import log_event
+from closedloop.store import (
+    ClickHouseSpanExporter,
+    ExporterStats,
+    Store,
+    StoreError,
+    connect,
+    rescue,
+)
+
+logger = logging.getLogger("closedloop.server")
+
+RECENT_TIER: Final = "otel_traces_recent"
+SAMPLED_TIER: Final = "otel_traces"
+TICK_S: Final = 1.0
+"""The collector's tail_sampling decision tick; ``decision_wait`` counts in these."""
+FLUSH_TIMEOUT_MS: Final = 10_000
+"""How long shutdown waits for the store to take what the drain decided."""
+
+
+@dataclass(frozen=True)
+class PipelineStats:
+    """What the pipeline did since start (``/healthz`` and the stop log show it)."""
+
+    spans_accepted: int
+    spans_refused: int
+    """Spans of requests refused with 503 because memory and spool were full."""
+    spans_kept: int
+    """Spans the sampler kept (and ``otel_traces`` was given)."""
+    rescue_runs: int
+    rescue_failures: int
+    rescued_traces: int
+    rescued_spans: int
+    sampler: SamplerCounts
+    exporter: ExporterStats
+    forward: dict[str, int]
+    """``sent``, ``failed``, ``dropped`` spans of ``--forward-otlp``; empty without it."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: decisions by their names."""
+        counts = self.sampler
+        return {
+            "spans_accepted": self.spans_accepted,
+            "spans_refused": self.spans_refused,
+            "spans_kept": self.spans_kept,
+            "rescue": {
+                "runs": self.rescue_runs,
+                "failures": self.rescue_failures,
+                "traces": self.rescued_traces,
+                "spans": self.rescued_spans,
+            },
+            "sampler": {
+                "traces_received": counts.traces_received,
+                "traces_decided": {d.value: n for d, n in counts.traces_decided.items()},
+                "late_spans": dict(counts.late_spans),
+                "traces_evicted_undecided": counts.traces_evicted_undecided,
+            },
+            "store": asdict(self.exporter),
+            "forward": self.forward,
+        }
+
+
+class Pipeline:
+    """Opens the store (migrated), the exporter and the sampler; ``close`` drains them.
+
+    Thread-safe: requests call ``accept`` from worker threads; a tick thread decides traces
+    and a rescue thread repairs late feedback.
+    """
+
+    def __init__(self, config: ServeConfig) -> None:
+        """Raises ``StoreLockedError`` (another process holds the chDB store), the store's
+        migration errors, or ``SamplingConfigError`` for a policy it cannot decide by."""
+        self._config = config
+        self._lock = threading.Lock()
+        self._spans_accepted = 0
+        self._spans_refused = 0
+        self._spans_kept = 0
+        self._rescue_runs = 0
+        self._rescue_failures = 0
+        self._rescued_traces = 0
+        self._rescued_spans = 0
+        self._rescue_since: datetime.datetime | None = None
+        sampler_config = load(config.policy)
+        self._store = _open_store(config)
+        try:
+            # One chDB connection per process: the exporter shares serve's. A server's
+            # exporter connects (and reconnects) on its own. With the store's durable
+            # acknowledgement, pass durable=True here: accept() then returns only once the
+            # rows are inserted or fsynced, which is what a 200 should promise.
+            self._exporter = ClickHouseSpanExporter(
+                self._store if config.embedded and self._store is not None else config.store_url,
+                tables=(RECENT_TIER, SAMPLED_TIER),
+                max_queue_spans=config.max_queue_spans,
+                max_spool_bytes=config.max_spool_bytes,
+            )
+        except Exception:
+            self._close_store()
+            raise
+        forward_url = config.forward_url
+        self._forwarder = OtlpForwarder(forward_url) if forward_url is not None else None
+        self.sampler = TailSampler(sampler_config, self._keep)
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._every, args=(TICK_S, self._tick), daemon=True),
+            threading.Thread(
+                target=self._every, args=(config.rescue_every_s, self._rescue), daemon=True
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def spool_directory(self) -> str:
+        """Where acknowledged spans go while the store does not take them."""
+        return str(self._exporter.spool_directory)
+
+    def accept(self, spans: Sequence[ReadableSpan]) -> bool:
+        """Write ``spans`` to the recent tier and give them to the sampler; False when the
+        exporter refuses them (memory and spool full), and then the sampler never sees them.
+        """
+        if not spans:
+            return True
+        if self._exporter.export_to(spans, (RECENT_TIER,)) is not SpanExportResult.SUCCESS:
+            with self._lock:
+                self._spans_refused += len(spans)
+            return False
+        with self._lock:
+            self._spans_accepted += len(spans)
+        try:
+            views = [SpanView.of(span) for span in spans]  # outside the sampler's lock
+            self.sampler.ingest(views)
+        except Exception as error:  # stored in the recent tier already; the rescue can see it
+            health.record_failure("server.sampling.ingest", error)
+        return True
+
+    def _keep(self, views: list[SpanView]) -> None:
+        """The sampler's forward: kept spans to ``otel_traces`` (and ``--forward-otlp``)."""
+        spans = [view.source for view in views if view.source is not None]
+        with self._lock:
+            self._spans_kept += len(spans)
+        self._exporter.export_to(spans, (SAMPLED_TIER,))  # a refusal is counted as dropped
+        if self._forwarder is not None:
+            self._forwarder.submit(spans)
+
+    def _every(self, seconds: float, action: Callable[[], object]) -> None:
+        while not self._stop.wait(seconds):
+            action()
+
+    def _tick(self) -> None:
+        try:
+            self.sampler.tick()
+        except Exception as error:
+            health.record_failure("server.sampling.tick", error)
+
+    def _rescue(self) -> None:
+        """Copy traces whose feedback arrived since the last run (the first run: the recent
+        tier's whole retention) into ``otel_traces``; counted and logged."""
+        started = datetime.datetime.now(datetime.timezone.utc)
+        try:
+            store = self._rescue_store()
+            result = rescue(store, self._rescue_since)
+        except Exception as error:
+            with self._lock:
+                self._rescue_failures += 1
+                first = self._rescue_failures == 1
+            if first:
+                log_event(logger, logging.WARNING, "serve.rescue.failed", error=str(error))
+            if not self._config.embedded:
+                self._close_store()
+            return
+        # The next window starts one interval early: arrivals are stamped by the store's
+        # clock, which may run a little behind this one. Copying is idempotent.
+        self._rescue_since = started - datetime.timedelta(seconds=self._config.rescue_every_s)
+        with self._lock:
+            self._rescue_runs += 1
+            self._rescued_traces += result.traces
+            self._rescued_spans += result.spans
+        if result.traces:
+            log_event(
+                logger, logging.INFO, "serve.rescue", traces=result.traces, spans=result.spans
+            )
+
+    def _rescue_store(self) -> Store:
+        """The embedded store itself; for a server, a connection of the rescue's own."""
+        if self._store is None:
+            self._store = connect(self._config.store_url)
+        return self._store
+
+    def _close_store(self) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+    def stats(self) -> PipelineStats:
+        forwarder = self._forwarder
+        with self._lock:
+            return PipelineStats(
+                spans_accepted=self._spans_accepted,
+                spans_refused=self._spans_refused,
+                spans_kept=self._spans_kept,
+                rescue_runs=self._rescue_runs,
+                rescue_failures=self._rescue_failures,
+                rescued_traces=self._rescued_traces,
+                rescued_spans=self._rescued_spans,
+                sampler=self.sampler.counts,
+                exporter=self._exporter.stats(),
+                forward=(
+                    {
+                        "sent": forwarder.sent_spans,
+                        "failed": forwarder.failed_spans,
+                        "dropped": forwarder.dropped_spans,
+                    }
+                    if forwarder is not None
+                    else {}
+                ),
+            )
+
+    def close(self) -> None:
+        """Decide every buffered trace on the spans it has (as the collector does at
+        shutdown; the recent tier has them all, whatever the decision), flush the exporter,
+        rescue once more if the store answers, then close the exporter and the store.
+        What the store does not take in time stays in the spool for the next start."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        try:
+            self.sampler.drain()
+        except Exception as error:
+            health.record_failure("server.sampling.drain", error)
+        if self._exporter.force_flush(FLUSH_TIMEOUT_MS):
+            self._rescue()
+        if self._forwarder is not None:
+            self._forwarder.shutdown()
+        self._exporter.shutdown()
+        self._close_store()
+
+
+def _open_store(config: ServeConfig) -> Store | None:
+    """The store, migrated. A ClickHouse server that does not answer yet is no reason to
+    refuse spans (the collector starts too): serve then spools, and the exporter migrates
+    the store when it first connects. None in that case."""
+    if config.embedded:
+        return connect(config.store_url)
+    try:
+        store = connect(config.store_url, migrate=False)
+    except StoreError as error:
+        log_event(
+            logger,
+            logging.WARNING,
+            "serve.store.unreachable",
+            error=str(error),
+            effect="spans are spooled until the store answers",
+        )
+        return None
+    try:
+        store.migrate()  # an edited or newer schema is no reason to wait: refuse to start
+    except Exception:
+        store.close()
+        raise
+    return store
