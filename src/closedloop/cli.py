@@ -72,6 +72,17 @@ def serve(
     max_concurrent_requests: str = typer.Option(
         "8", help="Requests decoded at once; more get 503 with Retry-After."
     ),
+    api_key_file: str = typer.Option(
+        None,
+        help="API keys, one per line, for /v1/feedback and (beyond loopback) /api/; "
+        "CLOSEDLOOP_API_KEYS adds comma-separated ones.",
+    ),
+    cors_origin: list[str] = typer.Option(  # noqa: B008 - typer's way to declare a list option
+        [], help="A browser origin allowed to send feedback tokens (repeatable)."
+    ),
+    state_dir: str = typer.Option(
+        None, help="serve's own state (used feedback tokens); default: closedloop's home."
+    ),
 ) -> None:
     """Run the backend: OTLP/HTTP on /v1/traces, tail sampling, the two-tier store."""
     with extra_needed("server", "closedloop serve"):
@@ -90,6 +101,9 @@ def serve(
             max_queue_spans=max_queue_spans,
             max_spool_bytes=max_spool_bytes,
             max_concurrent_requests=max_concurrent_requests,
+            api_key_file=api_key_file,
+            cors_origins=cors_origin,
+            state_dir=state_dir,
         )
     except ClosedloopError as error:
         typer.echo(f"closedloop serve: {error}", err=True)

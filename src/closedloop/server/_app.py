@@ -12,7 +12,9 @@ and the collector's ``RetryInfo``, which OTLP exporters honour.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Final
 
 from google.protobuf import json_format  # type: ignore[import-untyped]
@@ -27,13 +29,22 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from closedloop._errors import ClosedloopError
+from closedloop.server._auth import ApiKeys, bearer_key
 from closedloop.server._config import ServeConfig
+from closedloop.server._feedback import feedback_routes
+from closedloop.server._feedback_settings import FeedbackEndpointSettings
+from closedloop.server._logs import log_event
 from closedloop.server._otlp import OtlpFormat, OtlpRequestError, decode_request, request_format
 from closedloop.server._pipeline import Pipeline
+from closedloop.server._query import query_routes
 from closedloop.server._spans import readable_spans
+from closedloop.store import StoreError
+from closedloop.store._spool_home import state_directory
+
+logger = logging.getLogger("closedloop.server")
 
 FULL_RETRY_AFTER_S: Final = 5
 """A full pipeline is a store that is down or behind: its retries back off for seconds."""
@@ -150,6 +161,17 @@ def _status(
     return Response(_encode(message, fmt), status, headers=headers, media_type=fmt.value)
 
 
+def _query_routes(pipeline: Pipeline, authorize: Callable[[Request], bool]) -> list[BaseRoute]:
+    """The query API over the pipeline's store; a server store that cannot be reached at
+    start-up leaves ``/api/`` unmounted (logged) while ingestion spools for it."""
+    try:
+        store = pipeline.store()
+    except StoreError as error:
+        log_event(logger, logging.WARNING, "serve.query_unavailable", reason=str(error))
+        return []
+    return query_routes(store, authorize=authorize)
+
+
 def create_app(pipeline: Pipeline, config: ServeConfig) -> Starlette:
     """The ASGI app over an open ``pipeline``; it neither opens nor closes it."""
     receiver = _Receiver(pipeline, config)
@@ -165,10 +187,27 @@ def create_app(pipeline: Pipeline, config: ServeConfig) -> Starlette:
             }
         )
 
+    keys = ApiKeys(config.api_keys)
+
+    def authorize(request: Request) -> bool:
+        """The query API: open on loopback, an API key beyond it (Contract 6)."""
+        if config.loopback:
+            return True
+        return keys.match(bearer_key(request.headers.get("authorization", ""))) is not None
+
+    state = config.state_dir or state_directory() / "serve"
+    state.mkdir(parents=True, exist_ok=True)
+    feedback = FeedbackEndpointSettings(
+        nonce_file=state / "feedback-nonces",
+        api_keys=config.api_keys,
+        cors_origins=config.cors_origins,
+    )
     app = Starlette(
         routes=[
             Route("/v1/traces", receiver.traces, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *feedback_routes(feedback, pipeline.accept),
+            *_query_routes(pipeline, authorize),
         ]
     )
     app.state.receiver = receiver

@@ -7,13 +7,16 @@ run with a store URL, policy or bound it misread.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
 from closedloop._errors import ClosedloopError
+from closedloop.server._feedback_settings import FeedbackConfigError, load_api_keys
 from closedloop.server._otlp import DEFAULT_MAX_BODY_BYTES
 from closedloop.store import DEFAULT_URL
 from closedloop.store._connect import location
@@ -55,6 +58,22 @@ class ServeConfig:
     max_queue_spans: int = DEFAULT_MAX_QUEUE_SPANS
     max_spool_bytes: int = DEFAULT_MAX_SPOOL_BYTES
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
+    api_keys: frozenset[str] = frozenset()
+    """Keys for ``/v1/feedback`` and, beyond loopback, ``/api/``."""
+    cors_origins: frozenset[str] = frozenset()
+    """Browser origins allowed to send feedback tokens."""
+    state_dir: Path | None = None
+    """Where serve keeps its own state (used feedback tokens); None: closedloop's home."""
+
+    @property
+    def loopback(self) -> bool:
+        """Bound to this machine only: the query API needs no key then (Contract 6)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def embedded(self) -> bool:
@@ -83,6 +102,9 @@ class ServeConfig:
         max_queue_spans: str = str(DEFAULT_MAX_QUEUE_SPANS),
         max_spool_bytes: str = str(DEFAULT_MAX_SPOOL_BYTES),
         max_concurrent_requests: str = str(DEFAULT_MAX_CONCURRENT_REQUESTS),
+        api_key_file: str | None = None,
+        cors_origins: Sequence[str] = (),
+        state_dir: str | None = None,
     ) -> ServeConfig:
         """A config from the command line's option values; ``ServeConfigError`` names the
         first bad one."""
@@ -99,7 +121,17 @@ class ServeConfig:
             max_queue_spans=_count("--max-queue-spans", max_queue_spans),
             max_spool_bytes=_size("--max-spool-bytes", max_spool_bytes),
             max_concurrent_requests=_count("--max-concurrent-requests", max_concurrent_requests),
+            api_keys=_api_keys(api_key_file),
+            cors_origins=frozenset(origin.strip() for origin in cors_origins),
+            state_dir=Path(state_dir) if state_dir else None,
         )
+
+
+def _api_keys(path: str | None) -> frozenset[str]:
+    try:
+        return load_api_keys(file=Path(path) if path else None)
+    except FeedbackConfigError as error:
+        raise ServeConfigError(f"--api-key-file: {error}") from None
 
 
 def _port(text: str) -> int:

@@ -39,9 +39,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """Send every logger's records (closedloop's, uvicorn's) to stderr as JSON lines."""
+    """Send every logger's records (closedloop's, uvicorn's) and Python warnings (e.g. the
+    per-machine token key) to stderr as JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)

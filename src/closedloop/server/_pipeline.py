@@ -188,7 +188,7 @@ class Pipeline:
         tier's whole retention) into ``otel_traces``; counted and logged."""
         started = datetime.datetime.now(datetime.timezone.utc)
         try:
-            store = self._rescue_store()
+            store = self.store()
             result = rescue(store, self._rescue_since)
         except Exception as error:
             with self._lock:
@@ -211,8 +211,9 @@ class Pipeline:
                 logger, logging.INFO, "serve.rescue", traces=result.traces, spans=result.spans
             )
 
-    def _rescue_store(self) -> Store:
-        """The embedded store itself; for a server, a connection of the rescue's own."""
+    def store(self) -> Store:
+        """The embedded store itself; for a server, a connection of the rescue's and the
+        query API's own."""
         if self._store is None:
             self._store = connect(self._config.store_url)
         return self._store
