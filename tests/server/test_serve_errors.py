@@ -169,24 +169,24 @@ def test_a_request_beyond_the_concurrency_bound_is_503_with_retry_after(serve: S
 
 
 def test_a_full_pipeline_is_503_with_retry_after(tmp_path: Path) -> None:
-    """A ClickHouse server that is down, one span of memory and no room to spool: the first
-    request is held in memory, the next has nowhere to go."""
+    """A ClickHouse server that is down and no room to spool: acknowledgement is durable
+    (inserted or fsynced), so nothing can be held and every request is refused."""
     first, second = traffic(seed=23, plain_traces=2)[3:]
     options = ("--max-queue-spans=1", "--max-spool-bytes=1")
     with running(tmp_path, *options, store_url=dead_store_url()) as serve:
-        accepted = serve.post(protobuf_request(first).SerializeToString(), PROTOBUF)
+        refused_first = serve.post(protobuf_request(first).SerializeToString(), PROTOBUF)
         refused = serve.post(otlp_json(protobuf_request(second)), JSON)
         pipeline = serve.health()["pipeline"]
         assert serve.stop() == 0
 
-    assert accepted.status == 200
+    assert refused_first.status == 503
     assert refused.status == 503
     assert refused.headers["retry-after"] == "5"
     assert refused.headers["content-type"] == JSON
     assert refused.retry_delay_s() == 5
     assert "the store is not keeping up" in refused.status_message().message
-    assert pipeline["spans_accepted"] == len(first)
-    assert pipeline["spans_refused"] == len(second)
-    assert pipeline["sampler"]["traces_received"] == 1  # a refused request never reaches it
+    assert pipeline["spans_accepted"] == 0
+    assert pipeline["spans_refused"] == len(first) + len(second)
+    assert pipeline["sampler"]["traces_received"] == 0  # a refused request never reaches it
     events = [event.get("event") for event in serve.log_events()]
     assert "serve.store.unreachable" in events

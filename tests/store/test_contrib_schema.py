@@ -2,7 +2,8 @@
 
 The exporter's own SQL templates are read from its Go module at the release pinned in
 ``collector/contrib-release.txt``, rendered as the exporter renders them, created side by
-side in chDB, and compared through ``system.*`` tables.
+side in chDB, and compared through ``system.*`` tables, once closedloop's migrations
+that alter the collector's tables (011: a deduplication window) have run on both.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import closedloop.store as cs
 from _support.tools import require_go
+from closedloop.store._schema import SchemaSettings, migrations
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/clickhouseexporter"
@@ -73,6 +75,19 @@ def contrib_statements(source: Path, database: str) -> list[str]:
     ]  # fmt: skip
 
 
+def closedloop_alterations(database: str) -> list[str]:
+    """Statements of closedloop's migrations that alter the collector's own tables."""
+    collector_tables = re.compile(
+        rf"^ALTER TABLE {database}\.otel_traces(_trace_id_ts)?\s", re.MULTILINE
+    )
+    return [
+        statement
+        for migration in migrations(SchemaSettings(database=database))
+        for statement in migration.statements
+        if collector_tables.search(statement)
+    ]
+
+
 def describe(store, database: str) -> dict[str, object]:
     params = {"db": database}
     return {
@@ -104,6 +119,10 @@ def test_otel_traces_matches_the_contrib_exporter_table(tmp_path):
     try:
         store.execute("CREATE DATABASE contrib")
         for statement in contrib_statements(source, "contrib"):
+            store.execute(statement)
+        alterations = closedloop_alterations("contrib")
+        assert len(alterations) == 2  # 011, on otel_traces and otel_traces_trace_id_ts
+        for statement in alterations:
             store.execute(statement)
         ours, theirs = describe(store, "closedloop"), describe(store, "contrib")
         assert len(theirs["columns"]) == 22 + 3 + 3  # traces, trace-id lookup table and its view

@@ -16,11 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import format_span_id
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 import closedloop.store as cs
 from _support.stores import dead_store_url
@@ -28,33 +24,11 @@ from _support.waiting import wait_for
 from closedloop import _health as health
 from closedloop.store._exporter import ClickHouseSpanExporter
 from closedloop.store._spool import Batch, Spool
+from store.exported import NS, finished_spans, span_ids, stored
 
-NS = 1_000_000_000
 # The default exporter writes each span to both trace tiers; the spool's counters count
 # rows, so tests of the spool's arithmetic write one tier.
 ONE_TIER = ("otel_traces",)
-
-
-def finished_spans(count: int, *, start_ns: int | None = None, **attributes) -> list[ReadableSpan]:
-    """Spans made by the real OTel SDK, as an app's provider would hand them over."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "durability"}))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer("durability")
-    for n in range(count):
-        span = tracer.start_span(f"call {n}", attributes=attributes or None, start_time=start_ns)
-        span.end(end_time=None if start_ns is None else start_ns + 1000)
-    return list(memory.get_finished_spans())
-
-
-def span_ids(spans) -> set[str]:
-    return {format_span_id(span.context.span_id) for span in spans}
-
-
-def stored(store) -> dict[str, int]:
-    """Span id -> how many rows the store holds for it."""
-    rows = store.query("SELECT SpanId AS id, count() AS n FROM closedloop.otel_traces GROUP BY id")
-    return {row["id"]: row["n"] for row in rows}
 
 
 def test_a_lone_surrogate_does_not_take_the_batch_with_it(tmp_path):
@@ -262,7 +236,9 @@ def test_a_spool_file_deleted_by_hand_does_not_stop_the_others(tmp_path):
     )
     first, second = finished_spans(3), finished_spans(4)
     try:
+        # one at a time: batches spooled together are merged into one file
         exporter.export(first)
+        wait_for(lambda: exporter.stats().spool_spans == 3)
         exporter.export(second)
         wait_for(lambda: exporter.stats().spool_spans == 7)
         min((tmp_path / "spool").glob("*.jsonl")).unlink()
@@ -279,13 +255,14 @@ def test_a_partly_inserted_spool_batch_keeps_only_the_rest(tmp_path):
     """After a bisection stopped by a connection error, the spooled batch is rewritten to
     the rows still to insert, in place, and a restart sees exactly those."""
     spool = Spool(tmp_path / "spool", 10_000)
-    assert spool.append(Batch(7, "otel_traces", b'{"a":1}\n{"a":2}\n{"a":3}\n', 3))
-    spool.replace(Batch(7, "otel_traces", b'{"a":3}\n', 1))
+    batch_id = "0123456789abcdef" * 2
+    assert spool.append(Batch(7, "otel_traces", b'{"a":1}\n{"a":2}\n{"a":3}\n', 3, batch_id))
+    spool.replace(Batch(7, "otel_traces", b'{"a":3}\n', 1, batch_id))
     reopened = Spool(tmp_path / "spool", 10_000)
     assert (reopened.spans, reopened.bytes) == (1, len(b'{"a":3}\n'))
-    assert reopened.peek() == Batch(7, "otel_traces", b'{"a":3}\n', 1)
+    assert reopened.peek() == Batch(7, "otel_traces", b'{"a":3}\n', 1, batch_id)
     assert [path.name for path in (tmp_path / "spool").iterdir()] == [
-        "000000000007.otel_traces.1.jsonl"
+        f"000000000007.otel_traces.1.{batch_id}.jsonl"
     ]
 
 
@@ -401,6 +378,8 @@ def test_arguments_are_checked_at_the_call(tmp_path):
         ClickHouseSpanExporter(url, retry_max_s=0.1)
     with pytest.raises(TypeError, match=re.escape("spool_dir=3 is a int, not a str or PathLike")):
         ClickHouseSpanExporter(url, spool_dir=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=re.escape("durable='yes' is a str, not a bool")):
+        ClickHouseSpanExporter(url, durable="yes")  # type: ignore[arg-type]
 
 
 def test_shutdown_with_a_full_spool_counts_what_it_cannot_keep(tmp_path):

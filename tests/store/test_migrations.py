@@ -249,11 +249,17 @@ def test_a_store_from_before_checksums_upgrades(unmigrated, up_to):
     assert ledger_rows(store) == before
 
 
+# the migration a newer release would ship next
+NEWER = max(m.version for m in migrations(SchemaSettings())) + 1
+NEWER_FILE = f"{NEWER:03d}_from_a_newer_release.sql"
+
+
 def record_a_newer_migration(store) -> None:
     """What a newer release leaves: a migration this one does not ship, and its views."""
     store.execute(
         "INSERT INTO closedloop.closedloop_migrations (version, name, checksum) "
-        "VALUES (11, 'from_a_newer_release', 'beef')"
+        "VALUES ({version:UInt32}, 'from_a_newer_release', 'beef')",
+        {"version": NEWER},
     )
     store.execute("CREATE OR REPLACE VIEW closedloop.call_signals AS SELECT 1 AS newer_column")
 
@@ -267,7 +273,7 @@ def test_a_store_a_newer_release_migrated_is_refused_before_anything_changes(unm
         store.migrate()
     assert isinstance(refused.value, cs.StoreError)
     message = str(refused.value)
-    assert "applied migration 011_from_a_newer_release.sql" in message
+    assert f"applied migration {NEWER_FILE}" in message
     assert "upgrade closedloop" in message.lower()
     # the newer release's view stands, and neither tables nor ledger changed
     assert store.query("SELECT * FROM closedloop.call_signals") == [{"newer_column": 1}]
@@ -280,7 +286,7 @@ def test_connect_refuses_a_store_a_newer_release_migrated(tmp_path):
     url = f"chdb://{tmp_path}/store"
     with cs.connect(url) as store:
         record_a_newer_migration(store)
-    with pytest.raises(cs.NewerSchemaError, match=r"011_from_a_newer_release\.sql"):
+    with pytest.raises(cs.NewerSchemaError, match=re.escape(NEWER_FILE)):
         cs.connect(url)
     with cs.connect(url, migrate=False) as store:
         assert store.query("SELECT * FROM closedloop.call_signals") == [{"newer_column": 1}]

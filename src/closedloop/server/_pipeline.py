@@ -115,14 +115,15 @@ class Pipeline:
         self._store = _open_store(config)
         try:
             # One chDB connection per process: the exporter shares serve's. A server's
-            # exporter connects (and reconnects) on its own. With the store's durable
-            # acknowledgement, pass durable=True here: accept() then returns only once the
-            # rows are inserted or fsynced, which is what a 200 should promise.
+            # exporter connects (and reconnects) on its own. Durable acknowledgement:
+            # accept() returns only once the rows are inserted or fsynced in the spool,
+            # which is what a 200 promises; replays after a crash are deduplicated.
             self._exporter = ClickHouseSpanExporter(
                 self._store if config.embedded and self._store is not None else config.store_url,
                 tables=(RECENT_TIER, SAMPLED_TIER),
                 max_queue_spans=config.max_queue_spans,
                 max_spool_bytes=config.max_spool_bytes,
+                durable=True,
             )
         except Exception:
             self._close_store()

@@ -20,6 +20,15 @@ from closedloop.store._rows import encode_rows, span_rows
 from closedloop.store._schema import SchemaSettings
 
 TRACE_TABLES = ("otel_traces", "otel_traces_recent")
+# An insert with a token is stored once per table, however often it is sent: the trace
+# tables and every materialized view's target keep a deduplication window (migration 011),
+# and the views' targets deduplicate too (on servers older than 24.7 only with the second
+# setting; newer ones have it on by default).
+DEDUPLICATION_SETTINGS = {
+    "insert_deduplicate": 1,
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
+}
+_TOKEN = re.compile(r"^[0-9a-f][0-9a-f:]{0,127}$")
 QUERY_SETTINGS = {
     "output_format_json_quote_64bit_integers": 0,
     "output_format_json_quote_decimals": 0,
@@ -69,8 +78,8 @@ class Store(ABC):
         """Run a statement that returns nothing (DDL, INSERT)."""
 
     @abstractmethod
-    def _insert(self, table: str, body: bytes) -> None:
-        """Insert JSONEachRow bytes into ``database.table``."""
+    def _insert(self, table: str, body: bytes, token: str | None) -> None:
+        """Insert JSONEachRow bytes into ``database.table``, deduplicated by ``token``."""
 
     @abstractmethod
     def close(self) -> None:
@@ -103,11 +112,15 @@ class Store(ABC):
         if rows:
             self.insert_encoded(table, encode_rows(rows))
 
-    def insert_encoded(self, table: str, body: bytes) -> None:
-        """Insert rows already encoded as JSONEachRow into a trace table."""
+    def insert_encoded(self, table: str, body: bytes, *, token: str | None = None) -> None:
+        """Insert rows already encoded as JSONEachRow into a trace table. With a ``token``
+        (lowercase hex, colons), sending the same rows again with it stores nothing more,
+        also after a restart (``insert_deduplication_token``; see docs/storage.md)."""
         if table not in TRACE_TABLES:
             raise ValueError(f"table must be one of {TRACE_TABLES}, got {table!r}.")
-        self._insert(table, body)
+        if token is not None and not _TOKEN.match(token):
+            raise ValueError(f"token={token!r}: use lowercase hex digits and colons.")
+        self._insert(table, body, token)
 
     def insert_spans(self, spans: Sequence[ReadableSpan], table: str = "otel_traces") -> int:
         """Map finished OTel spans to rows and insert them; returns the count."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from closedloop._extras import require
-from closedloop.store._base import QUERY_SETTINGS, Store, refused_rows
+from closedloop.store._base import DEDUPLICATION_SETTINGS, QUERY_SETTINGS, Store, refused_rows
 from closedloop.store._errors import StoreDataError, StoreError, StoreLockedError
 from closedloop.store._schema import SchemaSettings
 
@@ -138,15 +138,17 @@ class ChDBStore(Store):
         body: bytes = result.bytes()  # chDB ships no type information
         return body
 
-    def _insert(self, table: str, body: bytes) -> None:
+    def _insert(self, table: str, body: bytes, token: str | None) -> None:
+        statement = f"INSERT INTO {self.database}.{table}"
+        if token is not None:  # checked by insert_encoded: hex and colons only
+            settings = {**DEDUPLICATION_SETTINGS, "insert_deduplication_token": f"'{token}'"}
+            statement += " SETTINGS " + ", ".join(f"{k} = {v}" for k, v in settings.items())
         with self._lock:
             self._require_open()
             try:
                 # leaving the block unfinished cancels the insert: a failed append must
                 # not leave the session busy ("another insert is already active")
-                with self._session.send_insert(
-                    f"INSERT INTO {self.database}.{table}", "JSONEachRow"
-                ) as inserter:
+                with self._session.send_insert(statement, "JSONEachRow") as inserter:
                     inserter.append(body)
                     inserter.finish()
             except Exception as error:

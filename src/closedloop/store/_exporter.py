@@ -12,10 +12,17 @@ Rows the store refuses for what they hold are found by bisecting the batch and s
 (``dead_letter``); the rest is inserted and later batches flow. Memory is bounded: when
 neither memory nor spool can take a batch, ``export()`` refuses it (FAILURE) and counts its
 spans as dropped.
+
+Batches waiting in memory for one table are inserted together (a group commit), and each
+insert carries the batch's id as its deduplication token, so a batch sent twice (a retry
+after a lost answer, a replay after a crash) is stored once. With ``durable=True``,
+``export()`` returns SUCCESS only once its rows are inserted or spooled: for a server that
+acknowledges a request only when a crash can no longer lose it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -24,7 +31,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -39,12 +46,13 @@ from closedloop.store._errors import StoreDataError
 from closedloop.store._exporter_options import (
     check_count,
     check_directory,
+    check_flag,
     check_seconds,
     check_tables,
     check_target,
 )
 from closedloop.store._rows import encode_rows, span_row, span_rows
-from closedloop.store._spool import Batch, Spool
+from closedloop.store._spool import Batch, Spool, new_batch_id
 from closedloop.store._spool_home import OwnedSpool, default_directory
 
 logger = logging.getLogger("closedloop.store")
@@ -66,12 +74,56 @@ class ExporterStats:
     spool_bytes: int = 0
 
 
-@dataclass
+class _Ticket:
+    """A durable ``export()`` call waiting for its batches (one per table): each is
+    inserted, spooled, or refused."""
+
+    __slots__ = ("failed", "pending", "since")
+
+    def __init__(self, batches: int, since: float) -> None:
+        self.pending = batches
+        self.since = since
+        self.failed = False
+
+
+@dataclass(eq=False)
 class _Held:
-    """A batch acknowledged to the SDK and so far only in memory, and since when."""
+    """A batch so far only in memory, since when, and the durable exports waiting for it
+    (none by default: ``export()`` acknowledged it already)."""
 
     batch: Batch
     since: float
+    tickets: list[_Ticket] = field(default_factory=list)
+
+
+def _merged(helds: Sequence[_Held]) -> list[_Held]:
+    """``helds`` as one batch per table, in sequence order: one insert, or one spool file,
+    for many exports. A merged batch holds new rows together, so it gets a new id."""
+    by_table: dict[str, list[_Held]] = {}
+    for held in helds:
+        by_table.setdefault(held.batch.table, []).append(held)
+    merged = []
+    for table, parts in by_table.items():
+        if len(parts) == 1:
+            merged.append(parts[0])
+            continue
+        body = b"".join(part.batch.body for part in parts)
+        spans = sum(part.batch.spans for part in parts)
+        batch = Batch(parts[0].batch.sequence, table, body, spans, new_batch_id())
+        tickets = [ticket for part in parts for ticket in part.tickets]
+        merged.append(_Held(batch, parts[0].since, tickets))
+    return sorted(merged, key=lambda held: held.batch.sequence)
+
+
+def _token(batch: Batch, body: bytes) -> str | None:
+    """The insert's deduplication token: the batch's id, and for a part of the batch (the
+    rows around a refused one) a digest of the part too, so each part is deduplicated on
+    its own. None for a batch spooled by a release that gave batches no id."""
+    if not batch.id:
+        return None
+    if body is batch.body:
+        return batch.id
+    return f"{batch.id}:{hashlib.blake2b(body, digest_size=16).hexdigest()}"
 
 
 class ClickHouseSpanExporter(SpanExporter):
@@ -88,6 +140,11 @@ class ClickHouseSpanExporter(SpanExporter):
     ``max_spool_bytes`` bounds the spool (and, separately, the dead letters) under
     ``spool_dir`` (default: a directory per store under closedloop's state directory, see
     ``spool_home``). ``spool_after_s`` is the longest an acknowledged batch waits in memory.
+
+    ``durable=True``: ``export()`` waits until the batch is inserted, or spooled (fsynced,
+    with its directory) once the store has failed or it has waited ``spool_after_s``, and
+    only then returns SUCCESS; FAILURE when neither could take it. Concurrent exports share
+    one insert (and one fsync), so throughput grows with the number of callers.
     """
 
     def __init__(
@@ -101,6 +158,7 @@ class ClickHouseSpanExporter(SpanExporter):
         retry_initial_s: float = 0.2,
         retry_max_s: float = 10.0,
         spool_after_s: float = 2.0,
+        durable: bool = False,
     ) -> None:
         where = check_target(store_or_url)
         self._tables = check_tables(tables)
@@ -109,6 +167,9 @@ class ClickHouseSpanExporter(SpanExporter):
         self._retry_initial_s = check_seconds("retry_initial_s", retry_initial_s, 0.2)
         self._retry_max_s = check_seconds("retry_max_s", retry_max_s, 10.0, retry_initial_s)
         self._spool_after_s = check_seconds("spool_after_s", spool_after_s, 2.0)
+        self._durable = check_flag("durable", durable)
+        # an insert takes half of memory at most, so the other half can queue meanwhile
+        self._max_insert_spans = max(1, self._max_queue_spans // 2)
         home = check_directory("spool_dir", spool_dir)
         self._url = store_or_url if isinstance(store_or_url, str) else None
         self._store = None if isinstance(store_or_url, str) else store_or_url
@@ -196,21 +257,39 @@ class ClickHouseSpanExporter(SpanExporter):
                 self._count_dropped(mapped, "the exporter is shut down")
                 return SpanExportResult.FAILURE
             now = time.monotonic()
+            ticket = _Ticket(len(tables), now) if self._durable else None
             incoming = [
-                Batch(self._sequence + n, table, body, mapped) for n, table in enumerate(tables)
+                _Held(
+                    Batch(self._sequence + n, table, body, mapped, new_batch_id()),
+                    now,
+                    [ticket] if ticket is not None else [],
+                )
+                for n, table in enumerate(tables)
             ]
             self._sequence += len(incoming)
-            if self._store_failing(now):
-                incoming = [batch for batch in incoming if not self._spool_batch(batch)]
-            held = sum(batch.spans for batch in incoming)
-            if incoming and not self._make_room(held):
-                self._count_dropped(held, "memory and spool are full")
+            if not self._make_room(mapped * len(incoming)):
+                self._count_dropped(mapped * len(incoming), "memory and spool are full")
                 return SpanExportResult.FAILURE
-            for batch in incoming:
-                self._queue.append(_Held(batch, now))
-                self._queued_spans += batch.spans
+            self._queue.extend(incoming)
+            self._queued_spans += mapped * len(incoming)
+            if self._store_failing(now):
+                self._spool_memory()
             self._cond.notify_all()
-        return SpanExportResult.SUCCESS
+            return SpanExportResult.SUCCESS if ticket is None else self._await(ticket)
+
+    def _await(self, ticket: _Ticket) -> SpanExportResult:
+        """Wait (lock held) until every batch of a durable export is inserted, spooled or
+        refused. Once it has waited ``spool_after_s`` (a slow or stuck insert), spool what
+        memory has held that long: one group commit for every export waiting."""
+        due = ticket.since + self._spool_after_s
+        while ticket.pending:
+            now = time.monotonic()
+            if now < due:
+                self._cond.wait(timeout=due - now)
+            else:
+                self._spool_memory(held_since=now - self._spool_after_s)
+                due = now + self._spool_after_s
+        return SpanExportResult.FAILURE if ticket.failed else SpanExportResult.SUCCESS
 
     def _encode(self, spans: Sequence[ReadableSpan]) -> tuple[bytes, int]:
         """JSONEachRow for ``spans`` and how many rows; a span that cannot be mapped is
@@ -233,12 +312,13 @@ class ClickHouseSpanExporter(SpanExporter):
         return self._failing or (started is not None and now - started > self._spool_after_s)
 
     def _make_room(self, incoming: int) -> bool:
-        """Spool the oldest held batches until ``incoming`` spans fit in memory (lock held).
+        """When ``incoming`` spans do not fit in memory, spool every queued batch, a file per
+        table (lock held): big files, one fsync each, and big inserts when replayed, where
+        spooling just enough would write (and later insert) one small batch per export.
         An empty memory takes any batch, however large."""
-        while self._held_spans() + incoming > self._max_queue_spans and self._queue:
-            if not self._spool_batch(self._queue[0].batch):
-                break
-            self._pop_queue()
+        if self._held_spans() + incoming > self._max_queue_spans and self._queue:
+            queued = [self._pop_queue() for _ in range(len(self._queue))]
+            self._requeue(self._spool_held(_merged(queued)))
         return not self._held_spans() or self._held_spans() + incoming <= self._max_queue_spans
 
     def _held_spans(self) -> int:
@@ -251,32 +331,51 @@ class ClickHouseSpanExporter(SpanExporter):
         self._queued_spans -= held.batch.spans
         return held
 
-    def _spool_batch(self, batch: Batch) -> bool:
-        """Write ``batch`` to the spool; False if it does not fit or the disk fails."""
-        try:
-            if not self._spool.append(batch):
-                return False
-        except OSError as error:
-            health.record_failure("store.spool.write", error)
-            return False
-        with self._cond:
-            self._stats.spooled_spans_total += batch.spans
-        instruments.count_spans("spooled", batch.spans)
-        return True
+    def _requeue(self, helds: Sequence[_Held]) -> None:
+        """Put batches taken from the front of the queue back there, in order (lock held)."""
+        self._queue.extendleft(reversed(helds))
+        self._queued_spans += sum(held.batch.spans for held in helds)
 
-    def _spool_memory(self, acknowledged_before: float = math.inf) -> None:
-        """Move what memory holds (acknowledged before the given time) to the spool, oldest
-        first, while it fits (lock held). What does not fit stays: it was acknowledged."""
-        if self._in_flight is not None and self._in_flight.since < acknowledged_before:
-            if not self._spool_batch(self._in_flight.batch):
-                return
-            self._in_flight = None
-        while (
-            self._queue
-            and self._queue[0].since < acknowledged_before
-            and self._spool_batch(self._queue[0].batch)
-        ):
-            self._pop_queue()
+    def _resolve(self, held: _Held, result: SpanExportResult) -> None:
+        """``held`` is inserted or spooled (SUCCESS), or refused: tell the durable exports
+        waiting for it, once (lock held)."""
+        for ticket in held.tickets:
+            ticket.pending -= 1
+            ticket.failed = ticket.failed or result is SpanExportResult.FAILURE
+        if held.tickets:
+            held.tickets = []
+            self._cond.notify_all()
+
+    def _spool_held(self, helds: Sequence[_Held]) -> list[_Held]:
+        """Spool ``helds`` with one directory fsync (lock held); those that did not fit."""
+        written = self._spool.append_all([held.batch for held in helds])
+        for held in helds[:written]:
+            self._stats.spooled_spans_total += held.batch.spans
+            instruments.count_spans("spooled", held.batch.spans)
+            self._resolve(held, SpanExportResult.SUCCESS)
+        return list(helds[written:])
+
+    def _spool_memory(self, held_since: float = math.inf) -> None:
+        """Move what memory has held since ``held_since`` or earlier to the spool, oldest
+        first, merged per table, in one group commit (lock held). What does not fit stays
+        when it was acknowledged; a durable export's batch is refused (FAILURE), since no
+        caller may wait for ever."""
+        in_flight = self._in_flight
+        oldest = [in_flight] if in_flight is not None and in_flight.since <= held_since else []
+        queued = []
+        while self._queue and self._queue[0].since <= held_since:
+            queued.append(self._pop_queue())
+        rest = self._spool_held(oldest + _merged(queued))
+        if in_flight is not None and oldest and in_flight not in rest:
+            self._in_flight = None  # the spool has it; the insert under way settles there
+        if not self._durable:
+            self._requeue([held for held in rest if held is not in_flight])
+            return
+        for held in rest:
+            if held is self._in_flight:
+                self._in_flight = None
+            self._resolve(held, SpanExportResult.FAILURE)
+            self._count_dropped(held.batch.spans, "the store is failing and the spool is full")
 
     def _count_dropped(self, spans: int, why: str) -> None:
         if not spans:
@@ -312,27 +411,30 @@ class ClickHouseSpanExporter(SpanExporter):
     def _write(self, batch: Batch) -> Batch | None:
         """Insert ``batch``. Rows the store refuses are found by bisection and set aside.
         None when every row is inserted or set aside, else the rows still to insert."""
-        pending = deque([batch.body.splitlines(keepends=True)])
+        pending = deque([batch.body])
         while pending:
-            rows = pending.popleft()
+            body = pending.popleft()
             try:
-                self._connected_store().insert_encoded(batch.table, b"".join(rows))
+                store = self._connected_store()
+                store.insert_encoded(batch.table, body, token=_token(batch, body))
             except StoreDataError as error:
+                rows = body.splitlines(keepends=True)
                 if len(rows) == 1:
-                    self._set_aside(batch.table, rows[0], error)
+                    self._set_aside(batch.table, body, error)
                 else:
-                    pending.extendleft((rows[len(rows) // 2 :], rows[: len(rows) // 2]))
+                    half = len(rows) // 2
+                    pending.extendleft((b"".join(rows[half:]), b"".join(rows[:half])))
                 continue
             except Exception as error:
                 self._insert_failed(error)
-                pending.appendleft(rows)
-                rest = [row for part in pending for row in part]
-                if len(rest) == batch.spans:
+                if body is batch.body:
                     return batch
-                return Batch(batch.sequence, batch.table, b"".join(rest), len(rest))
+                rest = body + b"".join(pending)
+                return Batch(batch.sequence, batch.table, rest, rest.count(b"\n"), batch.id)
+            rows_inserted = body.count(b"\n")
             with self._cond:
-                self._stats.exported_spans += len(rows)
-            instruments.count_spans("exported", len(rows))
+                self._stats.exported_spans += rows_inserted
+            instruments.count_spans("exported", rows_inserted)
         return None
 
     def _insert_failed(self, error: Exception) -> None:
@@ -374,18 +476,41 @@ class ClickHouseSpanExporter(SpanExporter):
             and self._queue
             and (spooled is None or self._queue[0].batch.sequence < spooled)
         ):
-            self._in_flight = self._pop_queue()
+            self._in_flight = self._take_queued(spooled)
         if self._in_flight is not None and (
             spooled is None or self._in_flight.batch.sequence < spooled
         ):
             return self._in_flight.batch
         return self._spool.peek()
 
+    def _take_queued(self, before: int | None) -> _Held:
+        """The oldest queued batch with the later ones for its table merged in, up to half
+        of memory (lock held): exports that queued during one insert share the next. Only
+        batches older than the spool's head (``before``) join, so replay order holds."""
+        table = self._queue[0].batch.table
+        taken: list[_Held] = []
+        spans = 0
+        kept: deque[_Held] = deque()
+        for held in self._queue:
+            joins = held.batch.table == table and (before is None or held.batch.sequence < before)
+            if joins and taken and spans + held.batch.spans > self._max_insert_spans:
+                before = held.batch.sequence  # full: later batches keep their order
+                joins = False
+            if joins:
+                taken.append(held)
+                spans += held.batch.spans
+            else:
+                kept.append(held)
+        self._queue = kept
+        self._queued_spans -= spans
+        return _merged(taken)[0]
+
     def _settle(self, batch: Batch, remaining: Batch | None) -> None:
         """Record what an insert of ``batch`` achieved, wherever the batch now lives: in
         memory, or in the spool (read from there, or spooled while it was being inserted)."""
         if self._in_flight is not None and self._in_flight.batch is batch:
             if remaining is None:
+                self._resolve(self._in_flight, SpanExportResult.SUCCESS)
                 self._in_flight = None
             else:
                 self._in_flight.batch = remaining

@@ -64,3 +64,8 @@ def check_directory(name: str, value: Any) -> str | os.PathLike[str] | None:
     require_type(name, value, (str, os.PathLike), "pass a directory path.", optional=True)
     directory: str | os.PathLike[str] | None = value
     return directory
+
+
+def check_flag(name: str, value: Any) -> bool:
+    require_type(name, value, bool, "pass True or False.")
+    return bool(value)

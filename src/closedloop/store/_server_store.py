@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from closedloop._extras import require
-from closedloop.store._base import QUERY_SETTINGS, Store, refused_rows
+from closedloop.store._base import DEDUPLICATION_SETTINGS, QUERY_SETTINGS, Store, refused_rows
 from closedloop.store._chdb_store import chdb_location
 from closedloop.store._errors import StoreDataError, StoreError
 from closedloop.store._schema import SchemaSettings
@@ -71,10 +71,15 @@ class ClickHouseServerStore(Store):
         except Exception as error:
             raise StoreError(f"ClickHouse rejected the statement: {error}") from error
 
-    def _insert(self, table: str, body: bytes) -> None:
+    def _insert(self, table: str, body: bytes, token: str | None) -> None:
+        settings = (
+            None
+            if token is None
+            else {**DEDUPLICATION_SETTINGS, "insert_deduplication_token": token}
+        )
         try:
             self._client.raw_insert(
-                f"{self.database}.{table}", insert_block=body, fmt="JSONEachRow"
+                f"{self.database}.{table}", insert_block=body, settings=settings, fmt="JSONEachRow"
             )
         except Exception as error:
             kind = StoreDataError if refused_rows(error) else StoreError

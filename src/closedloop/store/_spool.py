@@ -1,9 +1,12 @@
 """A bounded on-disk queue of insert batches, for when the store is down or slow.
 
-Each batch is one file, written to a temporary name, fsynced and renamed, so a crash never
-leaves half a batch. File names carry the batch's sequence number (given at export time),
-so replay follows export order whenever a batch was spooled, also after a restart. When
-the byte bound would be exceeded the batch is refused and the caller counts it dropped.
+Each batch is one file, written to a temporary name, fsynced and renamed, and the directory
+fsynced after the renames, so a crash (or a power cut) never leaves half a batch and never
+loses one the caller was told is spooled. File names carry the batch's sequence number
+(given at export time), so replay follows export order whenever a batch was spooled, also
+after a restart, and the batch's id, the insert's deduplication token: a batch inserted
+just before a crash and replayed after it is stored once. When the byte bound would be
+exceeded the batch is refused and the caller counts it dropped.
 Batches taken over from another directory (an orphaned spool) are kept even beyond the
 bound: they were acknowledged; new batches wait until replay makes room.
 """
@@ -14,22 +17,32 @@ import bisect
 import os
 import re
 import threading
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from closedloop import _health as health
 
-_NAME = re.compile(r"^(\d{12})\.([a-z_]+)\.(\d+)\.jsonl$")
+# ``<sequence>.<table>.<spans>.<id>.jsonl``; files spooled before batches had ids lack it
+_NAME = re.compile(r"^(\d{12})\.([a-z_]+)\.(\d+)(?:\.([0-9a-f]{32}))?\.jsonl$")
+
+
+def new_batch_id() -> str:
+    """A batch's id: random, so two processes (or two exporters) never share one."""
+    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
 class Batch:
-    """Rows for one table, ready to insert (JSONEachRow bytes), in export order."""
+    """Rows for one table, ready to insert (JSONEachRow bytes), in export order. ``id``
+    is the insert's deduplication token; empty for batches spooled by an older release."""
 
     sequence: int
     table: str
     body: bytes
     spans: int
+    id: str
 
 
 @dataclass(frozen=True, order=True)
@@ -39,10 +52,11 @@ class _Entry:
     table: str = field(compare=False)
     spans: int = field(compare=False)
     size: int = field(compare=False)
+    id: str = field(compare=False)
 
 
-def _file_name(sequence: int, table: str, spans: int) -> str:
-    return f"{sequence:012d}.{table}.{spans}.jsonl"
+def _file_name(sequence: int, table: str, spans: int, batch_id: str) -> str:
+    return f"{sequence:012d}.{table}.{spans}{'.' + batch_id if batch_id else ''}.jsonl"
 
 
 def _entries(directory: Path) -> list[_Entry]:
@@ -51,14 +65,32 @@ def _entries(directory: Path) -> list[_Entry]:
     for leftover in directory.glob("*.tmp"):
         leftover.unlink(missing_ok=True)
     return sorted(
-        _Entry(int(match.group(1)), path, match.group(2), int(match.group(3)), path.stat().st_size)
+        _Entry(
+            int(match.group(1)),
+            path,
+            match.group(2),
+            int(match.group(3)),
+            path.stat().st_size,
+            match.group(4) or "",
+        )
         for path in directory.iterdir()
         if (match := _NAME.match(path.name))
     )
 
 
+def sync_directory(directory: Path) -> None:
+    """Make the renames and removals in ``directory`` durable (a rename is only in the
+    directory's metadata until the directory itself is fsynced)."""
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def _write_durably(path: Path, body: bytes) -> None:
-    """``path`` holds ``body`` on disk, or (after a crash) is unchanged."""
+    """``path`` holds ``body`` on disk, or (after a crash) is unchanged; the caller fsyncs
+    the directory."""
     temporary = path.with_suffix(".tmp")
     try:
         with temporary.open("wb") as handle:
@@ -104,15 +136,33 @@ class Spool:
 
     def append(self, batch: Batch) -> bool:
         """Store ``batch`` in sequence order; False (nothing written) if over the bound."""
+        return self.append_all([batch]) == 1
+
+    def append_all(self, batches: Sequence[Batch]) -> int:
+        """Store the leading ``batches`` that fit under the bound, with one directory fsync
+        for all of them (a group commit); how many are stored durably. A disk error stops
+        the group there (recorded); when the directory cannot be fsynced, none counts."""
+        written = 0
         with self._lock:
-            if self.bytes + len(batch.body) > self.max_bytes:
-                return False
-            final = self.directory / _file_name(batch.sequence, batch.table, batch.spans)
-            _write_durably(final, batch.body)
-            entry = _Entry(batch.sequence, final, batch.table, batch.spans, len(batch.body))
-            bisect.insort(self._entries, entry)
-            self.bytes += entry.size
-            return True
+            try:
+                for batch in batches:
+                    if self.bytes + len(batch.body) > self.max_bytes:
+                        break
+                    name = _file_name(batch.sequence, batch.table, batch.spans, batch.id)
+                    final = self.directory / name
+                    _write_durably(final, batch.body)
+                    entry = _Entry(
+                        batch.sequence, final, batch.table, batch.spans, len(batch.body), batch.id
+                    )
+                    bisect.insort(self._entries, entry)
+                    self.bytes += entry.size
+                    written += 1
+                if written:
+                    sync_directory(self.directory)
+            except OSError as error:
+                health.record_failure("store.spool.write", error)
+                return 0
+        return written
 
     def peek(self) -> Batch | None:
         """The oldest batch, left in place until ``remove``. A batch file deleted behind
@@ -123,7 +173,8 @@ class Spool:
                     return None
                 entry = self._entries[0]
             try:
-                return Batch(entry.sequence, entry.table, entry.path.read_bytes(), entry.spans)
+                body = entry.path.read_bytes()
+                return Batch(entry.sequence, entry.table, body, entry.spans, entry.id)
             except FileNotFoundError as error:
                 health.record_failure("store.spool.vanished", error)
                 health.count("store.spool.vanished_spans", entry.spans)
@@ -148,10 +199,12 @@ class Spool:
                 return
             old = self._entries[index]
             _write_durably(old.path, batch.body)
-            path = old.path.with_name(_file_name(batch.sequence, batch.table, batch.spans))
+            name = _file_name(batch.sequence, batch.table, batch.spans, batch.id)
+            path = old.path.with_name(name)
             old.path.rename(path)
+            sync_directory(self.directory)
             self._entries[index] = _Entry(
-                batch.sequence, path, batch.table, batch.spans, len(batch.body)
+                batch.sequence, path, batch.table, batch.spans, len(batch.body), batch.id
             )
             self.bytes += len(batch.body) - old.size
 
@@ -163,11 +216,16 @@ class Spool:
         with self._lock:
             for entry in _entries(directory):
                 sequence = self._entries[-1].sequence + 1 if self._entries else 0
-                path = self.directory / _file_name(sequence, entry.table, entry.spans)
+                name = _file_name(sequence, entry.table, entry.spans, entry.id)
+                path = self.directory / name
                 entry.path.rename(path)
-                self._entries.append(_Entry(sequence, path, entry.table, entry.spans, entry.size))
+                self._entries.append(
+                    _Entry(sequence, path, entry.table, entry.spans, entry.size, entry.id)
+                )
                 self.bytes += entry.size
                 taken += entry.spans
+            if taken:
+                sync_directory(self.directory)
         return taken
 
     def _find(self, sequence: int) -> int | None:
