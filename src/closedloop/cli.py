@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime
-import re
 import time
 
 from closedloop import __version__
+from closedloop import _durations as durations
 from closedloop._errors import ClosedloopError
 from closedloop._extras import extra_needed
 
@@ -119,10 +119,9 @@ def serve(
 def _since(text: str) -> datetime.datetime:
     """``3d``, ``12h``, ``30m`` ago, or an ISO timestamp (UTC if no zone)."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    match = re.fullmatch(r"(\d+)([dhm])", text.strip())
-    if match:
-        unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
-        return now - datetime.timedelta(**{unit: int(match.group(1))})
+    age = durations.seconds(text, unit_required=True)
+    if age is not None:
+        return now - datetime.timedelta(seconds=age)
     try:
         moment = datetime.datetime.fromisoformat(text)
     except ValueError:

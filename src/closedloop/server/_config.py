@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
+from closedloop import _durations as durations
 from closedloop._errors import ClosedloopError
 from closedloop.server._feedback_settings import FeedbackConfigError, load_api_keys
 from closedloop.server._otlp import DEFAULT_MAX_BODY_BYTES
@@ -32,8 +33,6 @@ DEFAULT_MAX_CONCURRENT_REQUESTS: Final = 8
 inflated form) plus the decoded spans, so this, not the input rate, bounds their memory.
 Python decodes on one core at a time, so more would only queue inside the process."""
 
-_DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?")
-_DURATION_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _SIZE: Final = re.compile(r"(\d+)\s*(KiB|MiB|GiB)?")
 _SIZE_UNITS: Final = {"KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, None: 1}
 
@@ -175,13 +174,12 @@ def _forward_otlp(url: str | None) -> str | None:
 
 
 def _duration(option: str, text: str) -> float:
-    match = _DURATION.fullmatch(text.strip())
-    seconds = float(match[1]) * _DURATION_UNITS[match[2]] if match else 0.0
-    if seconds <= 0:
+    value = durations.seconds(text)
+    if value is None or value <= 0:
         raise ServeConfigError(
             f"{option} {text!r} is not a positive duration: pass e.g. 30s, 5m or 500ms."
         )
-    return seconds
+    return value
 
 
 def _size(option: str, text: str) -> int:
