@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime
+import sys
 import time
+from pathlib import Path
 
 from closedloop import __version__
-from closedloop import _durations as durations
 from closedloop._errors import ClosedloopError
 from closedloop._extras import extra_needed
+from closedloop._since import SinceError, since_moment
 
 with extra_needed("cli", "The closedloop command"):
     import typer
     from rich.console import Console
+
+    from closedloop._sql_output import OutputFormat
 
 app = typer.Typer(
     help="closedloop: feedback loops for LLM apps, on OpenTelemetry.", no_args_is_help=True
@@ -116,19 +120,24 @@ def serve(
         raise typer.Exit(1) from None
 
 
+_STORE_HELP = (
+    "Store URL (default: chdb://.closedloop/store, relative to the current directory). "
+    "While closedloop serve holds a chDB store, the command goes through serve's API."
+)
+
+
 def _since(text: str) -> datetime.datetime:
     """``3d``, ``12h``, ``30m`` ago, or an ISO timestamp (UTC if no zone)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    age = durations.seconds(text, unit_required=True)
-    if age is not None:
-        return now - datetime.timedelta(seconds=age)
     try:
-        moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is neither an age like 3d/12h/30m nor an ISO timestamp"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+        return since_moment(text)
+    except SinceError as error:
+        raise typer.BadParameter(str(error), param_hint="--since") from None
+
+
+def _failed(command: str, error: Exception) -> typer.Exit:
+    """One line on stderr, the reason and its fix, and exit status 1; never a traceback."""
+    typer.echo(f"closedloop {command}: {error}", err=True)
+    return typer.Exit(1)
 
 
 @app.command()
@@ -138,19 +147,59 @@ def rescue(
         help="Feedback that arrived since: an age (3d, 12h) or ISO time; "
         "default: the recent tier's retention.",
     ),
-    store_url: str = typer.Option(
-        None,
-        "--store",
-        help="Store URL (default: chdb://.closedloop/store, relative to the current directory).",
-    ),
+    store_url: str = typer.Option(None, "--store", help=_STORE_HELP),
 ) -> None:
     """Copy traces that got feedback after sampling dropped them back into otel_traces."""
-    from closedloop.store import DEFAULT_URL, connect
-    from closedloop.store import rescue as run_rescue
+    from closedloop._cli_store import store_access
+    from closedloop.store import DEFAULT_URL
 
-    with connect(store_url or DEFAULT_URL) as store:
-        result = run_rescue(store, _since(since) if since else None)
+    moment = _since(since) if since else None
+    try:
+        with store_access(store_url or DEFAULT_URL) as store:
+            result = store.rescue(moment)
+    except (ClosedloopError, ValueError) as error:
+        raise _failed("rescue", error) from None
     console.print(f"rescued {result.traces} trace(s), {result.spans} span(s) copied")
+
+
+@app.command()
+def sql(
+    query: str = typer.Argument(
+        None, help="One statement; - reads it from stdin.", show_default=False
+    ),
+    file: str = typer.Option(None, "--file", help="Read the statement from this file."),
+    output: OutputFormat = typer.Option(  # noqa: B008 - typer's way to declare a choice
+        OutputFormat.TABLE, "--format", help="table for people; csv or json for programs."
+    ),
+    store_url: str = typer.Option(None, "--store", help=_STORE_HELP),
+) -> None:
+    """Run one read-only SQL statement on the store and print its answer.
+
+    The store's engine refuses writes and DDL (ClickHouse's readonly=1). Tables live in
+    the closedloop database: SELECT * FROM closedloop.prompt_version_metrics LIMIT 10."""
+    from closedloop import _sql_output
+    from closedloop._cli_store import store_access
+    from closedloop.store import DEFAULT_URL
+
+    text = _statement(query, file)
+    try:
+        with store_access(store_url or DEFAULT_URL) as store:
+            result = store.sql(text)
+    except (ClosedloopError, ValueError) as error:
+        raise _failed("sql", error) from None
+    _sql_output.write(result, output, console, sys.stdout)
+
+
+def _statement(query: str | None, file: str | None) -> str:
+    """The statement from the argument, stdin (``-``) or ``--file``: exactly one of them."""
+    if (query is None) == (file is None):
+        raise typer.BadParameter("give the statement as QUERY, - for stdin, or --file PATH")
+    if file is None:
+        return sys.stdin.read() if query == "-" else str(query)
+    try:
+        return Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise typer.BadParameter(f"cannot read {file}: {error}", param_hint="--file") from None
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""closedloop's tail sampler keeps exactly what the real collector keeps.
+"""closedloop's tail sampler keeps exactly what the real collector keeps, and counts each
+policy's decisions as the collector's own metric does.
 
 The collector is built from upstream modules (`make collector`) and run with the
 production policies from collector/otel-collector.yaml, its exporters swapped for the
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import subprocess
 import time
+import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Span, format_span_id, format_trace_id
+from prometheus_client.parser import text_string_to_metric_families
 
 from _support.collector import (
     LB_CONFIG,
@@ -36,6 +40,7 @@ from closedloop.sampling import (
     BufferedTrace,
     Decision,
     Policy,
+    SamplerCounts,
     SpanView,
     TailSampler,
     load,
@@ -69,6 +74,13 @@ def waves(seed: int, requests: int) -> tuple[list[ReadableSpan], list[ReadableSp
 def python_decisions(
     config: dict[str, Any], *spans_by_wave: list[ReadableSpan]
 ) -> set[tuple[str, str]]:
+    return python_run(config, *spans_by_wave)[0]
+
+
+def python_run(
+    config: dict[str, Any], *spans_by_wave: list[ReadableSpan]
+) -> tuple[set[tuple[str, str]], SamplerCounts]:
+    """What closedloop's sampler keeps of each wave, decided before the next, and its counts."""
     kept: set[tuple[str, str]] = set()
 
     def forward(views: list[SpanView]) -> None:
@@ -79,7 +91,29 @@ def python_decisions(
         sampler.ingest(SpanView.of(span) for span in wave)
         sampler.drain()
     assert sampler.counts.traces_decided[Decision.SAMPLED] > 0
-    return kept
+    return kept, sampler.counts
+
+
+POLICY_METRIC = "otelcol_processor_tail_sampling_count_traces_sampled"
+
+
+def serving_policy_metrics(config: dict[str, Any], port: int) -> None:
+    """Have the collector serve its own metrics for Prometheus on ``port``."""
+    reader = {"pull": {"exporter": {"prometheus": {"host": "127.0.0.1", "port": port}}}}
+    config["service"]["telemetry"]["metrics"] = {"level": "detailed", "readers": [reader]}
+
+
+def collector_policy_decisions(port: int) -> Counter[tuple[str, Decision]]:
+    """The collector's count of traces by policy and that policy's decision."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    counts: Counter[tuple[str, Decision]] = Counter()
+    for family in text_string_to_metric_families(text):
+        if family.name == POLICY_METRIC:
+            for sample in family.samples:
+                key = (sample.labels["policy"], Decision(sample.labels["decision"]))
+                counts[key] += int(sample.value)
+    return counts
 
 
 def send(port: int, spans: list[ReadableSpan]) -> None:
@@ -128,18 +162,20 @@ def test_python_sampler_keeps_exactly_what_the_collector_keeps(
 ) -> None:
     collector_binary()
     first, late = waves(seed=21, requests=2000)
-    http_port, grpc_port = free_port(), free_port()
+    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
     output = tmp_path / "kept.jsonl"
     config = sampling_config(
         output, http_port=http_port, grpc_port=grpc_port, decision_cache=decision_cache
     )
+    serving_policy_metrics(config, metrics_port)
     with running_collector(config, tmp_path, http_port):
         send(http_port, first)
         wait_until_quiet(output)
         send(http_port, late)
         wait_until_quiet(output)
+        collector_counts = collector_policy_decisions(metrics_port)
     from_collector = exported_spans(output)
-    from_python = python_decisions(config, first, late)
+    from_python, python_counts = python_run(config, first, late)
     trace_count = len({s.context.trace_id for s in first})
     assert trace_count >= 2000
     assert len(first) + len(late) > 5000 and len(late) > 300
@@ -148,6 +184,8 @@ def test_python_sampler_keeps_exactly_what_the_collector_keeps(
     late_traces = {format_trace_id(s.context.trace_id) for s in late}
     assert late_traces & kept_traces and late_traces - kept_traces  # late spans on both sides
     assert from_collector == from_python
+    assert {name for name, _ in collector_counts} == {"errors", "feedback", "new-users", "baseline"}
+    assert python_counts.policy_decisions == collector_counts
 
 
 def test_scale_out_decides_each_trace_in_one_place(tmp_path: Path) -> None:

@@ -11,17 +11,34 @@ from dataclasses import FrozenInstanceError
 import pytest
 
 from _support.metrics import Sums, closedloop_sums, global_metric_reader
+from _support.traffic import generate_traffic
 from closedloop._runtime import current
-from closedloop.sampling import Decision, SamplerConfig, SamplerCounts
+from closedloop.sampling import (
+    BufferedTrace,
+    Decision,
+    SamplerConfig,
+    SamplerCounts,
+    SpanView,
+    load,
+)
 from closedloop.sampling._counts import (
     LATE_SPANS_METRIC,
+    POLICY_DECISIONS_METRIC,
     POLICY_ERRORS_METRIC,
     TRACES_DECIDED_METRIC,
     TRACES_EVICTED_METRIC,
     TRACES_RECEIVED_METRIC,
 )
 
-from .support import ERRORS, Raising, config, policy, recording_sampler, view
+from .support import (
+    ERRORS,
+    PRODUCTION_CONFIG,
+    Raising,
+    config,
+    policy,
+    recording_sampler,
+    view,
+)
 
 SAMPLED, NOT_SAMPLED, DROPPED = Decision.SAMPLED, Decision.NOT_SAMPLED, Decision.DROPPED
 SAMPLER_METRICS = (
@@ -30,6 +47,7 @@ SAMPLER_METRICS = (
     TRACES_EVICTED_METRIC,
     LATE_SPANS_METRIC,
     POLICY_ERRORS_METRIC,
+    POLICY_DECISIONS_METRIC,
 )
 
 
@@ -49,8 +67,9 @@ def every_kind_of_count() -> SamplerConfig:
 
 def run_every_kind_of_count() -> SamplerCounts:
     """Five traces: one evicted undecided, two not sampled, one sampled, one dropped (the
-    buggy policy fails on the four it sees before the drop); then a late span of a sampled
-    and of a not-sampled trace, and a tick, which publishes."""
+    drop policy p1 decides first and ends the dropped one's evaluation, so the buggy policy
+    fails on the three others); then a late span of a sampled and of a not-sampled trace,
+    and a tick, which publishes."""
     sampler, _ = recording_sampler(every_kind_of_count())
     sampler.ingest([view(1, status=2), view(2), view(3)])  # 3 evicts 1, undecided
     sampler.drain()
@@ -68,7 +87,53 @@ def test_a_sampler_counts_what_it_did() -> None:
         late_spans=Counter({"forwarded": 1, "discarded": 1}),
         traces_evicted_undecided=1,
         policy_errors=Counter({"buggy": 3}),
+        policy_decisions=Counter(
+            {("p1", NOT_SAMPLED): 3, ("p1", DROPPED): 1, ("p0", NOT_SAMPLED): 2, ("p0", SAMPLED): 1}
+        ),
     )
+
+
+def test_each_policy_is_counted_as_far_as_the_collector_evaluates_it() -> None:
+    """Drop policies first; a drop ends the evaluation, and so does, with
+    sample_on_first_match, the first policy that samples: the policies after it are not
+    evaluated and not counted (the collector's count_traces_sampled)."""
+    health_checks = policy("string_attribute", key="route", values=["/health"])
+    drop = policy("drop", drop_sub_policy=[{"name": "d", **health_checks}])
+    cfg = config(ERRORS, policy("always_sample"), drop, sample_on_first_match=True)
+    sampler, _ = recording_sampler(cfg)
+    sampler.ingest([view(1, status=2), view(2), view(3, attributes={"route": "/health"})])
+    sampler.drain()
+    assert sampler.counts.traces_decided == {SAMPLED: 2, DROPPED: 1}
+    assert sampler.counts.policy_decisions == {
+        ("p2", NOT_SAMPLED): 2,
+        ("p2", DROPPED): 1,
+        ("p0", SAMPLED): 1,  # the error trace: p1 is not asked
+        ("p0", NOT_SAMPLED): 1,
+        ("p1", SAMPLED): 1,
+    }
+
+
+def test_per_policy_counts_are_what_each_policy_decides_on_generated_traffic() -> None:
+    """The production policies (no drop, no first match): each one evaluates every trace,
+    so its counts are its own decisions on the traces, asked one by one."""
+    traffic = generate_traffic(600, seed=31, days=1)
+    sampler, _ = recording_sampler(load(PRODUCTION_CONFIG))
+    sampler.ingest(SpanView.of(span) for span in traffic.spans)
+    sampler.drain()
+    by_trace: dict[int, list[SpanView]] = {}
+    for span in traffic.spans:
+        by_trace.setdefault(span.context.trace_id, []).append(SpanView.of(span))
+    expected: Counter[tuple[str, Decision]] = Counter(
+        (each.name, each.evaluate(BufferedTrace(trace_id, spans)))
+        for trace_id, spans in by_trace.items()
+        for each in sampler.config.policies
+    )
+    counts = sampler.counts
+    assert counts.policy_decisions == expected
+    for name in ("errors", "feedback", "new-users", "baseline"):
+        assert 0 < expected[name, SAMPLED] < len(by_trace)
+        assert expected[name, SAMPLED] + expected[name, NOT_SAMPLED] == len(by_trace)
+    assert counts.traces_decided[NOT_SAMPLED] + counts.traces_decided[SAMPLED] == len(by_trace)
 
 
 def test_counts_are_a_snapshot_nothing_can_change() -> None:
@@ -105,6 +170,10 @@ def test_counts_are_published_as_otel_metrics() -> None:
             (LATE_SPANS_METRIC, (("outcome", "forwarded"),)): 1,
             (LATE_SPANS_METRIC, (("outcome", "discarded"),)): 1,
             (POLICY_ERRORS_METRIC, (("policy", "buggy"),)): 3,
+            (POLICY_DECISIONS_METRIC, (("decision", "not_sampled"), ("policy", "p1"))): 3,
+            (POLICY_DECISIONS_METRIC, (("decision", "dropped"), ("policy", "p1"))): 1,
+            (POLICY_DECISIONS_METRIC, (("decision", "not_sampled"), ("policy", "p0"))): 2,
+            (POLICY_DECISIONS_METRIC, (("decision", "sampled"), ("policy", "p0"))): 1,
         }
     )
     _, units = closedloop_sums(global_metric_reader())
@@ -114,6 +183,7 @@ def test_counts_are_published_as_otel_metrics() -> None:
         TRACES_EVICTED_METRIC: "{trace}",
         LATE_SPANS_METRIC: "{span}",
         POLICY_ERRORS_METRIC: "{evaluation}",
+        POLICY_DECISIONS_METRIC: "{trace}",
     }
 
 

@@ -402,14 +402,14 @@ def test_export_racing_shutdown_is_refused_not_lost(tmp_path):
     exporter = ClickHouseSpanExporter(dead_store_url(), spool_dir=tmp_path / "spool")
     spans = finished_spans(5)
     encoding = threading.Event()
-    original = exporter._encode
+    original = exporter.encode_spans
 
     def slow_encode(batch):
         encoding.set()
         time.sleep(0.5)  # shutdown() completes while this batch is being encoded
         return original(batch)
 
-    exporter._encode = slow_encode
+    exporter.encode_spans = slow_encode
     results = []
     racer = threading.Thread(target=lambda: results.append(exporter.export(spans)))
     racer.start()

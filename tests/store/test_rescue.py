@@ -1,8 +1,10 @@
-"""Late-feedback rescue on chDB: dropped traces come back once, kept traces copy nothing."""
+"""Late-feedback rescue on chDB: dropped traces come back once, kept traces copy nothing,
+each window of arrivals is rescued once, and every copied span is recorded once."""
 
 from __future__ import annotations
 
 import datetime
+import re
 import subprocess
 import sys
 
@@ -20,6 +22,7 @@ from _support.traffic import generate_traffic
 from closedloop.sampling import TailSampler, load
 from closedloop.sampling._trace import SpanView
 from closedloop.store import rescue
+from closedloop.store._schema import query
 
 LATE_AFTER_NS = 60 * 1_000_000_000
 
@@ -46,6 +49,22 @@ def sampled_world(store):
 def trace_ids(store, table):
     rows = store.query(f"SELECT DISTINCT TraceId AS t FROM closedloop.{table}")
     return {row["t"] for row in rows}
+
+
+def recorded(store) -> list[tuple[str, str]]:
+    """(trace id, span id) of every row of rescued_spans, sorted, duplicates kept."""
+    rows = store.query("SELECT trace_id, span_id FROM closedloop.rescued_spans")
+    return sorted((row["trace_id"], row["span_id"]) for row in rows)
+
+
+def copied(store) -> list[tuple[str, str]]:
+    """(trace id, span id) of every row of otel_traces, sorted, duplicates kept."""
+    rows = store.query("SELECT TraceId, SpanId FROM closedloop.otel_traces")
+    return sorted((row["TraceId"], row["SpanId"]) for row in rows)
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def test_rescue_brings_dropped_traces_with_feedback_back_exactly_once(store):
@@ -77,9 +96,14 @@ def test_rescue_brings_dropped_traces_with_feedback_back_exactly_once(store):
     )[0]["n"]
     assert rescued_calls == sum(1 for c in traffic.calls if c.trace_id in dropped_with_feedback)
 
+    rescued = recorded(store)
+    assert len(rescued) == expected_spans == len(set(rescued))
+    assert {trace for trace, _ in rescued} == dropped_with_feedback
+
     second = rescue(store)
     assert (second.traces, second.spans) == (0, 0)
     assert store.query("SELECT count() AS n FROM closedloop.otel_traces")[0]["n"] == after["n"]
+    assert recorded(store) == rescued
 
 
 def test_feedback_on_kept_traces_copies_nothing(store):
@@ -96,8 +120,64 @@ def test_since_limits_which_feedback_counts(store):
     sampled_world(store)
     future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
     assert rescue(store, since=future).spans == 0
-    with pytest.raises(ValueError, match="timezone-aware"):
+    with pytest.raises(ValueError, match="since must be timezone-aware"):
         rescue(store, since=datetime.datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="until must be timezone-aware"):
+        rescue(store, until=datetime.datetime(2026, 1, 1))
+    assert recorded(store) == []
+
+
+def test_windows_of_arrival_that_follow_each_other_rescue_each_trace_once(store):
+    """Sampling dropped every trace. Feedback on half of them arrives, then on the other
+    half: each window, [start, middle) then [middle, end), rescues its own half; a window
+    ending before an arrival leaves its trace alone (serve's bound for pending decisions)."""
+    traffic = generate_traffic(120, seed=13, days=1)
+    by_trace: dict[str, list] = {}
+    for span in traffic.spans:
+        by_trace.setdefault(format_trace_id(span.context.trace_id), []).append(span)
+    feedback = {s.context.span_id for s in traffic.spans if s.name == "closedloop.feedback"}
+    with_feedback = sorted({format_trace_id(s.context.trace_id) for s in traffic.spans
+                            if s.context.span_id in feedback})  # fmt: skip
+    assert len(with_feedback) >= 6
+    first, second = set(with_feedback[::2]), set(with_feedback[1::2])
+    late = [
+        s
+        for s in traffic.spans
+        if s.context.span_id in feedback and format_trace_id(s.context.trace_id) in second
+    ]
+    start = now()
+    store.insert_spans([s for s in traffic.spans if s not in late], table="otel_traces_recent")
+    middle = now()
+    store.insert_spans(late, table="otel_traces_recent")
+    end = now()
+
+    def rescued(traces: set[str]) -> cs.RescueResult:
+        return cs.RescueResult(len(traces), sum(len(by_trace[trace]) for trace in traces))
+
+    assert rescue(store, since=start, until=start) == cs.RescueResult(0, 0)
+    assert rescue(store, since=start, until=middle) == rescued(first)
+    assert trace_ids(store, "otel_traces") == first
+    assert rescue(store, since=middle, until=end) == rescued(second)
+    assert trace_ids(store, "otel_traces") == first | second
+    assert rescue(store) == cs.RescueResult(0, 0)
+    stored = copied(store)
+    assert len(stored) == len(set(stored)) == rescued(first | second).spans
+    assert recorded(store) == stored
+
+
+def test_a_rescue_stopped_between_its_record_and_its_copy_is_completed_once(store):
+    """The record comes first (after the copy nothing is a candidate any more); the next
+    rescue copies what is missing without recording it again."""
+    sampled_world(store)
+    before = copied(store)
+    store.execute(
+        query("rescue_record.sql", store.settings), {"since_ns": 0, "until_ns": 2**62}
+    )  # the rescue's first step, then it stopped
+    interrupted = recorded(store)
+    assert interrupted and copied(store) == before
+    assert rescue(store).spans == len(interrupted)
+    assert recorded(store) == interrupted
+    assert copied(store) == sorted(before + interrupted)
 
 
 def test_rescue_command_line(tmp_path):
@@ -107,9 +187,13 @@ def test_rescue_command_line(tmp_path):
     command = [sys.executable, "-m", "closedloop.cli", "rescue", "--store", url, "--since", "30d"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
-    assert "rescued" in result.stdout and "span(s) copied" in result.stdout
+    found = re.search(r"rescued (\d+) trace\(s\), (\d+) span\(s\) copied", result.stdout)
+    assert found and int(found.group(2)) > 0, result.stdout
     again = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert "rescued 0 trace(s), 0 span(s) copied" in again.stdout
+    with cs.connect(url) as store:  # the command's rescue is recorded, once
+        rescued = recorded(store)
+    assert (len({trace for trace, _ in rescued}), len(rescued)) == tuple(map(int, found.groups()))
 
 
 def test_backdated_feedback_is_rescued_by_when_it_arrived(tmp_path, instrument, exporter):

@@ -9,12 +9,16 @@ DROPPED after it is not seen). Otherwise NOT_SAMPLED.
 A policy that raises decides ERROR: it abstains and the others decide, as the collector
 logs a policy's error and goes on. The failure is logged once per policy name
 (``closedloop.stats()`` counts each one) and reported in ``CombinedDecision.errors``.
+
+Every evaluation, in order, is in ``CombinedDecision.evaluations``: the policies this
+stopped before were not evaluated, as in the collector, whose per-policy count
+(``count_traces_sampled``) is of the evaluations that did not fail.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from closedloop import _health as health
 from closedloop.sampling._decision import Decision
@@ -31,9 +35,14 @@ class CombinedDecision:
     """The first policy that dropped or sampled the trace; None for NOT_SAMPLED."""
     errors: tuple[str, ...] = ()
     """The policies whose evaluation decided ERROR (raised, or returned it), in order."""
+    evaluations: tuple[tuple[str, Decision], ...] = field(default=(), compare=False)
+    """Each policy evaluated, in order, with its own decision (ERROR included). Not part
+    of equality: two combinations are equal when they decide alike for the same reason."""
 
 
-def _evaluate(policy: Policy, trace: BufferedTrace, errors: list[str]) -> Decision:
+def _evaluate(
+    policy: Policy, trace: BufferedTrace, evaluations: list[tuple[str, Decision]]
+) -> Decision:
     try:
         decision = policy.evaluate(trace)
     except Exception as error:
@@ -44,8 +53,7 @@ def _evaluate(policy: Policy, trace: BufferedTrace, errors: list[str]) -> Decisi
             wrong = TypeError(f"policy {policy.name!r} returned {decision!r}, not a Decision")
             health.record_failure(f"sampling.policy.{policy.name}", wrong)
             decision = Decision.ERROR
-    if decision is Decision.ERROR:
-        errors.append(policy.name)
+    evaluations.append((policy.name, decision))
     return decision
 
 
@@ -53,24 +61,31 @@ def combine(
     policies: Sequence[Policy], trace: BufferedTrace, first_match: bool
 ) -> CombinedDecision:
     """The trace's decision from every policy's (``first_match``: sample_on_first_match)."""
-    errors: list[str] = []
+    evaluations: list[tuple[str, Decision]] = []
     for policy in policies:
-        if isinstance(policy, Drop) and _evaluate(policy, trace, errors) is Decision.DROPPED:
-            return CombinedDecision(Decision.DROPPED, policy.name, tuple(errors))
+        if isinstance(policy, Drop) and _evaluate(policy, trace, evaluations) is Decision.DROPPED:
+            return _combined(Decision.DROPPED, policy.name, evaluations)
     sampled: str | None = None
     for policy in policies:
         if isinstance(policy, Drop):
             continue
-        decision = _evaluate(policy, trace, errors)
+        decision = _evaluate(policy, trace, evaluations)
         if decision is Decision.DROPPED:
-            return CombinedDecision(Decision.DROPPED, policy.name, tuple(errors))
+            return _combined(Decision.DROPPED, policy.name, evaluations)
         if decision is Decision.SAMPLED and sampled is None:
             sampled = policy.name
             if first_match:
                 break
     if sampled is None:
-        return CombinedDecision(Decision.NOT_SAMPLED, None, tuple(errors))
-    return CombinedDecision(Decision.SAMPLED, sampled, tuple(errors))
+        return _combined(Decision.NOT_SAMPLED, None, evaluations)
+    return _combined(Decision.SAMPLED, sampled, evaluations)
+
+
+def _combined(
+    decision: Decision, policy: str | None, evaluations: list[tuple[str, Decision]]
+) -> CombinedDecision:
+    errors = tuple(name for name, each in evaluations if each is Decision.ERROR)
+    return CombinedDecision(decision, policy, errors, tuple(evaluations))
 
 
 __all__ = ["CombinedDecision", "combine"]

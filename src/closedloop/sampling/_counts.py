@@ -17,6 +17,7 @@ TRACES_DECIDED_METRIC = "closedloop.sampler.traces.decided"
 TRACES_EVICTED_METRIC = "closedloop.sampler.traces.evicted_undecided"
 LATE_SPANS_METRIC = "closedloop.sampler.late_spans"
 POLICY_ERRORS_METRIC = "closedloop.sampler.policy.errors"
+POLICY_DECISIONS_METRIC = "closedloop.sampler.policy.decisions"
 DECISION_ATTRIBUTE = "decision"
 """The metric attribute carrying a ``Decision``'s value (``sampled``, ``not_sampled``...)."""
 OUTCOME_ATTRIBUTE = "outcome"
@@ -41,10 +42,15 @@ class SamplerCounts:
     traces_evicted_undecided: int = 0
     policy_errors: Mapping[str, int] = field(default_factory=dict)
     """Evaluations that could not decide (raised, or returned ERROR), by policy name."""
+    policy_decisions: Mapping[tuple[str, Decision], int] = field(default_factory=dict)
+    """Traces each top-level policy evaluated, by (policy name, its own decision): the
+    collector's ``count_traces_sampled`` by ``policy`` and ``decision``. A policy after one
+    that dropped the trace (or, with ``sample_on_first_match``, sampled it) is not
+    evaluated, and an evaluation that failed is in ``policy_errors`` instead."""
 
     def __post_init__(self) -> None:
         # Own copies, so the snapshot does not follow the mappings it was given.
-        for name in ("traces_decided", "late_spans", "policy_errors"):
+        for name in ("traces_decided", "late_spans", "policy_errors", "policy_decisions"):
             object.__setattr__(self, name, MappingProxyType(Counter(getattr(self, name))))
 
     def since(self, earlier: SamplerCounts) -> SamplerCounts:
@@ -55,6 +61,7 @@ class SamplerCounts:
             Counter(self.late_spans) - Counter(earlier.late_spans),
             self.traces_evicted_undecided - earlier.traces_evicted_undecided,
             Counter(self.policy_errors) - Counter(earlier.policy_errors),
+            Counter(self.policy_decisions) - Counter(earlier.policy_decisions),
         )
 
 
@@ -67,6 +74,7 @@ class Tally:
     late_spans: Counter[LateSpanOutcome] = field(default_factory=Counter)
     traces_evicted_undecided: int = 0
     policy_errors: Counter[str] = field(default_factory=Counter)
+    policy_decisions: Counter[tuple[str, Decision]] = field(default_factory=Counter)
 
     def add_received(self) -> None:
         """A trace was taken into memory."""
@@ -88,6 +96,10 @@ class Tally:
         """``policy`` could not decide a trace."""
         self.policy_errors[policy] += 1
 
+    def add_policy_decision(self, policy: str, decision: Decision) -> None:
+        """``policy`` decided ``decision`` for a trace."""
+        self.policy_decisions[policy, decision] += 1
+
     def add(self, counts: SamplerCounts) -> None:
         """Add every count of ``counts``."""
         self.traces_received += counts.traces_received
@@ -95,6 +107,7 @@ class Tally:
         self.late_spans.update(counts.late_spans)
         self.traces_evicted_undecided += counts.traces_evicted_undecided
         self.policy_errors.update(counts.policy_errors)
+        self.policy_decisions.update(counts.policy_decisions)
 
     def snapshot(self) -> SamplerCounts:
         """The counts as they are now, in a copy that later counting leaves alone."""
@@ -104,6 +117,7 @@ class Tally:
             self.late_spans,
             self.traces_evicted_undecided,
             self.policy_errors,
+            self.policy_decisions,
         )
 
 
@@ -112,6 +126,7 @@ __all__ = [
     "LATE_SPANS_METRIC",
     "OUTCOME_ATTRIBUTE",
     "POLICY_ATTRIBUTE",
+    "POLICY_DECISIONS_METRIC",
     "POLICY_ERRORS_METRIC",
     "TRACES_DECIDED_METRIC",
     "TRACES_EVICTED_METRIC",

@@ -25,6 +25,7 @@ from closedloop.sampling._counts import (
     LATE_SPANS_METRIC,
     OUTCOME_ATTRIBUTE,
     POLICY_ATTRIBUTE,
+    POLICY_DECISIONS_METRIC,
     POLICY_ERRORS_METRIC,
     TRACES_DECIDED_METRIC,
     TRACES_EVICTED_METRIC,
@@ -144,6 +145,16 @@ _SUMS = (
         lambda total: _by(POLICY_ATTRIBUTE, total.policy_errors.items()),
         "Policy evaluations that could not decide (the policy raised or returned "
         "ERROR); that policy abstained, the others decided the trace.",
+    ),
+    _Sum(
+        POLICY_DECISIONS_METRIC,
+        "{trace}",
+        lambda total: [
+            Observation(n, {POLICY_ATTRIBUTE: policy, DECISION_ATTRIBUTE: decision.value})
+            for (policy, decision), n in total.policy_decisions.items()
+        ],
+        "Traces each sampling policy evaluated, by policy and by what that policy decided "
+        "(the collector's count_traces_sampled); the trace's own decision combines them.",
     ),
 )
 

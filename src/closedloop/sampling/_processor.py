@@ -67,7 +67,9 @@ class TailSamplingSpanProcessor(SpanProcessor):
 
     def _queue(self, spans: list[SpanView]) -> None:
         with self._outbox_lock:
-            self._outbox.extend(span.source for span in spans if span.source is not None)
+            self._outbox.extend(
+                span.source for span in spans if isinstance(span.source, ReadableSpan)
+            )
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Nothing: a trace is decided on finished spans only, as in the collector."""

@@ -163,8 +163,11 @@ class TailSampler:
             health.record_failure("sampling.decide", error)
             decision = Decision.ERROR
         else:
-            for policy in combined.errors:
-                self._tally.add_policy_error(policy)
+            for policy, evaluated in combined.evaluations:
+                if evaluated is Decision.ERROR:
+                    self._tally.add_policy_error(policy)
+                else:
+                    self._tally.add_policy_decision(policy, evaluated)
         trace.decision = decision
         self._tally.add_decided(decision)
         trace.spans = []

@@ -40,12 +40,14 @@ class SpanView:
     attributes: Attributes
     resource: Attributes
     events: tuple[Event, ...]
-    source: ReadableSpan | None = field(default=None, compare=False, repr=False)
-    """The SDK span this view was made of: what the processor exports when it is kept."""
+    source: object = field(default=None, compare=False, repr=False)
+    """What the sampler's owner exports when the span is kept, handed back untouched: the
+    SDK span by default; a receiver may attach the span's already-encoded row too."""
 
     @classmethod
-    def of(cls, span: ReadableSpan) -> SpanView:
-        """The view of a finished SDK span, keeping it as ``source`` for export."""
+    def of(cls, span: ReadableSpan, source: object = None) -> SpanView:
+        """The view of a finished SDK span; ``source`` (default: the span) is handed back
+        with it when it is kept."""
         context = span.context
         return cls(
             trace_id=context.trace_id,
@@ -61,7 +63,7 @@ class SpanView:
             attributes=span.attributes or {},
             resource=span.resource.attributes if span.resource is not None else {},
             events=tuple((event.name, event.attributes or {}) for event in span.events),
-            source=span,
+            source=span if source is None else source,
         )
 
 

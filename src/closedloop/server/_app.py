@@ -1,4 +1,5 @@
-"""serve's ASGI app: ``POST /v1/traces`` as the OTLP/HTTP spec says, and ``GET /healthz``.
+"""serve's ASGI app: ``POST /v1/traces`` as the OTLP/HTTP spec says, ``GET /healthz`` and
+``GET /metrics``.
 
 Starlette, not FastAPI: the receiver needs raw, streamed request bodies (to stop reading at
 the size limit) and protobuf in and out, and nothing of pydantic models or OpenAPI schemas.
@@ -32,11 +33,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from closedloop._errors import ClosedloopError
+from closedloop.server._admin import admin_routes
 from closedloop.server._auth import ApiKeys, bearer_key
 from closedloop.server._config import ServeConfig
 from closedloop.server._feedback import feedback_routes
 from closedloop.server._feedback_settings import FeedbackEndpointSettings
 from closedloop.server._logs import log_event
+from closedloop.server._metrics import ServeMetrics
 from closedloop.server._otlp import OtlpFormat, OtlpRequestError, decode_request, request_format
 from closedloop.server._pipeline import Pipeline
 from closedloop.server._query import query_routes
@@ -169,15 +172,16 @@ def _query_routes(pipeline: Pipeline, authorize: Callable[[Request], bool]) -> l
     except StoreError as error:
         log_event(logger, logging.WARNING, "serve.query_unavailable", reason=str(error))
         return []
-    return query_routes(store, authorize=authorize)
+    return query_routes(store, authorize=authorize, live=pipeline.stats)
 
 
 def create_app(pipeline: Pipeline, config: ServeConfig) -> Starlette:
     """The ASGI app over an open ``pipeline``; it neither opens nor closes it."""
     receiver = _Receiver(pipeline, config)
 
-    async def healthz(request: Request) -> Response:
-        """Liveness, and what the receiver and pipeline did so far."""
+    def healthz(request: Request) -> Response:
+        """Liveness, and what the receiver and pipeline did so far (on a worker thread: the
+        exporter's stats wait for its lock, which a spool fsync holds)."""
         return JSONResponse(
             {
                 "status": "ok",
@@ -190,7 +194,7 @@ def create_app(pipeline: Pipeline, config: ServeConfig) -> Starlette:
     keys = ApiKeys(config.api_keys)
 
     def authorize(request: Request) -> bool:
-        """The query API: open on loopback, an API key beyond it (Contract 6)."""
+        """The query API and /metrics: open on loopback, an API key beyond it (Contract 6)."""
         if config.loopback:
             return True
         return keys.match(bearer_key(request.headers.get("authorization", ""))) is not None
@@ -202,13 +206,15 @@ def create_app(pipeline: Pipeline, config: ServeConfig) -> Starlette:
         api_keys=config.api_keys,
         cors_origins=config.cors_origins,
     )
-    app = Starlette(
-        routes=[
-            Route("/v1/traces", receiver.traces, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            *feedback_routes(feedback, pipeline.accept),
-            *_query_routes(pipeline, authorize),
-        ]
-    )
+    metrics = ServeMetrics(pipeline, receiver)
+    routes = [
+        Route("/v1/traces", receiver.traces, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        metrics.route(authorize),
+        *feedback_routes(feedback, pipeline.accept),
+        *_query_routes(pipeline, authorize),
+        *admin_routes(pipeline, authorize=authorize),
+    ]
+    app = Starlette(routes=routes, middleware=[metrics.middleware(routes)])
     app.state.receiver = receiver
     return app

@@ -20,7 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
@@ -66,6 +66,20 @@ class PipelineStats:
     exporter: ExporterStats
     forward: dict[str, int]
     """``sent``, ``failed``, ``dropped`` spans of ``--forward-otlp``; empty without it."""
+    policies: tuple[str, ...] = ()
+    """The sampler's top-level policies, in order: ``by_rule`` lists each, even at 0."""
+
+    def by_rule(self) -> dict[str, dict[str, int]]:
+        """Per policy, the traces it evaluated by its own decision (the decisions a policy
+        gives, as the collector's ``count_traces_sampled`` names them), and its failures."""
+        rows = {
+            name: dict.fromkeys(("sampled", "not_sampled", "dropped"), 0) for name in self.policies
+        }
+        for (name, decision), n in self.sampler.policy_decisions.items():
+            rows.setdefault(name, {})[decision.value] = n
+        for name, row in rows.items():
+            row["errors"] = self.sampler.policy_errors.get(name, 0)
+        return rows
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: decisions by their names."""
@@ -85,10 +99,18 @@ class PipelineStats:
                 "traces_decided": {d.value: n for d, n in counts.traces_decided.items()},
                 "late_spans": dict(counts.late_spans),
                 "traces_evicted_undecided": counts.traces_evicted_undecided,
+                "by_policy": self.by_rule(),
             },
             "store": asdict(self.exporter),
             "forward": self.forward,
         }
+
+
+class _Received(NamedTuple):
+    """An accepted span and its ``otel_traces`` row, as the sampler hands it back."""
+
+    span: ReadableSpan
+    row: bytes
 
 
 class Pipeline:
@@ -103,6 +125,7 @@ class Pipeline:
         migration errors, or ``SamplingConfigError`` for a policy it cannot decide by."""
         self._config = config
         self._lock = threading.Lock()
+        self._store_lock = threading.Lock()
         self._spans_accepted = 0
         self._spans_refused = 0
         self._spans_kept = 0
@@ -149,17 +172,23 @@ class Pipeline:
     def accept(self, spans: Sequence[ReadableSpan]) -> bool:
         """Write ``spans`` to the recent tier and give them to the sampler; False when the
         exporter refuses them (memory and spool full), and then the sampler never sees them.
+
+        Each span is mapped to its row once: a kept span's row goes to ``otel_traces`` as
+        it is (a span that cannot be mapped is counted as dropped by the exporter).
         """
         if not spans:
             return True
-        if self._exporter.export_to(spans, (RECENT_TIER,)) is not SpanExportResult.SUCCESS:
+        lines = self._exporter.encode_spans(spans)
+        received = [_Received(span, line) for span, line in zip(spans, lines, strict=True) if line]
+        rows = [item.row for item in received]
+        if self._exporter.export_rows(rows, (RECENT_TIER,)) is not SpanExportResult.SUCCESS:
             with self._lock:
                 self._spans_refused += len(spans)
             return False
         with self._lock:
             self._spans_accepted += len(spans)
         try:
-            views = [SpanView.of(span) for span in spans]  # outside the sampler's lock
+            views = [SpanView.of(item.span, item) for item in received]  # outside its lock
             self.sampler.ingest(views)
         except Exception as error:  # stored in the recent tier already; the rescue can see it
             health.record_failure("server.sampling.ingest", error)
@@ -167,12 +196,13 @@ class Pipeline:
 
     def _keep(self, views: list[SpanView]) -> None:
         """The sampler's forward: kept spans to ``otel_traces`` (and ``--forward-otlp``)."""
-        spans = [view.source for view in views if view.source is not None]
+        kept = [view.source for view in views if isinstance(view.source, _Received)]
         with self._lock:
-            self._spans_kept += len(spans)
-        self._exporter.export_to(spans, (SAMPLED_TIER,))  # a refusal is counted as dropped
+            self._spans_kept += len(kept)
+        # a refusal is counted as dropped by the exporter
+        self._exporter.export_rows([item.row for item in kept], (SAMPLED_TIER,))
         if self._forwarder is not None:
-            self._forwarder.submit(spans)
+            self._forwarder.submit([item.span for item in kept])
 
     def _every(self, seconds: float, action: Callable[[], object]) -> None:
         while not self._stop.wait(seconds):
@@ -185,12 +215,13 @@ class Pipeline:
             health.record_failure("server.sampling.tick", error)
 
     def _rescue(self) -> None:
-        """Copy traces whose feedback arrived since the last run (the first run: the recent
-        tier's whole retention) into ``otel_traces``; counted and logged."""
-        started = datetime.datetime.now(datetime.timezone.utc)
+        """Copy traces whose feedback arrived after the last run's window (the first run:
+        from the recent tier's whole retention on) up to ``settled_until()`` into
+        ``otel_traces``; counted and logged."""
+        until = self.settled_until()
         try:
             store = self.store()
-            result = rescue(store, self._rescue_since)
+            result = rescue(store, self._rescue_since, until=until)
         except Exception as error:
             with self._lock:
                 self._rescue_failures += 1
@@ -200,9 +231,9 @@ class Pipeline:
             if not self._config.embedded:
                 self._close_store()
             return
-        # The next window starts one interval early: arrivals are stamped by the store's
-        # clock, which may run a little behind this one. Copying is idempotent.
-        self._rescue_since = started - datetime.timedelta(seconds=self._config.rescue_every_s)
+        # The next window starts where this one ended: every arrival is in exactly one
+        # window, whatever the store's clock (which stamps arrivals) says against this one.
+        self._rescue_since = until
         with self._lock:
             self._rescue_runs += 1
             self._rescued_traces += result.traces
@@ -212,15 +243,32 @@ class Pipeline:
                 logger, logging.INFO, "serve.rescue", traces=result.traces, spans=result.spans
             )
 
+    def settled_until(self) -> datetime.datetime:
+        """The latest feedback arrival a rescue may cover now.
+
+        While the sampler runs, ``decision_wait`` and two ticks ago: feedback that came
+        later may belong to a trace still waiting for its decision (one tick more to decide,
+        one to write it), which the sampler would then write a second time. Once ``close``
+        has stopped the threads and drained the sampler, nothing waits: now.
+        """
+        until = datetime.datetime.now(datetime.timezone.utc)
+        if any(thread.is_alive() for thread in self._threads):
+            sampling = self.sampler.config
+            wait_s = max(sampling.decision_wait_s, sampling.decision_batches * TICK_S)
+            until -= datetime.timedelta(seconds=wait_s + 2 * TICK_S)
+        return until
+
     def store(self) -> Store:
         """The embedded store itself; for a server, a connection of the rescue's and the
-        query API's own."""
-        if self._store is None:
-            self._store = connect(self._config.store_url)
-        return self._store
+        query API's own (opened once, whichever thread asks first)."""
+        with self._store_lock:
+            if self._store is None:
+                self._store = connect(self._config.store_url)
+            return self._store
 
     def _close_store(self) -> None:
-        store, self._store = self._store, None
+        with self._store_lock:
+            store, self._store = self._store, None
         if store is not None:
             store.close()
 
@@ -246,6 +294,7 @@ class Pipeline:
                     if forwarder is not None
                     else {}
                 ),
+                policies=tuple(policy.name for policy in self.sampler.config.policies),
             )
 
     def close(self) -> None:

@@ -4,7 +4,9 @@
 
 Every answer is computed in the store by the SQL files under ``queries/`` (values bound
 as ``{name:Type}`` parameters, the database name filled from the store's settings), over
-the views of docs/metrics.md, so the API shows exactly what SQL on the store shows.
+the views of docs/metrics.md, so the API shows exactly what SQL on the store shows. The
+one exception is what only a running pipeline knows (``live``: serve's counts since it
+started), which ``/api/sampling`` adds under ``since_start``.
 Endpoints are plain functions: Starlette runs them in its thread pool, where a slow query
 blocks no other request. Shapes and examples: docs/server.md, "Query API".
 """
@@ -15,17 +17,21 @@ import json
 import logging
 from collections.abc import Callable
 from importlib import resources
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from closedloop.feedback import KINDS
+from closedloop.sampling import Decision
 from closedloop.server import _query_params as params
 from closedloop.server._query_params import BadParameter, Cursor
 from closedloop.store import Store, StoreError
 from closedloop.store._schema import render
+
+if TYPE_CHECKING:
+    from closedloop.server._pipeline import PipelineStats
 
 logger = logging.getLogger("closedloop.server")
 
@@ -33,11 +39,15 @@ PAGE_DEFAULT: Final = 100
 PAGE_MOST: Final = 500
 """Feedback rows per page: by default, and at most (a larger ``limit`` is cut to this)."""
 NOT_IN_STORE: Final = {
-    "rescued": "the store does not record which kept spans a rescue copied; the process "
-    "that runs the rescue counts them (serve's /healthz, metric closedloop.store.rescued.spans)",
-    "by_rule": "the store does not record which sampling rule kept a trace",
+    "by_rule": "the store does not record which sampling rule kept a trace, so there are no "
+    "counts by rule for a window; since_start.by_rule has what the running sampler decided",
 }
 """Sampling figures ``/api/sampling`` cannot give from the store, and why (never guessed)."""
+NOT_LIVE: Final = {
+    "since_start": "this API was not given a running pipeline's counts (serve's API is), "
+    "so it has no counts since a start",
+}
+"""Why ``/api/sampling`` has no ``since_start`` when it runs without a pipeline."""
 _UNAUTHORIZED: Final = (
     "this API needs an API key (Authorization: Bearer <key>) unless the server listens on "
     "loopback only"
@@ -51,10 +61,16 @@ def _sql(name: str, store: Store) -> str:
     return render(text, store.settings)
 
 
-def query_routes(store: Store, *, authorize: Callable[[Request], bool]) -> list[BaseRoute]:
+def query_routes(
+    store: Store,
+    *,
+    authorize: Callable[[Request], bool],
+    live: Callable[[], PipelineStats] | None = None,
+) -> list[BaseRoute]:
     """``GET /api/prompts``, ``/api/feedback``, ``/api/traces/{trace_id}`` and
-    ``/api/sampling`` on ``store``; a request ``authorize`` refuses gets a 401."""
-    api = _QueryApi(store)
+    ``/api/sampling`` on ``store``; a request ``authorize`` refuses gets a 401. ``live``
+    gives the running pipeline's counts (``Pipeline.stats``) for ``/api/sampling``."""
+    api = _QueryApi(store, live)
     routes: list[tuple[str, Handler]] = [
         ("/api/prompts", api.prompts),
         ("/api/feedback", api.feedback),
@@ -90,8 +106,9 @@ def _guarded(handler: Handler, authorize: Callable[[Request], bool]) -> Handler:
 class _QueryApi:
     """The endpoints' work, on one store, with the SQL read once."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, live: Callable[[], PipelineStats] | None) -> None:
         self.store = store
+        self.live = live
         self.prompts_sql = _sql("prompts.sql", store)
         self.feedback_sql = _sql("feedback_page.sql", store)
         self.spans_sql = _sql("trace_spans.sql", store)
@@ -172,21 +189,51 @@ class _QueryApi:
         high = params.instant_ns(values, "to", end=True)
         params.ordered(values, low, high)
         [counts] = self.store.query(self.sampling_sql, {"from_ns": low, "to_ns": high})
+        since_start = None if self.live is None else _since_start(self.live())
         return JSONResponse(
             {
                 "from": None if low is None else params.iso_ns(low),
                 "to": None if high is None else params.iso_ns(high),
                 "recent_tier_days": self.store.settings.recent_ttl_days,
-                "spans": _tally(counts["received_spans"], counts["kept_spans"]),
-                "traces": _tally(counts["received_traces"], counts["kept_traces"]),
+                "spans": _tally(counts, "spans"),
+                "traces": _tally(counts, "traces"),
                 "by_rule": None,
-                "not_available": NOT_IN_STORE,
+                "since_start": since_start,
+                "not_available": {**NOT_IN_STORE, **(NOT_LIVE if since_start is None else {})},
             }
         )
 
 
-def _tally(received: int, kept: int) -> dict[str, int | None]:
-    return {"received": received, "kept": kept, "dropped": received - kept, "rescued": None}
+def _tally(counts: dict[str, int], unit: str) -> dict[str, int]:
+    received, kept = counts[f"received_{unit}"], counts[f"kept_{unit}"]
+    return {
+        "received": received,
+        "kept": kept,
+        "dropped": received - kept,
+        "rescued": counts[f"rescued_{unit}"],
+    }
+
+
+def _since_start(stats: PipelineStats) -> dict[str, Any]:
+    """What the running pipeline counted since it started (nothing the store records)."""
+    return {
+        "spans": {
+            "accepted": stats.spans_accepted,
+            "refused": stats.spans_refused,
+            "kept": stats.spans_kept,
+            "spooled": stats.exporter.spool_spans,
+        },
+        "traces_decided": {
+            decision.value: stats.sampler.traces_decided.get(decision, 0) for decision in Decision
+        },
+        "by_rule": stats.by_rule(),
+        "rescued": {
+            "runs": stats.rescue_runs,
+            "failures": stats.rescue_failures,
+            "traces": stats.rescued_traces,
+            "spans": stats.rescued_spans,
+        },
+    }
 
 
 def _next_cursor(page: list[dict[str, Any]], cursor: Cursor | None) -> str:

@@ -22,6 +22,7 @@ import uvicorn
 
 from closedloop import __version__
 from closedloop._errors import ClosedloopError
+from closedloop._serve_discovery import advertise, withdraw
 from closedloop.server._app import create_app
 from closedloop.server._config import ServeConfig
 from closedloop.server._logs import log_event
@@ -40,9 +41,9 @@ class ServeError(ClosedloopError, RuntimeError):
 
 
 class _Stop:
-    """SIGTERM and SIGINT outside uvicorn's own handling: before it runs (while the store
-    opens) they only note the request, and after it returns uvicorn raises the signal it
-    caught again, which must not end the process before the pipeline is closed."""
+    """SIGTERM and SIGINT outside uvicorn's own handling, before it runs (while the store
+    opens) and after it returns (while the pipeline closes): they only note the request,
+    since neither may end the process before the pipeline is closed."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -51,6 +52,24 @@ class _Stop:
 
     def _note(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a repeated SIGINT does not abandon the requests in
+    progress: uvicorn would cancel them, answering a 500 that OTLP exporters do not retry,
+    so their spans would be lost. ``kill -9`` still stops serve at once."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            log_event(
+                logger,
+                logging.WARNING,
+                "serve.stop.repeated",
+                signal=signal.Signals(sig).name,
+                effect="serve still finishes its requests, drains and flushes; kill -9 stops "
+                "it at once",
+            )
+        self.should_exit = True
 
 
 def serve(config: ServeConfig) -> None:
@@ -68,10 +87,14 @@ def serve(config: ServeConfig) -> None:
         raise
     app = create_app(pipeline, config)
     started = time.monotonic()
+    advert = None
     try:
         _log_start(config, listener.getsockname()[1], pipeline)
+        advert = advertise(
+            config.store_url, config.host, listener.getsockname()[1], loopback=config.loopback
+        )
         if not stop.requested:
-            server = uvicorn.Server(
+            server = _Server(
                 uvicorn.Config(
                     app,
                     log_config=None,
@@ -83,6 +106,7 @@ def serve(config: ServeConfig) -> None:
             )
             server.run(sockets=[listener])
     finally:
+        withdraw(advert)  # uvicorn answers no more: CLI commands must not ask it
         listener.close()
         pipeline.close()
         log_event(

@@ -51,7 +51,7 @@ from closedloop.store._exporter_options import (
     check_tables,
     check_target,
 )
-from closedloop.store._rows import encode_rows, span_row, span_rows
+from closedloop.store._rows import encode_row, span_row
 from closedloop.store._spool import Batch, Spool, new_batch_id
 from closedloop.store._spool_home import OwnedSpool, default_directory
 
@@ -235,9 +235,7 @@ class ClickHouseSpanExporter(SpanExporter):
         """Export ``spans`` to some of this exporter's tables only, with the same guarantees:
         a tail sampler sends every span to the recent tier and the kept ones to
         ``otel_traces``, through one exporter (one spool, one writer, in order)."""
-        unknown = [table for table in tables if table not in self._tables]
-        if unknown:
-            raise ValueError(f"tables={tuple(tables)!r}: this exporter writes {self._tables!r}.")
+        self._check_tables(tables)
         try:
             return self._export(spans, tuple(tables))
         except Exception as error:  # never into the SDK, never silent
@@ -245,13 +243,52 @@ class ClickHouseSpanExporter(SpanExporter):
             self._count_dropped(len(spans), "an internal error (see closedloop.stats())")
             return SpanExportResult.FAILURE
 
+    def export_rows(self, rows: Sequence[bytes], tables: Sequence[str]) -> SpanExportResult:
+        """Export spans already mapped by ``encode_spans``, with ``export_to``'s guarantees:
+        a receiver maps each span once, and writes the kept ones again without re-mapping."""
+        self._check_tables(tables)
+        try:
+            return self._enqueue(b"".join(rows), len(rows), tuple(tables))
+        except Exception as error:  # never into the caller, never silent
+            health.record_failure("store.export", error)
+            self._count_dropped(len(rows), "an internal error (see closedloop.stats())")
+            return SpanExportResult.FAILURE
+
+    def _check_tables(self, tables: Sequence[str]) -> None:
+        unknown = [table for table in tables if table not in self._tables]
+        if unknown:
+            raise ValueError(f"tables={tuple(tables)!r}: this exporter writes {self._tables!r}.")
+
+    def encode_spans(self, spans: Sequence[ReadableSpan]) -> list[bytes | None]:
+        """Each span's ``JSONEachRow`` line; None (counted as dropped) for one that cannot
+        be mapped, never failing the others."""
+        try:
+            return [encode_row(span_row(span)) for span in spans]
+        except Exception:
+            lines: list[bytes | None] = []
+            for span in spans:
+                try:
+                    lines.append(encode_row(span_row(span)))
+                except Exception as error:
+                    health.record_failure("store.export.map", error)
+                    lines.append(None)
+            self._count_dropped(lines.count(None), "a span could not be mapped to a row")
+            return lines
+
     def _export(self, spans: Sequence[ReadableSpan], tables: tuple[str, ...]) -> SpanExportResult:
         if self._stopping:
             self._count_dropped(len(spans), "the exporter is shut down")
             return SpanExportResult.FAILURE
-        body, mapped = self._encode(spans)
-        if not mapped:
+        rows = [line for line in self.encode_spans(spans) if line is not None]
+        if not rows:
             return SpanExportResult.FAILURE if spans else SpanExportResult.SUCCESS
+        return self._enqueue(b"".join(rows), len(rows), tables)
+
+    def _enqueue(self, body: bytes, mapped: int, tables: tuple[str, ...]) -> SpanExportResult:
+        """Queue ``mapped`` rows for ``tables``; for a durable exporter, wait until they are
+        inserted or spooled."""
+        if not mapped:
+            return SpanExportResult.SUCCESS
         with self._cond:
             if self._stopping:  # shutdown began while this batch was being encoded
                 self._count_dropped(mapped, "the exporter is shut down")
@@ -290,21 +327,6 @@ class ClickHouseSpanExporter(SpanExporter):
                 self._spool_memory(held_since=now - self._spool_after_s)
                 due = now + self._spool_after_s
         return SpanExportResult.FAILURE if ticket.failed else SpanExportResult.SUCCESS
-
-    def _encode(self, spans: Sequence[ReadableSpan]) -> tuple[bytes, int]:
-        """JSONEachRow for ``spans`` and how many rows; a span that cannot be mapped is
-        dropped (counted) alone, never with the others."""
-        try:
-            return encode_rows(span_rows(spans)), len(spans)
-        except Exception:
-            rows = []
-            for span in spans:
-                try:
-                    rows.append(encode_rows([span_row(span)]))
-                except Exception as error:
-                    health.record_failure("store.export.map", error)
-            self._count_dropped(len(spans) - len(rows), "a span could not be mapped to a row")
-            return b"".join(rows), len(rows)
 
     def _store_failing(self, now: float) -> bool:
         """The last insert failed, or the current one has run too long (lock held)."""

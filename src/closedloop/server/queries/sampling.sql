@@ -1,7 +1,8 @@
 -- /api/sampling: spans (and traces) that started in the window. Received: in the recent
 -- tier, which gets every span. Kept: of those, the ones also in the sampled tier (kept
--- by the tail sampler, or brought back by a rescue). Each span counts once, however often
--- it was stored. A NULL bound is open.
+-- by the tail sampler, or brought back by a rescue). Rescued: of the kept, the ones a
+-- rescue copied (rescued_spans, which every rescue writes before its copy). Each span
+-- counts once, however often it was stored. A NULL bound is open.
 WITH
 received AS (
     SELECT DISTINCT TraceId, SpanId
@@ -18,13 +19,26 @@ kept AS (
             OR Timestamp >= fromUnixTimestamp64Nano({from_ns:Nullable(Int64)}))
       AND ({to_ns:Nullable(Int64)} IS NULL
             OR Timestamp <= fromUnixTimestamp64Nano({to_ns:Nullable(Int64)}))
+),
+rescued AS (
+    SELECT DISTINCT trace_id, span_id
+    FROM ${database}.rescued_spans
+    WHERE ({from_ns:Nullable(Int64)} IS NULL
+            OR timestamp >= fromUnixTimestamp64Nano({from_ns:Nullable(Int64)}))
+      AND ({to_ns:Nullable(Int64)} IS NULL
+            OR timestamp <= fromUnixTimestamp64Nano({to_ns:Nullable(Int64)}))
 )
 SELECT
     count() AS received_spans,
     countIf(is_kept) AS kept_spans,
+    countIf(is_kept AND is_rescued) AS rescued_spans,
     uniqExact(TraceId) AS received_traces,
-    uniqExactIf(TraceId, is_kept) AS kept_traces
+    uniqExactIf(TraceId, is_kept) AS kept_traces,
+    uniqExactIf(TraceId, is_kept AND is_rescued) AS rescued_traces
 FROM (
-    SELECT TraceId, (TraceId, SpanId) IN (SELECT TraceId, SpanId FROM kept) AS is_kept
+    SELECT
+        TraceId,
+        (TraceId, SpanId) IN (SELECT TraceId, SpanId FROM kept) AS is_kept,
+        (TraceId, SpanId) IN (SELECT trace_id, span_id FROM rescued) AS is_rescued
     FROM received
 )

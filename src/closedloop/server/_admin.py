@@ -1,0 +1,145 @@
+"""``POST /api/rescue`` and ``POST /api/sql``: what CLI commands ask serve for while it
+holds the chDB store (chDB lets one process open it)::
+
+    app = Starlette(routes=[*admin_routes(pipeline, authorize=loopback_or_api_key), ...])
+
+The same credentials as the query API. Both answer with what the CLI prints when it opens
+the store itself: ``closedloop.store.rescue`` and ``readonly_sql`` on serve's store. The
+body must be JSON (``Content-Type: application/json``), which a browser cannot send to
+another origin without a CORS preflight that serve never grants, so a web page cannot
+make a user's browser run SQL on a serve bound to loopback.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from closedloop._since import SinceError, since_moment
+from closedloop.server._pipeline import Pipeline
+from closedloop.server._query import _UNAUTHORIZED, _error
+from closedloop.store import RescueResult, StoreError, rescue
+from closedloop.store._readonly_sql import SqlRefused, SqlResult, readonly_sql
+
+logger = logging.getLogger("closedloop.server")
+
+MAX_BODY_BYTES: Final = 1024 * 1024
+"""A statement, with room to spare; more is a 413."""
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class _BadRequest(Exception):
+    """A request the endpoint answers with ``status`` and ``message`` (naming ``field``)."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+def admin_routes(pipeline: Pipeline, *, authorize: Callable[[Request], bool]) -> list[BaseRoute]:
+    """``POST /api/rescue`` and ``POST /api/sql`` on the pipeline's store; a request
+    ``authorize`` refuses gets a 401."""
+    api = _AdminApi(pipeline)
+    return [
+        Route("/api/rescue", _guarded(api.rescue, authorize), methods=["POST"]),
+        Route("/api/sql", _guarded(api.sql, authorize), methods=["POST"]),
+    ]
+
+
+def _guarded(handler: Handler, authorize: Callable[[Request], bool]) -> Handler:
+    """``handler`` behind the credentials check, its refusals and the store's failures as
+    JSON errors."""
+
+    async def endpoint(request: Request) -> Response:
+        if not authorize(request):
+            return _error(401, _UNAUTHORIZED)
+        try:
+            return await handler(request)
+        except _BadRequest as error:
+            extra = {"field": error.field} if error.field else {}
+            return _error(error.status, error.message, **extra)
+        except SqlRefused as error:
+            return _error(400, str(error))
+        except StoreError as error:
+            logger.error("%s: the store failed: %s", request.url.path, error)
+            return _error(503, f"the store did not answer: {error}")
+
+    return endpoint
+
+
+class _AdminApi:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    async def rescue(self, request: Request) -> Response:
+        """``since`` in the body or the query, as ``closedloop rescue --since`` takes it."""
+        body = await _json_body(request, required=False)
+        given = [value for value in (body.get("since"), request.query_params.get("since")) if value]
+        if len(given) > 1:
+            raise _BadRequest(400, "since: give it in the body or the query, not both", "since")
+        since = _since(given[0]) if given else None
+        result = await run_in_threadpool(self._rescue, since)
+        return JSONResponse({"traces": result.traces, "spans": result.spans})
+
+    def _rescue(self, since: datetime.datetime | None) -> RescueResult:
+        return rescue(self.pipeline.store(), since, until=self.pipeline.settled_until())
+
+    async def sql(self, request: Request) -> Response:
+        """``{"query": "SELECT ..."}`` -> ``{"columns": [{"name", "type"}], "rows": [[...]]}``."""
+        body = await _json_body(request, required=True)
+        query = body.get("query")
+        if not isinstance(query, str) or not query.strip():
+            raise _BadRequest(400, "query: send the statement as a non-empty string", "query")
+        result = await run_in_threadpool(self._sql, query)
+        return JSONResponse(result.as_json())
+
+    def _sql(self, query: str) -> SqlResult:
+        return readonly_sql(self.pipeline.store(), query)
+
+
+def _since(value: Any) -> datetime.datetime:
+    if not isinstance(value, str):
+        raise _BadRequest(400, "since: an age like 3d/12h/30m or an ISO timestamp", "since")
+    try:
+        return since_moment(value)
+    except SinceError as error:
+        raise _BadRequest(400, str(error), "since") from None
+
+
+async def _json_body(request: Request, *, required: bool) -> dict[str, Any]:
+    """The body's JSON object, read no further than ``MAX_BODY_BYTES``; ``{}`` for an
+    empty body when it is not ``required``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _BadRequest(413, f"the body is over the {MAX_BODY_BYTES}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _BadRequest(413, f"the body is over the {MAX_BODY_BYTES}-byte limit")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip() and not required:
+        return {}
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise _BadRequest(415, "send the body as JSON, with Content-Type: application/json")
+    try:
+        body = json.loads(raw)
+    except ValueError as error:
+        raise _BadRequest(400, f"the body is not JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise _BadRequest(400, "the body must be a JSON object")
+    return body
