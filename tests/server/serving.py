@@ -164,7 +164,11 @@ def start(
     log = tmp_path / f"{name}.log"
     command = [sys.executable, "-m", "closedloop.cli", "serve", "--port=0", f"--store={store_url}"]
     # its own state directory (spool, keys), whatever fixtures have set up by now
-    env = {**os.environ, "CLOSEDLOOP_HOME": str(tmp_path / f"{name}-home")}
+    env = {
+        **os.environ,
+        "CLOSEDLOOP_HOME": str(tmp_path / f"{name}-home"),
+        "PYTHONFAULTHANDLER": "1",  # a crash in native code leaves serve's Python stacks
+    }
     with log.open("wb") as stderr:
         process = subprocess.Popen(
             [*command, *options], stdout=subprocess.DEVNULL, stderr=stderr, cwd=tmp_path, env=env

@@ -329,6 +329,27 @@ def test_a_store_that_never_answers_cannot_keep_acknowledged_spans_in_memory(tmp
         exporter.shutdown()
 
 
+def test_a_batch_that_memory_cannot_hold_beside_the_insert_under_way_is_spooled(tmp_path):
+    spans = finished_spans(25)
+    server = SilentServer()
+    exporter = ClickHouseSpanExporter(
+        f"clickhouse://default:@127.0.0.1:{server.port}/closedloop",
+        tables=ONE_TIER,
+        spool_dir=tmp_path / "spool",
+        max_queue_spans=20,
+        spool_after_s=600,  # the hanging insert keeps its batch in memory
+    )
+    try:
+        assert exporter.export(spans[:10]) is SpanExportResult.SUCCESS
+        wait_for(lambda: exporter._in_flight is not None)  # the writer hangs on it
+        assert exporter.export(spans[10:]) is SpanExportResult.SUCCESS
+        stats = exporter.stats()
+        assert (stats.dropped_spans, stats.queued_spans, stats.spool_spans) == (0, 10, 15)
+    finally:
+        server.close()
+        exporter.shutdown()
+
+
 def test_server_timeouts_are_configurable_in_the_url(tmp_path):
     server = SilentServer()
     try:

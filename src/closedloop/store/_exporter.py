@@ -305,8 +305,13 @@ class ClickHouseSpanExporter(SpanExporter):
             ]
             self._sequence += len(incoming)
             if not self._make_room(mapped * len(incoming)):
-                self._count_dropped(mapped * len(incoming), "memory and spool are full")
-                return SpanExportResult.FAILURE
+                # memory is taken by the insert under way: the batch goes to the spool itself
+                refused = self._spool_held(incoming)
+                for held in refused:
+                    self._resolve(held, SpanExportResult.FAILURE)
+                    self._count_dropped(held.batch.spans, "memory and spool are full")
+                self._cond.notify_all()
+                return SpanExportResult.FAILURE if refused else SpanExportResult.SUCCESS
             self._queue.extend(incoming)
             self._queued_spans += mapped * len(incoming)
             if self._store_failing(now):
