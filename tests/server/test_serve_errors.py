@@ -190,3 +190,15 @@ def test_a_full_pipeline_is_503_with_retry_after(tmp_path: Path) -> None:
     assert pipeline["sampler"]["traces_received"] == 0  # a refused request never reaches it
     events = [event.get("event") for event in serve.log_events()]
     assert "serve.store.unreachable" in events
+
+
+def test_the_query_api_of_a_server_store_that_is_down_is_503_not_missing(tmp_path: Path) -> None:
+    """serve starts while its ClickHouse server is down (ingestion spools for it); the
+    query API is there all along and says the store did not answer, asking it again at
+    every request rather than keeping a connection the pipeline gave up."""
+    with running(tmp_path, store_url=dead_store_url()) as serve:
+        replies = [serve.request("GET", path) for path in ("/api/prompts", "/api/sampling")]
+        assert serve.stop() == 0
+    for reply in replies:
+        assert reply.status == 503
+        assert "the store did not answer" in json.loads(reply.body)["error"]

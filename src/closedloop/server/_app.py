@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
 from typing import Final
 
 from google.protobuf import json_format  # type: ignore[import-untyped]
@@ -30,7 +29,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 from closedloop._errors import ClosedloopError
 from closedloop.server._admin import admin_routes
@@ -38,13 +37,11 @@ from closedloop.server._auth import ApiKeys, bearer_key
 from closedloop.server._config import ServeConfig
 from closedloop.server._feedback import feedback_routes
 from closedloop.server._feedback_settings import FeedbackEndpointSettings
-from closedloop.server._logs import log_event
 from closedloop.server._metrics import ServeMetrics
 from closedloop.server._otlp import OtlpFormat, OtlpRequestError, decode_request, request_format
 from closedloop.server._pipeline import Pipeline
 from closedloop.server._query import query_routes
 from closedloop.server._spans import readable_spans
-from closedloop.store import StoreError
 from closedloop.store._spool_home import state_directory
 
 logger = logging.getLogger("closedloop.server")
@@ -164,17 +161,6 @@ def _status(
     return Response(_encode(message, fmt), status, headers=headers, media_type=fmt.value)
 
 
-def _query_routes(pipeline: Pipeline, authorize: Callable[[Request], bool]) -> list[BaseRoute]:
-    """The query API over the pipeline's store; a server store that cannot be reached at
-    start-up leaves ``/api/`` unmounted (logged) while ingestion spools for it."""
-    try:
-        store = pipeline.store()
-    except StoreError as error:
-        log_event(logger, logging.WARNING, "serve.query_unavailable", reason=str(error))
-        return []
-    return query_routes(store, authorize=authorize, live=pipeline.stats)
-
-
 def create_app(pipeline: Pipeline, config: ServeConfig) -> Starlette:
     """The ASGI app over an open ``pipeline``; it neither opens nor closes it."""
     receiver = _Receiver(pipeline, config)
@@ -212,7 +198,7 @@ def create_app(pipeline: Pipeline, config: ServeConfig) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         metrics.route(authorize),
         *feedback_routes(feedback, pipeline.accept),
-        *_query_routes(pipeline, authorize),
+        *query_routes(pipeline.store, authorize=authorize, live=pipeline.stats),
         *admin_routes(pipeline, authorize=authorize),
     ]
     app = Starlette(routes=routes, middleware=[metrics.middleware(routes)])

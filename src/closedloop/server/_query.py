@@ -62,14 +62,18 @@ def _sql(name: str, store: Store) -> str:
 
 
 def query_routes(
-    store: Store,
+    store: Store | Callable[[], Store],
     *,
     authorize: Callable[[Request], bool],
     live: Callable[[], PipelineStats] | None = None,
 ) -> list[BaseRoute]:
     """``GET /api/prompts``, ``/api/feedback``, ``/api/traces/{trace_id}`` and
     ``/api/sampling`` on ``store``; a request ``authorize`` refuses gets a 401. ``live``
-    gives the running pipeline's counts (``Pipeline.stats``) for ``/api/sampling``."""
+    gives the running pipeline's counts (``Pipeline.stats``) for ``/api/sampling``.
+
+    ``store`` may be a function that returns it (``Pipeline.store``), asked at each request:
+    a server store that is down answers 503 until it is back, and a connection the pipeline
+    replaced is never used again."""
     api = _QueryApi(store, live)
     routes: list[tuple[str, Handler]] = [
         ("/api/prompts", api.prompts),
@@ -104,23 +108,30 @@ def _guarded(handler: Handler, authorize: Callable[[Request], bool]) -> Handler:
 
 
 class _QueryApi:
-    """The endpoints' work, on one store, with the SQL read once."""
+    """The endpoints' work, on one store, with each SQL file read once."""
 
-    def __init__(self, store: Store, live: Callable[[], PipelineStats] | None) -> None:
-        self.store = store
+    def __init__(
+        self, store: Store | Callable[[], Store], live: Callable[[], PipelineStats] | None
+    ) -> None:
+        self._store = store
         self.live = live
-        self.prompts_sql = _sql("prompts.sql", store)
-        self.feedback_sql = _sql("feedback_page.sql", store)
-        self.spans_sql = _sql("trace_spans.sql", store)
-        self.trace_feedback_sql = _sql("trace_feedback.sql", store)
-        self.sampling_sql = _sql("sampling.sql", store)
+        self._rendered: dict[str, str] = {}
+
+    @property
+    def store(self) -> Store:
+        return self._store() if callable(self._store) else self._store
+
+    def _sql(self, name: str) -> str:
+        if name not in self._rendered:
+            self._rendered[name] = _sql(name, self.store)
+        return self._rendered[name]
 
     def prompts(self, request: Request) -> Response:
         values = params.single_values(request.query_params, ("prompt", "version", "from", "to"))
         low, high = params.day(values, "from"), params.day(values, "to")
         params.ordered(values, low, high)
         rows = self.store.query(
-            self.prompts_sql,
+            self._sql("prompts.sql"),
             {
                 "prompt": values.get("prompt"),
                 "version": values.get("version"),
@@ -142,7 +153,7 @@ class _QueryApi:
         size = params.limit(values, default=PAGE_DEFAULT, most=PAGE_MOST)
         cursor = Cursor.decode(values)
         rows = self.store.query(
-            self.feedback_sql,
+            self._sql("feedback_page.sql"),
             {
                 "prompt": values.get("prompt"),
                 "version": values.get("version"),
@@ -166,8 +177,8 @@ class _QueryApi:
     def trace(self, request: Request) -> Response:
         params.single_values(request.query_params, ())
         trace_id = params.trace_id(request.path_params["trace_id"])
-        spans = self.store.query(self.spans_sql, {"trace_id": trace_id})
-        feedback = self.store.query(self.trace_feedback_sql, {"trace_id": trace_id})
+        spans = self.store.query(self._sql("trace_spans.sql"), {"trace_id": trace_id})
+        feedback = self.store.query(self._sql("trace_feedback.sql"), {"trace_id": trace_id})
         if not spans and not feedback:
             return _error(
                 404,
@@ -188,7 +199,7 @@ class _QueryApi:
         low = params.instant_ns(values, "from", end=False)
         high = params.instant_ns(values, "to", end=True)
         params.ordered(values, low, high)
-        [counts] = self.store.query(self.sampling_sql, {"from_ns": low, "to_ns": high})
+        [counts] = self.store.query(self._sql("sampling.sql"), {"from_ns": low, "to_ns": high})
         since_start = None if self.live is None else _since_start(self.live())
         return JSONResponse(
             {
