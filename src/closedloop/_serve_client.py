@@ -3,6 +3,8 @@
 
 serve bound beyond loopback wants an API key: the client sends ``CLOSEDLOOP_API_KEY`` as
 ``Authorization: Bearer``, and only then (a key is not handed to a port that needs none).
+serve runs two such requests at a time and answers more with 429 and ``Retry-After``; the
+client waits as told and asks again, for up to ``BUSY_WAIT_S``.
 """
 
 from __future__ import annotations
@@ -10,20 +12,21 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from typing import Any, Final
 
 from closedloop._errors import ClosedloopError
-from closedloop._serve_discovery import ServeAdvert
+from closedloop._serve_discovery import LOCAL_OPENER, ServeAdvert
 from closedloop.store import RescueResult, StoreError
 from closedloop.store._readonly_sql import SqlRefused, SqlResult
 
 API_KEY_VARIABLE: Final = "CLOSEDLOOP_API_KEY"
 REQUEST_TIMEOUT_S: Final = 300.0
-"""A statement over a large store may take minutes; a serve that hangs longer is broken."""
-_DIRECT: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-"""No ``HTTP_PROXY``: serve is on this machine, and its API key is for serve alone."""
+"""serve stops a statement after a minute; a serve that hangs far longer is broken."""
+BUSY_WAIT_S: Final = 300.0
+"""How long the client waits in all for a busy serve (others' statements and rescues)."""
 
 
 class ServeRequestError(ClosedloopError, RuntimeError):
@@ -52,7 +55,25 @@ class ServeClient:
             raise self._unexpected("its SQL answer") from None
 
     def _post(self, path: str, body: dict[str, Any], *, refused: type[ClosedloopError]) -> Any:
-        """serve's JSON answer; a 400 (serve's message) as ``refused``."""
+        """serve's JSON answer, once it has room for the request; a 400 (serve's message)
+        as ``refused``."""
+        deadline = time.monotonic() + BUSY_WAIT_S
+        while True:
+            try:
+                return self._post_once(path, body)
+            except urllib.error.HTTPError as error:
+                message = _message(error.read())
+                wait = _retry_after(error)
+                if error.code == 429 and wait is not None and time.monotonic() + wait < deadline:
+                    time.sleep(wait)
+                    continue
+                if error.code == 400:
+                    raise refused(message) from None
+                raise self._refusal(error.code, message) from None
+
+    def _post_once(self, path: str, body: dict[str, Any]) -> Any:
+        """One request: serve's JSON answer; an error status as the ``HTTPError`` it is,
+        no answer as ``ServeRequestError``."""
         request = urllib.request.Request(
             self.advert.url + path,
             data=json.dumps(body).encode(),
@@ -60,12 +81,10 @@ class ServeClient:
             method="POST",
         )
         try:
-            with _DIRECT.open(request, timeout=REQUEST_TIMEOUT_S) as response:
+            with LOCAL_OPENER.open(request, timeout=REQUEST_TIMEOUT_S) as response:
                 return json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            message = _message(error.read())
-            failure = refused(message) if error.code == 400 else self._refusal(error.code, message)
-            raise failure from None
+        except urllib.error.HTTPError:  # an answer, for _post to read
+            raise
         except (OSError, ValueError) as error:  # URLError, a reset, a timeout, bad JSON
             raise ServeRequestError(
                 f"closedloop serve (pid {self.advert.pid}) holds the store but did not answer "
@@ -83,10 +102,19 @@ class ServeClient:
     def _refusal(self, status: int, message: str) -> ClosedloopError:
         if status == 401:
             given = bool(os.environ.get(API_KEY_VARIABLE, "").strip())
+            problem = (
+                f"refused the key in {API_KEY_VARIABLE}; set it"
+                if given
+                else f"wants an API key: set {API_KEY_VARIABLE}"
+            )
             return ServeRequestError(
-                f"closedloop serve at {self.advert.url} listens beyond loopback and "
-                + ("refused the key in " if given else "wants an API key: set ")
-                + f"{API_KEY_VARIABLE} to one of its keys (--api-key-file, CLOSEDLOOP_API_KEYS)"
+                f"closedloop serve at {self.advert.url} listens beyond loopback and {problem} "
+                "to one of its keys (--api-key-file, CLOSEDLOOP_API_KEYS)"
+            )
+        if status == 429:
+            return ServeRequestError(
+                f"closedloop serve at {self.advert.url} stayed busy for {BUSY_WAIT_S:.0f} s: "
+                f"{message}"
             )
         if status == 503:
             return StoreError(message)
@@ -97,6 +125,14 @@ class ServeClient:
             f"closedloop serve at {self.advert.url} (version {self.advert.version}) answered "
             f"{what}, which this closedloop does not understand; use the same version for both"
         )
+
+
+def _retry_after(error: urllib.error.HTTPError) -> float | None:
+    """The ``Retry-After`` seconds of a 429, None without one."""
+    try:
+        return max(0.0, float(error.headers.get("Retry-After", "")))
+    except ValueError:
+        return None
 
 
 def _message(body: bytes) -> str:

@@ -4,8 +4,11 @@ chDB lets one process open a store directory. serve, once listening, writes ``se
 into the directory of the store it holds — written whole (a temporary file, then
 ``os.replace``) — and removes it when it stops; a CLI command that finds the store held
 reads it to ask serve instead. A file left by a serve that was killed names a dead process
-or a port nobody listens on, and is ignored. Nothing here imports the server's packages:
-the CLI reads the file with the ``cli`` and ``store`` extras alone.
+or a port nobody listens on, and is ignored; so is one whose pid and port were reused since
+(by another serve, or any local service): the file holds a random ``instance`` token that
+only the serve that wrote it answers on ``GET /api/instance``, and a reader checks it
+before sending anything else. Nothing here imports the server's packages: the CLI reads
+the file with the ``cli`` and ``store`` extras alone.
 """
 
 from __future__ import annotations
@@ -14,18 +17,24 @@ import datetime
 import json
 import logging
 import os
-import socket
+import secrets
+import urllib.request
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Final
-from urllib.parse import urlsplit
 
 from closedloop import __version__
 from closedloop.store._connect import location
 
 FILE_NAME: Final = "serve.json"
 PROBE_TIMEOUT_S: Final = 2.0
-"""How long a reader waits for serve's port to accept before calling the file stale."""
+"""How long a reader waits for serve's instance token before calling the file stale."""
+INSTANCE_PATH: Final = "/api/instance"
+INSTANCE: Final = secrets.token_urlsafe(16)
+"""This process's token: the serve in it writes it to ``serve.json`` and answers it on
+``INSTANCE_PATH``, so a reader knows it talks to that serve and not whoever took its port."""
+LOCAL_OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+"""No ``HTTP_PROXY``: serve is on this machine, and its API key is for serve alone."""
 _WILDCARDS: Final = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
 """serve bound to every interface is reached on loopback (``::`` is IPv6 only: Python's
 ``create_server`` sets ``IPV6_V6ONLY``)."""
@@ -43,6 +52,8 @@ class ServeAdvert:
     version: str
     loopback: bool
     """Bound to loopback only: its ``/api/`` needs no API key then."""
+    instance: str
+    """``INSTANCE`` of the serve that wrote the file."""
 
 
 def advert_path(store_url: str) -> Path | None:
@@ -67,6 +78,7 @@ def advertise(store_url: str, host: str, port: int, *, loopback: bool) -> Path |
         started_at=datetime.datetime.now(datetime.timezone.utc).isoformat(),
         version=__version__,
         loopback=loopback,
+        instance=INSTANCE,
     )
     temporary = path.with_name(f".{FILE_NAME}.{advert.pid}.tmp")
     try:
@@ -90,13 +102,13 @@ def withdraw(path: Path | None) -> None:
 
 def find_serve(store_url: str) -> ServeAdvert | None:
     """The serve that holds the chDB store ``store_url`` names, if one answers there: its
-    process is alive and its port accepts a connection. None otherwise (no file, an
-    unreadable one, or one a killed serve left)."""
+    process is alive and its URL answers the file's instance token. None otherwise (no
+    file, an unreadable one, or one a killed serve left)."""
     path = advert_path(store_url)
     if path is None:
         return None
     advert = _read(path)
-    if advert is None or not _alive(advert.pid) or not _accepts(advert.url):
+    if advert is None or not _alive(advert.pid) or not _answers(advert):
         return None
     return advert
 
@@ -112,6 +124,7 @@ def _read(path: Path) -> ServeAdvert | None:
         and advert.pid > 0
         and isinstance(advert.url, str)
         and isinstance(advert.loopback, bool)
+        and isinstance(advert.instance, str)
     )
     return advert if well_formed else None
 
@@ -126,13 +139,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _accepts(url: str) -> bool:
-    parts = urlsplit(url)
+def _answers(advert: ServeAdvert) -> bool:
+    """Whether the URL answers the advert's instance token (no credentials are sent)."""
+    request = urllib.request.Request(advert.url + INSTANCE_PATH, method="GET")
     try:
-        with socket.create_connection((parts.hostname, parts.port), timeout=PROBE_TIMEOUT_S):
-            return True
-    except (OSError, ValueError):
+        with LOCAL_OPENER.open(request, timeout=PROBE_TIMEOUT_S) as response:
+            answer = json.loads(response.read(4096))
+    except (OSError, ValueError):  # URLError, HTTPError, a reset, a timeout, not JSON
         return False
+    return isinstance(answer, dict) and answer.get("instance") == advert.instance
 
 
 def _url_host(host: str) -> str:

@@ -1,8 +1,9 @@
 """``closedloop sql``'s output: a table for people, CSV or JSON for programs.
 
 Values arrive as ClickHouse's JSON gives them (strings, numbers, ``null``, arrays and maps
-as JSON). A value that is not a string is written as JSON in every format (``true``,
-``[1, 2]``, ``{"k": 1}``), so CSV and the table show the same text; ``NULL`` is empty in CSV.
+as JSON; decimals and ``inf``/``nan`` as strings, so every digit survives). A value that
+is not a string is written as JSON in every format (``true``, ``[1, 2]``, ``{"k": 1}``),
+so CSV and the table show the same text; ``NULL`` is empty in CSV.
 """
 
 from __future__ import annotations

@@ -155,7 +155,7 @@ def rescue(
 
     moment = _since(since) if since else None
     try:
-        with store_access(store_url or DEFAULT_URL) as store:
+        with store_access(store_url or DEFAULT_URL, migrate=True) as store:
             result = store.rescue(moment)
     except (ClosedloopError, ValueError) as error:
         raise _failed("rescue", error) from None
@@ -175,15 +175,16 @@ def sql(
 ) -> None:
     """Run one read-only SQL statement on the store and print its answer.
 
-    The store's engine refuses writes and DDL (ClickHouse's readonly=1). Tables live in
-    the closedloop database: SELECT * FROM closedloop.prompt_version_metrics LIMIT 10."""
+    The store's engine refuses writes and DDL (ClickHouse's readonly=1), and stops a
+    statement after 60 s or at 100,000 rows: add LIMIT. Table names resolve in the store's
+    database: SELECT * FROM prompt_version_metrics LIMIT 10."""
     from closedloop import _sql_output
     from closedloop._cli_store import store_access
     from closedloop.store import DEFAULT_URL
 
     text = _statement(query, file)
     try:
-        with store_access(store_url or DEFAULT_URL) as store:
+        with store_access(store_url or DEFAULT_URL, migrate=False) as store:
             result = store.sql(text)
     except (ClosedloopError, ValueError) as error:
         raise _failed("sql", error) from None

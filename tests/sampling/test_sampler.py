@@ -168,6 +168,17 @@ def test_with_only_a_non_sampled_cache_sampled_traces_stay_and_late_spans_follow
     assert sampler.counts.traces_decided[NOT_SAMPLED] == 1  # trace 2 was not decided anew
 
 
+@pytest.mark.parametrize("caches", [CACHES, {}], ids=["cached", "in memory"])
+def test_trace_state_says_which_traces_the_sampler_writes_itself(caches: dict[str, int]) -> None:
+    sampler, _ = recording_sampler(config(ERRORS, decision_wait="1s", decision_cache=caches))
+    assert sampler.trace_state(1) == "unknown"
+    sampler.ingest([view(1, span_id=1, status=2), view(2, span_id=2)])
+    assert (sampler.trace_state(1), sampler.trace_state(2)) == ("pending", "pending")
+    sampler.drain()
+    assert (sampler.trace_state(1), sampler.trace_state(2)) == ("kept", "dropped")
+    assert sampler.trace_state(3) == "unknown"
+
+
 def test_a_late_span_of_a_dropped_trace_is_dropped() -> None:
     drop = policy("drop", drop_sub_policy=[{"name": "d", **ERRORS}])
     sampler, forwarded = recording_sampler(

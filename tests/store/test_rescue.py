@@ -27,9 +27,11 @@ from closedloop.store._schema import query
 LATE_AFTER_NS = 60 * 1_000_000_000
 
 
-def sampled_world(store):
-    """Every span to the recent tier; the sampled tier gets what the tail sampler keeps,
-    with feedback given more than a minute after its call arriving after the decision."""
+def sampled_world(store, *, write_kept=True, sampler_out=None):
+    """Every span to the recent tier; the sampled tier gets what the tail sampler keeps
+    (unless ``write_kept`` is False: its rows still wait in a spool, say), with feedback
+    given more than a minute after its call arriving after the decision. ``sampler_out``
+    (a list) receives the sampler."""
     traffic = generate_traffic(300, seed=9, days=1)
     late_ids = {
         f.span_id for f in traffic.feedback if f.timestamp_ns - f.call.start_ns > LATE_AFTER_NS
@@ -42,7 +44,10 @@ def sampled_world(store):
     sampler.ingest(v for v in views if f"{v.span_id:016x}" in late_ids)
     sampler.drain()
     store.insert_spans(traffic.spans, table="otel_traces_recent")
-    store.insert_spans([view.source for view in kept], table="otel_traces")
+    if write_kept:
+        store.insert_spans([view.source for view in kept], table="otel_traces")
+    if sampler_out is not None:
+        sampler_out.append(sampler)
     return traffic, {format_trace_id(v.trace_id) for v in kept}
 
 
@@ -104,6 +109,25 @@ def test_rescue_brings_dropped_traces_with_feedback_back_exactly_once(store):
     assert (second.traces, second.spans) == (0, 0)
     assert store.query("SELECT count() AS n FROM closedloop.otel_traces")[0]["n"] == after["n"]
     assert recorded(store) == rescued
+
+
+def test_traces_a_sampler_keeps_are_left_to_it_even_before_their_rows_are_stored(store):
+    samplers: list[TailSampler] = []
+    traffic, kept = sampled_world(store, write_kept=False, sampler_out=samplers)
+    [sampler] = samplers
+    with_feedback = {f.trace_id for f in traffic.feedback}
+    assert kept & with_feedback and with_feedback - kept, "the scenario needs both kinds"
+    asked = []
+
+    def sampler_writes(trace_id: str) -> bool:
+        asked.append(trace_id)
+        return sampler.trace_state(int(trace_id, 16)) in ("pending", "kept")
+
+    result = rescue(store, skip=sampler_writes)
+    assert set(asked) == with_feedback  # every candidate, by its hex id
+    assert result.traces == len(with_feedback - kept)
+    assert trace_ids(store, "otel_traces") == with_feedback - kept
+    assert {trace for trace, _ in recorded(store)} == with_feedback - kept
 
 
 def test_feedback_on_kept_traces_copies_nothing(store):
@@ -171,7 +195,8 @@ def test_a_rescue_stopped_between_its_record_and_its_copy_is_completed_once(stor
     sampled_world(store)
     before = copied(store)
     store.execute(
-        query("rescue_record.sql", store.settings), {"since_ns": 0, "until_ns": 2**62}
+        query("rescue_record.sql", store.settings),
+        {"since_ns": 0, "until_ns": 2**62, "skip": []},
     )  # the rescue's first step, then it stopped
     interrupted = recorded(store)
     assert interrupted and copied(store) == before

@@ -83,7 +83,7 @@ _VALUE_RANGES: dict[str, tuple[float, float, bool]] = {
     "rating": (1, 5, True),
     "edit_ratio": (0, 1, False),
 }
-_LATEST_NS = 2**63 - 1  # the store's DateTime64(9) ends in 2262
+_LATEST_NS = 4_102_444_800 * 10**9  # 2100: the store's TTLs use DateTime, which ends in 2106
 # Epoch seconds beyond this are capped before they are scaled to nanoseconds (a float would
 # overflow); the cap is still far past every bound checked here.
 _FAR_FUTURE_S = 10**18
@@ -94,7 +94,7 @@ def _check_timestamp_ns(ns: int, given: object, *, allow_future: bool = False) -
     and replays that write simulated time, only within what the store can hold). Compared
     as ints: any int is refused with a ValueError, never an OverflowError."""
     if allow_future:
-        latest, when = _LATEST_NS, "after 2262, beyond what the store holds"
+        latest, when = _LATEST_NS, "in 2100 or later, beyond what the store holds"
         expected = "nanoseconds since the epoch"
     else:
         latest, when = time.time_ns() + _SKEW_S * 1_000_000_000, "in the future (after now + 1 day)"

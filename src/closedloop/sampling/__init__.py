@@ -16,7 +16,7 @@ from closedloop.sampling._decision import Decision
 from closedloop.sampling._ottl import OttlError
 from closedloop.sampling._policies import Policy
 from closedloop.sampling._processor import TailSamplingSpanProcessor
-from closedloop.sampling._sampler import TailSampler
+from closedloop.sampling._sampler import TailSampler, TraceState
 from closedloop.sampling._trace import BufferedTrace, SpanView
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "SpanView",
     "TailSampler",
     "TailSamplingSpanProcessor",
+    "TraceState",
     "combine",
     "load",
     "sampler_config",

@@ -16,6 +16,7 @@ import threading
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
+from typing import Literal
 
 from closedloop import _health as health
 from closedloop._validation import require_callable, require_type
@@ -27,6 +28,8 @@ from closedloop.sampling._metrics import Unpublished, publish
 from closedloop.sampling._trace import BufferedTrace, SpanView
 
 Forward = Callable[[list[SpanView]], None]
+TraceState = Literal["pending", "kept", "dropped", "unknown"]
+"""``TailSampler.trace_state``: what the sampler does with a trace's spans."""
 
 
 class _DecisionCache:
@@ -91,6 +94,23 @@ class TailSampler:
         """What this sampler has done so far, as a snapshot that later spans leave alone."""
         with self._lock:
             return self._tally.snapshot()
+
+    def trace_state(self, trace_id: int) -> TraceState:
+        """What this sampler does with the trace's spans: ``pending`` (buffered, undecided)
+        and ``kept`` (sampled, cached) traces it forwards itself, ``dropped`` ones it
+        discards, and of an ``unknown`` one it remembers nothing (never seen, or evicted).
+        A late-feedback rescue beside it must leave the first two alone."""
+        with self._lock:
+            if trace_id in self._sampled:
+                return "kept"
+            if trace_id in self._not_sampled:
+                return "dropped"
+            trace = self._traces.get(trace_id)
+            if trace is None:
+                return "unknown"
+            if trace.decision is None:
+                return "pending"
+            return "kept" if trace.decision is Decision.SAMPLED else "dropped"
 
     def ingest(self, spans: Iterable[SpanView]) -> None:
         """Take in finished spans: buffer them for their trace's decision, or, when the

@@ -33,6 +33,7 @@ from closedloop.server._logs import log_event
 from closedloop.store import (
     ClickHouseSpanExporter,
     ExporterStats,
+    RescueResult,
     Store,
     StoreError,
     connect,
@@ -134,6 +135,8 @@ class Pipeline:
         self._rescued_traces = 0
         self._rescued_spans = 0
         self._rescue_since: datetime.datetime | None = None
+        self._ticked_at = datetime.datetime.now(datetime.timezone.utc)
+        self._left_pending = False
         sampler_config = load(config.policy)
         self._store = _open_store(config)
         try:
@@ -209,19 +212,38 @@ class Pipeline:
             action()
 
     def _tick(self) -> None:
+        started = datetime.datetime.now(datetime.timezone.utc)
         try:
             self.sampler.tick()
         except Exception as error:
             health.record_failure("server.sampling.tick", error)
+            return
+        self._ticked_at = started  # its decisions are made and their rows handed over
+
+    def rescue(self, since: datetime.datetime | None) -> RescueResult:
+        """Copy the traces whose feedback arrived from ``since`` to ``settled_until()`` into
+        ``otel_traces``, leaving the sampler's own (pending or kept) traces to it."""
+        return rescue(self.store(), since, until=self.settled_until(), skip=self._sampler_writes)
+
+    def _sampler_writes(self, trace_id: str) -> bool:
+        state = self.sampler.trace_state(int(trace_id, 16))
+        if state == "pending":
+            self._left_pending = True
+        return state in ("pending", "kept")
 
     def _rescue(self) -> None:
-        """Copy traces whose feedback arrived after the last run's window (the first run:
-        from the recent tier's whole retention on) up to ``settled_until()`` into
-        ``otel_traces``; counted and logged."""
+        """The scheduled rescue: from the end of the last run's window (the first run: the
+        recent tier's whole retention); counted and logged.
+
+        The next window starts where this one ended, unless a trace was left to the sampler
+        undecided: if it is then dropped, the next run must still see its feedback. Copying
+        is idempotent (spans ``otel_traces`` holds are not copied again), so a window
+        covered twice costs a query, not a duplicate.
+        """
+        self._left_pending = False
         until = self.settled_until()
         try:
-            store = self.store()
-            result = rescue(store, self._rescue_since, until=until)
+            result = self.rescue(self._rescue_since)
         except Exception as error:
             with self._lock:
                 self._rescue_failures += 1
@@ -231,9 +253,8 @@ class Pipeline:
             if not self._config.embedded:
                 self._close_store()
             return
-        # The next window starts where this one ended: every arrival is in exactly one
-        # window, whatever the store's clock (which stamps arrivals) says against this one.
-        self._rescue_since = until
+        if not self._left_pending:
+            self._rescue_since = until
         with self._lock:
             self._rescue_runs += 1
             self._rescued_traces += result.traces
@@ -246,17 +267,23 @@ class Pipeline:
     def settled_until(self) -> datetime.datetime:
         """The latest feedback arrival a rescue may cover now.
 
-        While the sampler runs, ``decision_wait`` and two ticks ago: feedback that came
-        later may belong to a trace still waiting for its decision (one tick more to decide,
-        one to write it), which the sampler would then write a second time. Once ``close``
-        has stopped the threads and drained the sampler, nothing waits: now.
+        While the sampler runs, ``decision_wait`` and two ticks before now, and one tick
+        before the start of the last tick that finished (a tick writing kept rows to a slow
+        store lags behind the clock): feedback that came later may belong to a trace still
+        waiting for its decision, which the sampler would write after the rescue copied it.
+        Once ``close`` has stopped the threads and drained the sampler, nothing waits: now.
+        Arrivals are stamped by the store's clock; on a ClickHouse server, keep it and
+        serve's in sync (NTP), as the two-tick margin is all the skew this allows.
         """
-        until = datetime.datetime.now(datetime.timezone.utc)
-        if any(thread.is_alive() for thread in self._threads):
-            sampling = self.sampler.config
-            wait_s = max(sampling.decision_wait_s, sampling.decision_batches * TICK_S)
-            until -= datetime.timedelta(seconds=wait_s + 2 * TICK_S)
-        return until
+        now = datetime.datetime.now(datetime.timezone.utc)
+        if not any(thread.is_alive() for thread in self._threads):
+            return now
+        sampling = self.sampler.config
+        wait = datetime.timedelta(
+            seconds=max(sampling.decision_wait_s, sampling.decision_batches * TICK_S)
+        )
+        tick = datetime.timedelta(seconds=TICK_S)
+        return min(now - wait - 2 * tick, self._ticked_at - wait - tick)
 
     def store(self) -> Store:
         """The embedded store itself; for a server, a connection of the rescue's and the

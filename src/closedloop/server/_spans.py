@@ -39,8 +39,9 @@ from closedloop._pdata import SPAN_KIND_NUMBERS, STATUS_CODE_NUMBERS
 
 EARLIEST_NS: Final = 946_684_800 * 10**9
 """2000-01-01T00:00:00Z: an earlier start, end or event time is a broken clock, not data."""
-LATEST_NS: Final = 7_258_118_400 * 10**9
-"""2200-01-01T00:00:00Z, well inside ClickHouse's DateTime64(9) range (to 2262)."""
+LATEST_NS: Final = 4_102_444_800 * 10**9
+"""2100-01-01T00:00:00Z: the tables' TTLs and sort keys go through 32-bit ``DateTime``,
+which ends on 2106-02-07; a later span would be acknowledged, then lost to its TTL."""
 
 _PROBLEMS_NAMED: Final = 3
 """How many rejected spans the partial-success message names, so it stays short."""
@@ -138,7 +139,7 @@ def _sane_time(nanoseconds: int) -> bool:
 
 
 def _insane_time(field: str, nanoseconds: int) -> str:
-    return f"{field} {nanoseconds} is not between years 2000 and 2200"
+    return f"{field} {nanoseconds} is not between years 2000 and 2100"
 
 
 # --- conversion ---------------------------------------------------------------------------

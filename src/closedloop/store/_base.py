@@ -28,6 +28,9 @@ DEDUPLICATION_SETTINGS = {
     "insert_deduplicate": 1,
     "deduplicate_blocks_in_dependent_materialized_views": 1,
 }
+INSERT_SETTINGS = {"max_partitions_per_insert_block": 0}
+"""Every insert: a batch may span any number of days (one partition each). The default
+limit (100) refuses the whole block, which chDB's streaming insert does not even report."""
 _TOKEN = re.compile(r"^[0-9a-f][0-9a-f:]{0,127}$")
 QUERY_SETTINGS = {
     "output_format_json_quote_64bit_integers": 0,

@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from closedloop._extras import require
-from closedloop.store._base import DEDUPLICATION_SETTINGS, QUERY_SETTINGS, Store, refused_rows
+from closedloop.store._base import (
+    DEDUPLICATION_SETTINGS,
+    INSERT_SETTINGS,
+    QUERY_SETTINGS,
+    Store,
+    refused_rows,
+)
 from closedloop.store._errors import StoreDataError, StoreError, StoreLockedError
 from closedloop.store._schema import SchemaSettings
 
@@ -139,10 +145,12 @@ class ChDBStore(Store):
         return body
 
     def _insert(self, table: str, body: bytes, token: str | None) -> None:
-        statement = f"INSERT INTO {self.database}.{table}"
+        settings: dict[str, object] = dict(INSERT_SETTINGS)
         if token is not None:  # checked by insert_encoded: hex and colons only
-            settings = {**DEDUPLICATION_SETTINGS, "insert_deduplication_token": f"'{token}'"}
-            statement += " SETTINGS " + ", ".join(f"{k} = {v}" for k, v in settings.items())
+            settings |= {**DEDUPLICATION_SETTINGS, "insert_deduplication_token": f"'{token}'"}
+        statement = f"INSERT INTO {self.database}.{table} SETTINGS " + ", ".join(
+            f"{k} = {v}" for k, v in settings.items()
+        )
         with self._lock:
             self._require_open()
             try:

@@ -9,6 +9,7 @@ bounds how late feedback may be. Each rescued span is also recorded in ``rescued
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from closedloop.store import _instruments as instruments
@@ -31,6 +32,7 @@ def rescue(
     since: datetime.datetime | None = None,
     *,
     until: datetime.datetime | None = None,
+    skip: Callable[[str], bool] | None = None,
 ) -> RescueResult:
     """Copy the missing spans of traces whose feedback arrived in ``[since, until)`` (default:
     the recent tier's whole retention, until now) from ``otel_traces_recent`` into
@@ -41,7 +43,9 @@ def rescue(
     Windows that follow each other (one's ``until`` the next one's ``since``) cover every
     arrival once. ``until`` is for a sampler in the same pipeline: feedback that arrived
     within its ``decision_wait`` may belong to a trace still waiting for its decision, which
-    the sampler would write after the rescue copied it.
+    the sampler would write after the rescue copied it. ``skip`` (a trace id in hex ->
+    whether to leave it) is for the same sampler: a trace it holds or kept is its to write,
+    even when its rows still wait in a spool, where the rescue could not see them.
     """
     now = datetime.datetime.now(datetime.timezone.utc)
     if since is None:
@@ -51,7 +55,14 @@ def rescue(
     for name, moment in (("since", since), ("until", until)):
         if moment.tzinfo is None:
             raise ValueError(f"{name} must be timezone-aware, e.g. datetime.now(timezone.utc).")
-    parameters = {"since_ns": _ns(since), "until_ns": _ns(until)}
+    parameters: dict[str, int | list[str]] = {
+        "since_ns": _ns(since),
+        "until_ns": _ns(until),
+        "skip": [],
+    }
+    if skip is not None:
+        candidates = store.query(query("rescue_candidate_traces.sql", store.settings), parameters)
+        parameters["skip"] = [row["trace_id"] for row in candidates if skip(row["trace_id"])]
     found = store.query(query("rescue_candidates.sql", store.settings), parameters)[0]
     if found["spans"]:
         store.execute(query("rescue_record.sql", store.settings), parameters)

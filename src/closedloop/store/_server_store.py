@@ -13,7 +13,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from closedloop._extras import require
-from closedloop.store._base import DEDUPLICATION_SETTINGS, QUERY_SETTINGS, Store, refused_rows
+from closedloop.store._base import (
+    DEDUPLICATION_SETTINGS,
+    INSERT_SETTINGS,
+    QUERY_SETTINGS,
+    Store,
+    refused_rows,
+)
 from closedloop.store._chdb_store import chdb_location
 from closedloop.store._errors import StoreDataError, StoreError
 from closedloop.store._schema import SchemaSettings
@@ -72,11 +78,9 @@ class ClickHouseServerStore(Store):
             raise StoreError(f"ClickHouse rejected the statement: {error}") from error
 
     def _insert(self, table: str, body: bytes, token: str | None) -> None:
-        settings = (
-            None
-            if token is None
-            else {**DEDUPLICATION_SETTINGS, "insert_deduplication_token": token}
-        )
+        settings: dict[str, object] = dict(INSERT_SETTINGS)
+        if token is not None:
+            settings |= {**DEDUPLICATION_SETTINGS, "insert_deduplication_token": token}
         try:
             self._client.raw_insert(
                 f"{self.database}.{table}", insert_block=body, settings=settings, fmt="JSONEachRow"

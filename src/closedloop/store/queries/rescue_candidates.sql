@@ -9,3 +9,4 @@ WHERE TraceId IN (
         WHERE arrived_at >= fromUnixTimestamp64Nano({since_ns:Int64})
           AND arrived_at < fromUnixTimestamp64Nano({until_ns:Int64})
     )
+  AND TraceId NOT IN {skip:Array(String)}

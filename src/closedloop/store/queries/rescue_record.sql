@@ -17,6 +17,7 @@ WHERE TraceId IN (
         WHERE arrived_at >= fromUnixTimestamp64Nano({since_ns:Int64})
           AND arrived_at < fromUnixTimestamp64Nano({until_ns:Int64})
     )
+  AND TraceId NOT IN {skip:Array(String)}
   AND (TraceId, SpanId) NOT IN (
         SELECT trace_id, span_id FROM ${database}.rescued_spans
         WHERE trace_id IN (
