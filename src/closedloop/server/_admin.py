@@ -32,7 +32,7 @@ from starlette.routing import BaseRoute, Route
 from closedloop._serve_discovery import INSTANCE, INSTANCE_PATH
 from closedloop._since import SinceError, since_moment
 from closedloop.server._pipeline import Pipeline
-from closedloop.server._query import _UNAUTHORIZED, _error
+from closedloop.server._responses import NEEDS_API_KEY, json_error
 from closedloop.store import RescueResult, StoreError
 from closedloop.store._readonly_sql import SqlRefused, readonly_sql
 
@@ -83,20 +83,20 @@ def _guarded(handler: Handler, authorize: Callable[[Request], bool]) -> Handler:
 
     async def endpoint(request: Request) -> Response:
         if not authorize(request):
-            return _error(401, _UNAUTHORIZED)
+            return json_error(401, f"this API {NEEDS_API_KEY}")
         try:
             return await handler(request)
         except _BadRequest as error:
             extra = {"field": error.field} if error.field else {}
-            response = _error(error.status, error.message, **extra)
+            response = json_error(error.status, error.message, **extra)
             if error.retry_after_s is not None:
                 response.headers["Retry-After"] = str(error.retry_after_s)
             return response
         except SqlRefused as error:
-            return _error(400, str(error))
+            return json_error(400, str(error))
         except StoreError as error:
             logger.error("%s: the store failed: %s", request.url.path, error)
-            return _error(503, f"the store did not answer: {error}")
+            return json_error(503, f"the store did not answer: {error}")
 
     return endpoint
 

@@ -131,12 +131,21 @@ class _Receiver:
         exporter's encoding are CPU work the event loop must not wait for)."""
         request = decode_request(body, fmt, content_encoding, max_bytes=self._max_body_bytes)
         conversion = readable_spans(request)
-        if not self._pipeline.accept(conversion.spans):
+        acceptance = self._pipeline.accept(conversion.spans)
+        if acceptance.refused:
             raise PipelineFullError
         response = ExportTraceServiceResponse()
-        if conversion.rejected:
-            response.partial_success.rejected_spans = conversion.rejected
-            response.partial_success.error_message = conversion.error_message
+        rejected = conversion.rejected + acceptance.unmapped
+        if rejected:
+            unmapped = (
+                f"{acceptance.unmapped} spans could not be stored as rows (serve's log says why)"
+                if acceptance.unmapped
+                else ""
+            )
+            response.partial_success.rejected_spans = rejected
+            response.partial_success.error_message = "; ".join(
+                part for part in (conversion.error_message, unmapped) if part
+            )
         return Response(_encode(response, fmt), 200, media_type=fmt.value)
 
 
@@ -197,7 +206,7 @@ def create_app(pipeline: Pipeline, config: ServeConfig) -> Starlette:
         Route("/v1/traces", receiver.traces, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         metrics.route(authorize),
-        *feedback_routes(feedback, pipeline.accept),
+        *feedback_routes(feedback, lambda spans: not pipeline.accept(spans).refused),
         *query_routes(pipeline.store, authorize=authorize, live=pipeline.stats),
         *admin_routes(pipeline, authorize=authorize),
     ]

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from closedloop.sampling import Decision
 from closedloop.sampling._counts import LateSpanOutcome
 from closedloop.server._pipeline import Pipeline, PipelineStats
+from closedloop.server._responses import NEEDS_API_KEY
 
 METRICS_PATH: Final = "/metrics"
 DURATION_BUCKETS_S: Final = (
@@ -52,10 +53,7 @@ UNMATCHED_ROUTE: Final = "unmatched"
 """The ``route`` of a request no route answers (its 404): one series, whatever the path."""
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _OTHER_METHOD: Final = "other"
-_UNAUTHORIZED: Final = (
-    "/metrics needs an API key (Authorization: Bearer <key>) unless the server listens on "
-    "loopback only\n"
-)
+_UNAUTHORIZED: Final = f"/metrics {NEEDS_API_KEY}\n"
 
 
 class ReceiverCounts(Protocol):

@@ -100,11 +100,21 @@ class PipelineStats:
                 "traces_decided": {d.value: n for d, n in counts.traces_decided.items()},
                 "late_spans": dict(counts.late_spans),
                 "traces_evicted_undecided": counts.traces_evicted_undecided,
-                "by_policy": self.by_rule(),
+                "by_rule": self.by_rule(),
             },
             "store": asdict(self.exporter),
             "forward": self.forward,
         }
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """What ``Pipeline.accept`` did with a request's spans."""
+
+    refused: bool
+    """Memory and spool are full: nothing was taken (the caller's 503)."""
+    unmapped: int
+    """Spans taken but not storable as rows (counted as dropped; the caller's rejected)."""
 
 
 class _Received(NamedTuple):
@@ -172,30 +182,31 @@ class Pipeline:
         """Where acknowledged spans go while the store does not take them."""
         return str(self._exporter.spool_directory)
 
-    def accept(self, spans: Sequence[ReadableSpan]) -> bool:
-        """Write ``spans`` to the recent tier and give them to the sampler; False when the
-        exporter refuses them (memory and spool full), and then the sampler never sees them.
+    def accept(self, spans: Sequence[ReadableSpan]) -> Acceptance:
+        """Write ``spans`` to the recent tier and give them to the sampler, unless the
+        exporter refuses them (memory and spool full): then the sampler never sees them.
 
         Each span is mapped to its row once: a kept span's row goes to ``otel_traces`` as
-        it is (a span that cannot be mapped is counted as dropped by the exporter).
+        it is. A span that cannot be mapped is neither stored nor sampled: the exporter
+        counts it as dropped, and the answer says how many, for the sender to hear.
         """
         if not spans:
-            return True
+            return Acceptance(refused=False, unmapped=0)
         lines = self._exporter.encode_spans(spans)
         received = [_Received(span, line) for span, line in zip(spans, lines, strict=True) if line]
         rows = [item.row for item in received]
         if self._exporter.export_rows(rows, (RECENT_TIER,)) is not SpanExportResult.SUCCESS:
             with self._lock:
                 self._spans_refused += len(spans)
-            return False
+            return Acceptance(refused=True, unmapped=0)
         with self._lock:
-            self._spans_accepted += len(spans)
+            self._spans_accepted += len(received)
         try:
             views = [SpanView.of(item.span, item) for item in received]  # outside its lock
             self.sampler.ingest(views)
         except Exception as error:  # stored in the recent tier already; the rescue can see it
             health.record_failure("server.sampling.ingest", error)
-        return True
+        return Acceptance(refused=False, unmapped=len(spans) - len(received))
 
     def _keep(self, views: list[SpanView]) -> None:
         """The sampler's forward: kept spans to ``otel_traces`` (and ``--forward-otlp``)."""

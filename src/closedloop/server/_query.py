@@ -27,6 +27,7 @@ from closedloop.feedback import KINDS
 from closedloop.sampling import Decision
 from closedloop.server import _query_params as params
 from closedloop.server._query_params import BadParameter, Cursor
+from closedloop.server._responses import NEEDS_API_KEY, json_error
 from closedloop.store import Store, StoreError
 from closedloop.store._schema import render
 
@@ -48,10 +49,7 @@ NOT_LIVE: Final = {
     "so it has no counts since a start",
 }
 """Why ``/api/sampling`` has no ``since_start`` when it runs without a pipeline."""
-_UNAUTHORIZED: Final = (
-    "this API needs an API key (Authorization: Bearer <key>) unless the server listens on "
-    "loopback only"
-)
+_UNAUTHORIZED: Final = f"this API {NEEDS_API_KEY}"
 
 Handler = Callable[[Request], Response]
 
@@ -84,25 +82,20 @@ def query_routes(
     return [Route(path, _guarded(handler, authorize), methods=["GET"]) for path, handler in routes]
 
 
-def _error(status: int, message: str, **extra: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
-
-
 def _guarded(handler: Handler, authorize: Callable[[Request], bool]) -> Handler:
     """``handler`` behind the credentials check, with its 400s and the store's failures as
     JSON errors."""
 
     def endpoint(request: Request) -> Response:
         if not authorize(request):
-            return _error(401, _UNAUTHORIZED)
+            return json_error(401, _UNAUTHORIZED)
         try:
             return handler(request)
         except BadParameter as error:
-            return _error(400, str(error), parameter=error.parameter)
+            return json_error(400, str(error), parameter=error.parameter)
         except StoreError as error:
             logger.error("query API: the store failed on %s: %s", request.url.path, error)
-            return _error(503, "the store did not answer this query; the server log says why")
+            return json_error(503, "the store did not answer this query; the server log says why")
 
     return endpoint
 
@@ -180,7 +173,7 @@ class _QueryApi:
         spans = self.store.query(self._sql("trace_spans.sql"), {"trace_id": trace_id})
         feedback = self.store.query(self._sql("trace_feedback.sql"), {"trace_id": trace_id})
         if not spans and not feedback:
-            return _error(
+            return json_error(
                 404,
                 f"no trace {trace_id} in the store: it was never received, or it is older than "
                 f"the recent tier keeps ({self.store.settings.recent_ttl_days} days) and "
