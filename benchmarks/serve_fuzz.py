@@ -69,7 +69,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 # the tests' process helpers, SDK traffic and OTLP encodings, not copies of them
 from server.serving import JSON, PROTOBUF, Reply, Serve, start, traffic  # noqa: E402
-from server.support import otlp_json, protobuf_request  # noqa: E402
+from server.support import otlp_json, protobuf_request, spans_of  # noqa: E402
 
 TRACES = "/v1/traces"
 FEEDBACK = "/v1/feedback"
@@ -123,15 +123,6 @@ then shows whether serve's memory keeps growing (see ``Memory``)."""
 
 
 # --- the valid material payloads are made from ---------------------------------------------
-
-
-def spans_of(request: ExportTraceServiceRequest) -> list[Span]:
-    return [
-        span
-        for resource_spans in request.resource_spans
-        for scope_spans in resource_spans.scope_spans
-        for span in scope_spans.spans
-    ]
 
 
 def key(span: Span) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from google.protobuf import json_format
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -111,6 +112,16 @@ def sdk_spans() -> list[ReadableSpan]:
 def protobuf_request(spans: list[ReadableSpan]) -> ExportTraceServiceRequest:
     """What the SDK's OTLP/HTTP exporter sends for ``spans``."""
     return encode_spans(spans)
+
+
+def spans_of(request: ExportTraceServiceRequest) -> list[Span]:
+    """Every span of ``request``, in order."""
+    return [
+        span
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
 
 
 def otlp_json(request: ExportTraceServiceRequest) -> bytes:

@@ -41,7 +41,7 @@ from closedloop.server import (
 )
 from closedloop.store._rows import encode_rows, span_rows
 from server.serving import JSON, PROTOBUF, Serve, keys, running, traffic
-from server.support import otlp_json, protobuf_request, sdk_spans
+from server.support import otlp_json, protobuf_request, sdk_spans, spans_of
 
 LIMIT = 64 * 1024
 FUZZ = settings(max_examples=200, deadline=None)
@@ -179,15 +179,6 @@ def call_with_feedback() -> ExportTraceServiceRequest:
     """A real SDK trace of three spans (a call, its tool and a feedback span with an event):
     few enough that a partial-success message names every rejected one."""
     return protobuf_request(traffic(seed=31, plain_traces=0)[1])
-
-
-def spans_of(request: ExportTraceServiceRequest) -> list[Span]:
-    return [
-        span
-        for resource_spans in request.resource_spans
-        for scope_spans in resource_spans.scope_spans
-        for span in scope_spans.spans
-    ]
 
 
 def fresh_request() -> ExportTraceServiceRequest:

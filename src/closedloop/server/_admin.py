@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Route
 
 from closedloop._serve_discovery import INSTANCE, INSTANCE_PATH
 from closedloop._since import SinceError, since_moment
+from closedloop.server._bodies import BodyTooLargeError, bounded_body
 from closedloop.server._pipeline import Pipeline
 from closedloop.server._responses import NEEDS_API_KEY, json_error
 from closedloop.store import RescueResult, StoreError
@@ -165,17 +166,10 @@ async def _json_body(request: Request, *, required: bool) -> dict[str, Any]:
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json":
         raise _BadRequest(415, "send the body as JSON, with Content-Type: application/json")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _BadRequest(413, f"the body is over the {MAX_BODY_BYTES}-byte limit")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _BadRequest(413, f"the body is over the {MAX_BODY_BYTES}-byte limit")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    try:
+        raw = await bounded_body(request, MAX_BODY_BYTES)
+    except BodyTooLargeError as error:
+        raise _BadRequest(413, str(error)) from None
     if not raw.strip() and not required:
         return {}
     try:

@@ -34,6 +34,7 @@ from starlette.routing import Route
 from closedloop._errors import ClosedloopError
 from closedloop.server._admin import admin_routes
 from closedloop.server._auth import ApiKeys, bearer_key
+from closedloop.server._bodies import BodyTooLargeError, bounded_body
 from closedloop.server._config import ServeConfig
 from closedloop.server._feedback import feedback_routes
 from closedloop.server._feedback_settings import FeedbackEndpointSettings
@@ -113,18 +114,11 @@ class _Receiver:
 
     async def _body(self, request: Request) -> bytes:
         """The body, read no further than one chunk past ``max_body_bytes``."""
-        limit = self._max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise OtlpRequestError(413, f"request body is over the {limit}-byte limit")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise OtlpRequestError(413, f"request body is over the {limit}-byte limit")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            return await bounded_body(request, self._max_body_bytes)
+        except BodyTooLargeError as error:
+            reason = f"request body is over the {error.limit}-byte limit"
+            raise OtlpRequestError(413, reason) from None
 
     def _export(self, body: bytes, fmt: OtlpFormat, content_encoding: str | None) -> Response:
         """Decode, convert and hand over (on a worker thread: protobuf parsing and the
