@@ -17,7 +17,7 @@ from closedloop.server._otlp import (
     decode_request,
     request_format,
 )
-from closedloop.server._pipeline import Pipeline, PipelineStats
+from closedloop.server._pipeline import Acceptance, Pipeline, PipelineStats
 from closedloop.server._run import ServeError, serve
 from closedloop.server._spans import EARLIEST_NS, LATEST_NS, Conversion, readable_spans
 
@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "EARLIEST_NS",
     "LATEST_NS",
+    "Acceptance",
     "Conversion",
     "OtlpFormat",
     "OtlpRequestError",

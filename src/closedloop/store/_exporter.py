@@ -51,7 +51,7 @@ from closedloop.store._exporter_options import (
     check_tables,
     check_target,
 )
-from closedloop.store._rows import encode_row, span_row
+from closedloop.store._rows import ResourceColumns, encode_row, span_row
 from closedloop.store._spool import Batch, Spool, new_batch_id
 from closedloop.store._spool_home import OwnedSpool, default_directory
 
@@ -262,13 +262,14 @@ class ClickHouseSpanExporter(SpanExporter):
     def encode_spans(self, spans: Sequence[ReadableSpan]) -> list[bytes | None]:
         """Each span's ``JSONEachRow`` line; None (counted as dropped) for one that cannot
         be mapped, never failing the others."""
+        resources = ResourceColumns()
         try:
-            return [encode_row(span_row(span)) for span in spans]
+            return [encode_row(span_row(span, resources)) for span in spans]
         except Exception:
             lines: list[bytes | None] = []
             for span in spans:
                 try:
-                    lines.append(encode_row(span_row(span)))
+                    lines.append(encode_row(span_row(span, resources)))
                 except Exception as error:
                     health.record_failure("store.export.map", error)
                     lines.append(None)

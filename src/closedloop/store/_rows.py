@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import format_span_id, format_trace_id
 
@@ -37,10 +38,32 @@ def clickhouse_time(nanoseconds: int) -> str:
     return f"{nanoseconds // 1_000_000_000}.{nanoseconds % 1_000_000_000:09d}"
 
 
-def span_row(span: ReadableSpan) -> dict[str, Any]:
-    """One ``otel_traces`` row (column name -> JSON value)."""
+class ResourceColumns:
+    """``ServiceName`` and ``ResourceAttributes`` of each resource, mapped once: the spans
+    of a batch (an SDK export, an OTLP request) share a handful of resources."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[Resource | None, str, dict[str, str]]] = {}
+
+    def of(self, resource: Resource | None) -> tuple[str, dict[str, str]]:
+        seen = self._seen.get(id(resource))
+        if seen is None or seen[0] is not resource:  # held, so an id is never reused
+            attributes = resource.attributes if resource is not None else {}
+            service = attributes.get("service.name")
+            seen = (
+                resource,
+                "" if service is None else as_string(service),
+                attribute_map(attributes),
+            )
+            self._seen[id(resource)] = seen
+        return seen[1], seen[2]
+
+
+def span_row(span: ReadableSpan, resources: ResourceColumns | None = None) -> dict[str, Any]:
+    """One ``otel_traces`` row (column name -> JSON value); ``resources`` shares the
+    resource columns among the rows of a batch."""
     context = span.context
-    resource = span.resource.attributes if span.resource is not None else {}
+    service, resource = (resources or ResourceColumns()).of(span.resource)
     scope = span.instrumentation_scope
     start = span.start_time or 0
     end = span.end_time or start
@@ -54,8 +77,8 @@ def span_row(span: ReadableSpan) -> dict[str, Any]:
         "TraceState": context.trace_state.to_header() if context else "",
         "SpanName": span.name,
         "SpanKind": SPAN_KIND_NAMES.get(span.kind, UNSPECIFIED_SPAN_KIND_NAME),
-        "ServiceName": as_string(resource["service.name"]) if "service.name" in resource else "",
-        "ResourceAttributes": attribute_map(resource),
+        "ServiceName": service,
+        "ResourceAttributes": resource,
         "ScopeName": scope.name if scope else "",
         "ScopeVersion": (scope.version or "") if scope else "",
         "SpanAttributes": attribute_map(span.attributes),
@@ -96,4 +119,5 @@ def encode_rows(rows: Iterable[Mapping[str, Any]]) -> bytes:
 
 
 def span_rows(spans: Sequence[ReadableSpan]) -> list[dict[str, Any]]:
-    return [span_row(span) for span in spans]
+    resources = ResourceColumns()
+    return [span_row(span, resources) for span in spans]
