@@ -16,11 +16,26 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-from closedloop._bootstrap import instrument, uninstrument
+from typing import TYPE_CHECKING
+
 from closedloop._errors import ClosedloopError
 from closedloop._extras import MissingExtraError
 from closedloop._health import Stats, stats
 from closedloop.instrumentation._context import context, current_trace_id
+
+if TYPE_CHECKING:
+    from closedloop._bootstrap import instrument, uninstrument
+
+
+def __getattr__(name: str) -> object:
+    """``instrument`` and ``uninstrument`` load the instrumentation (and with it openai)
+    on first use, so the CLI, the store and serve start without paying for it."""
+    if name in ("instrument", "uninstrument"):
+        from closedloop import _bootstrap
+
+        return getattr(_bootstrap, name)
+    raise AttributeError(f"module 'closedloop' has no attribute {name!r}")
+
 
 __all__ = [
     "ClosedloopError",
