@@ -70,6 +70,10 @@ def serve(
     max_queue_spans: str = typer.Option(
         "20000", help="Span rows held in memory while the store catches up."
     ),
+    max_sampler_spans: str = typer.Option(
+        "200000",
+        help="Spans the sampler holds for undecided traces; past it the oldest are evicted.",
+    ),
     max_spool_bytes: str = typer.Option(
         "256MiB", help="Disk for spans the store has not taken yet; when full, 503."
     ),
@@ -103,6 +107,7 @@ def serve(
             rescue_every=rescue_every,
             max_body_bytes=max_body_bytes,
             max_queue_spans=max_queue_spans,
+            max_sampler_spans=max_sampler_spans,
             max_spool_bytes=max_spool_bytes,
             max_concurrent_requests=max_concurrent_requests,
             api_key_file=api_key_file,

@@ -102,6 +102,27 @@ def test_num_traces_evicts_by_admission_of_the_traces_in_memory_now() -> None:
     assert [span.span_id for span in forwarded] == [2, 3, 4]
 
 
+def test_max_spans_evicts_the_oldest_undecided_traces_and_counts_them() -> None:
+    sampler = TailSampler(config(ERRORS, decision_wait="5s"), lambda spans: None, max_spans=10)
+    sampler.ingest([view(1, span_id=n, status=2) for n in range(1, 7)])  # 6 spans
+    sampler.ingest([view(2, span_id=n) for n in range(11, 15)])  # 4 more: 10, at the cap
+    assert (sampler.spans_in_memory, sampler.counts.traces_evicted_undecided) == (10, 0)
+    sampler.ingest([view(3, span_id=21)])  # 11: the oldest trace goes, down to 9 or fewer
+    assert sampler.spans_in_memory == 5
+    assert sampler.traces_in_memory == 2
+    assert sampler.counts.traces_evicted_undecided == 1
+    sampler.drain()
+    assert sampler.spans_in_memory == 0
+
+
+def test_one_endless_trace_cannot_outgrow_max_spans() -> None:
+    sampler = TailSampler(config(ERRORS, decision_wait="5s"), lambda spans: None, max_spans=100)
+    for batch in range(50):
+        sampler.ingest([view(7, span_id=batch * 100 + n) for n in range(1, 40)])
+        assert sampler.spans_in_memory <= 100
+    assert sampler.counts.traces_evicted_undecided > 0
+
+
 # --- decision caches and late spans -----------------------------------------------------------
 
 

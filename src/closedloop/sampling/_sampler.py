@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Literal
 
 from closedloop import _health as health
-from closedloop._validation import require_callable, require_type
+from closedloop._validation import require_callable, require_positive_int, require_type
 from closedloop.sampling._combine import combine
 from closedloop.sampling._config import SamplerConfig
 from closedloop.sampling._counts import SamplerCounts, Tally
@@ -69,10 +69,19 @@ class TailSampler:
     closedloop's OTel metrics. Thread-safe.
     """
 
-    def __init__(self, config: SamplerConfig, forward: Forward) -> None:
+    def __init__(
+        self, config: SamplerConfig, forward: Forward, *, max_spans: int | None = None
+    ) -> None:
+        """``max_spans`` bounds the spans held for undecided traces, which ``num_traces``
+        (a count of traces) does not: past it, the oldest undecided traces are evicted as
+        ``num_traces`` evicts them (counted), down to nine tenths of it."""
         require_type("config", config, SamplerConfig, "pass closedloop.sampling.load(...).")
         require_callable("forward", forward, "pass a function of a list of SpanView.")
+        if max_spans is not None:
+            require_positive_int("max_spans", max_spans, "pass e.g. 200_000, or None.")
         self.config = config
+        self._max_spans = max_spans
+        self._buffered_spans = 0
         self._forward = forward
         self._lock = threading.Lock()
         # Traces in memory in the order they were admitted: num_traces evicts the first, and
@@ -141,11 +150,28 @@ class TailSampler:
                 forwarded.append(span)
             return
         trace.spans.append(span)
+        self._buffered_spans += 1
+        if self._max_spans is not None and self._buffered_spans > self._max_spans:
+            self._shed(self._buffered_spans - self._max_spans * 9 // 10)
+
+    def _shed(self, spans: int) -> None:
+        """Evict the oldest undecided traces holding at least ``spans`` spans."""
+        victims = []
+        for trace_id, trace in self._traces.items():
+            if spans <= 0:
+                break
+            if trace.decision is None:
+                victims.append(trace_id)
+                spans -= len(trace.spans)
+        for trace_id in victims:
+            self._buffered_spans -= len(self._traces.pop(trace_id).spans)
+            self._tally.add_evicted_undecided()
 
     def _admit(self, trace_id: int) -> BufferedTrace:
         if self._traces and len(self._traces) >= self.config.num_traces:
             _, evicted = self._traces.popitem(last=False)
             if evicted.decision is None:
+                self._buffered_spans -= len(evicted.spans)
                 self._tally.add_evicted_undecided()
         trace = BufferedTrace(trace_id)
         self._traces[trace_id] = trace
@@ -171,6 +197,7 @@ class TailSampler:
         trace = self._traces.get(trace_id)
         if trace is None or trace.decision is not None:
             return False
+        self._buffered_spans -= len(trace.spans)  # before a policy can break the trace
         # Each trace in its own guard: the batch has left the pipeline, so a failure that
         # escaped (a policy can break the trace it is given) would leave this trace and
         # the rest of the batch undecided for good. combine already absorbs raising policies.
@@ -206,6 +233,12 @@ class TailSampler:
         for _ in range(self.config.decision_batches + 1):
             decided += self.tick()
         return decided
+
+    @property
+    def spans_in_memory(self) -> int:
+        """Spans held for undecided traces now; ``max_spans`` bounds it."""
+        with self._lock:
+            return self._buffered_spans
 
     @property
     def traces_in_memory(self) -> int:

@@ -26,6 +26,8 @@ DEFAULT_PORT: Final = 4318
 """OTLP/HTTP's registered port: where ``closedloop.instrument()`` sends by default."""
 DEFAULT_MAX_QUEUE_SPANS: Final = 20_000
 """The exporter's default: span rows held in memory while the store catches up."""
+DEFAULT_MAX_SAMPLER_SPANS: Final = 200_000
+"""Ten seconds of decision_wait at 20,000 spans/s; a few hundred MB of spans."""
 DEFAULT_MAX_SPOOL_BYTES: Final = 256 * 1024 * 1024
 """The exporter's default on-disk spool bound."""
 DEFAULT_MAX_CONCURRENT_REQUESTS: Final = 8
@@ -55,6 +57,8 @@ class ServeConfig:
     rescue_every_s: float = 30.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_queue_spans: int = DEFAULT_MAX_QUEUE_SPANS
+    max_sampler_spans: int = DEFAULT_MAX_SAMPLER_SPANS
+    """Spans the sampler holds for undecided traces; past it the oldest are evicted."""
     max_spool_bytes: int = DEFAULT_MAX_SPOOL_BYTES
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
     api_keys: frozenset[str] = frozenset()
@@ -99,6 +103,7 @@ class ServeConfig:
         rescue_every: str = "30s",
         max_body_bytes: str = str(DEFAULT_MAX_BODY_BYTES),
         max_queue_spans: str = str(DEFAULT_MAX_QUEUE_SPANS),
+        max_sampler_spans: str = str(DEFAULT_MAX_SAMPLER_SPANS),
         max_spool_bytes: str = str(DEFAULT_MAX_SPOOL_BYTES),
         max_concurrent_requests: str = str(DEFAULT_MAX_CONCURRENT_REQUESTS),
         api_key_file: str | None = None,
@@ -118,6 +123,7 @@ class ServeConfig:
             rescue_every_s=_duration("--rescue-every", rescue_every),
             max_body_bytes=_size("--max-body-bytes", max_body_bytes),
             max_queue_spans=_count("--max-queue-spans", max_queue_spans),
+            max_sampler_spans=_count("--max-sampler-spans", max_sampler_spans),
             max_spool_bytes=_size("--max-spool-bytes", max_spool_bytes),
             max_concurrent_requests=_count("--max-concurrent-requests", max_concurrent_requests),
             api_keys=_api_keys(api_key_file),

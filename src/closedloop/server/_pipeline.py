@@ -166,7 +166,7 @@ class Pipeline:
             raise
         forward_url = config.forward_url
         self._forwarder = OtlpForwarder(forward_url) if forward_url is not None else None
-        self.sampler = TailSampler(sampler_config, self._keep)
+        self.sampler = TailSampler(sampler_config, self._keep, max_spans=config.max_sampler_spans)
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._every, args=(TICK_S, self._tick), daemon=True),
