@@ -26,6 +26,7 @@ from closedloop import __version__
 from closedloop import _runtime as runtime
 from closedloop._bootstrap import active_tracer_provider
 from closedloop._errors import ClosedloopError
+from closedloop._time_range import EARLIEST_S, LATEST_NS
 from closedloop._validation import (
     finite_number,
     require_choice,
@@ -75,7 +76,6 @@ def _number(field: str, value: float | None) -> float | None:
 
 # Feedback about an LLM call happens after 2000 and at most a day ahead of this clock
 # (clock skew); anything else is a unit mistake the store would refuse much later.
-_EARLIEST_S = 946_684_800  # 2000-01-01T00:00:00Z
 _SKEW_S = 86_400
 # Contract 2's value ranges for the names every metric reads: (low, high, whole numbers).
 _VALUE_RANGES: dict[str, tuple[float, float, bool]] = {
@@ -83,7 +83,6 @@ _VALUE_RANGES: dict[str, tuple[float, float, bool]] = {
     "rating": (1, 5, True),
     "edit_ratio": (0, 1, False),
 }
-_LATEST_NS = 4_102_444_800 * 10**9  # 2100: the store's TTLs use DateTime, which ends in 2106
 # Epoch seconds beyond this are capped before they are scaled to nanoseconds (a float would
 # overflow); the cap is still far past every bound checked here.
 _FAR_FUTURE_S = 10**18
@@ -94,7 +93,7 @@ def _check_timestamp_ns(ns: int, given: object, *, allow_future: bool = False) -
     and replays that write simulated time, only within what the store can hold). Compared
     as ints: any int is refused with a ValueError, never an OverflowError."""
     if allow_future:
-        latest, when = _LATEST_NS, "in 2100 or later, beyond what the store holds"
+        latest, when = LATEST_NS, "in 2100 or later, beyond what the store holds"
         expected = "nanoseconds since the epoch"
     else:
         latest, when = time.time_ns() + _SKEW_S * 1_000_000_000, "in the future (after now + 1 day)"
@@ -102,8 +101,8 @@ def _check_timestamp_ns(ns: int, given: object, *, allow_future: bool = False) -
     if ns > latest:
         unit = "" if allow_future or ns // 1000 > latest else " Milliseconds? Divide by 1000."
         raise ValueError(f"feedback timestamp={given!r} is {when}; pass {expected}.{unit}")
-    if ns < _EARLIEST_S * 1_000_000_000:
-        unit = " Seconds? Multiply by 10**9." if allow_future and ns >= _EARLIEST_S else ""
+    if ns < EARLIEST_S * 1_000_000_000:
+        unit = " Seconds? Multiply by 10**9." if allow_future and ns >= EARLIEST_S else ""
         raise ValueError(
             f"feedback timestamp={given!r} is before 2000-01-01; pass {expected}.{unit}"
         )
@@ -140,10 +139,10 @@ def check_sent_timestamp_ns(ns: int, given: object, *, now_ns: int) -> int:
         raise ValueError(
             f"feedback timestamp={given!r} is in the future (after now + 1 day); {fix}"
         )
-    if ns < _EARLIEST_S * 1_000_000_000:
+    if ns < EARLIEST_S * 1_000_000_000:
         unit = ""
         for exponent, name in ((0, "Seconds"), (3, "Milliseconds"), (6, "Microseconds")):
-            if _EARLIEST_S * 10**exponent <= ns < _EARLIEST_S * 10 ** (exponent + 3):
+            if EARLIEST_S * 10**exponent <= ns < EARLIEST_S * 10 ** (exponent + 3):
                 unit = f" {name}? Multiply by 10**{9 - exponent}."
         raise ValueError(f"feedback timestamp={given!r} is before 2000-01-01; {fix}{unit}")
     return ns

@@ -36,12 +36,7 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util import types
 
 from closedloop._pdata import SPAN_KIND_NUMBERS, STATUS_CODE_NUMBERS
-
-EARLIEST_NS: Final = 946_684_800 * 10**9
-"""2000-01-01T00:00:00Z: an earlier start, end or event time is a broken clock, not data."""
-LATEST_NS: Final = 4_102_444_800 * 10**9
-"""2100-01-01T00:00:00Z: the tables' TTLs and sort keys go through 32-bit ``DateTime``,
-which ends on 2106-02-07; a later span would be acknowledged, then lost to its TTL."""
+from closedloop._time_range import EARLIEST_NS, LATEST_NS
 
 _PROBLEMS_NAMED: Final = 3
 """How many rejected spans the partial-success message names, so it stays short."""
