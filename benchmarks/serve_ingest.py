@@ -1,7 +1,8 @@
 """``closedloop serve`` end-to-end ingest next to the real collector's, on the same traffic.
 
-Prints one table: spans/s and peak RSS of serve (OTLP/HTTP protobuf -> SDK spans -> recent
-tier in chDB with durable acknowledgement -> tail sampler -> kept traces to ``otel_traces``)
+Prints one table: spans/s and peak RSS of serve (OTLP/HTTP protobuf -> rows and views ->
+recent tier in chDB, acknowledged once written ahead to the spool -> tail sampler -> kept
+traces to ``otel_traces``)
 and of the real collector, ``.build/otelcol-closedloop`` (``make collector``), running the
 production pipelines of ``collector/otel-collector.yaml`` with each ClickHouse exporter
 replaced by a file exporter (recent tier: ``memory_limiter`` -> file; sampled tier:

@@ -4,6 +4,7 @@ exporters send them (the Python SDK's protobuf encoder; JSON as the OTLP spec sp
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from typing import Any
 
@@ -26,6 +27,11 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 from opentelemetry.trace.span import TraceState
+
+from closedloop.sampling import SpanView
+from closedloop.server import readable_spans
+from closedloop.server._received import ReceivedSpan, Reception, received_spans
+from closedloop.store._rows import ResourceColumns, encode_row, span_row
 
 REMOTE_PARENT = SpanContext(
     trace_id=0x0AF7651916CD43DD8448EB211C80319C,
@@ -135,3 +141,40 @@ def otlp_json(request: ExportTraceServiceRequest) -> bytes:
                         if key in message:
                             message[key] = base64.b64decode(message[key]).hex()
     return json.dumps(document).encode()
+
+
+def shown(view: SpanView) -> str:
+    """The view with its attribute maps as plain dicts, as text: NaN equals itself there,
+    and True, 1 and 1.0 differ."""
+    plain = dataclasses.replace(
+        view,
+        attributes=dict(view.attributes),
+        resource=dict(view.resource),
+        events=tuple((name, dict(attributes)) for name, attributes in view.events),
+    )
+    return repr(plain)
+
+
+def received_both_ways(request: ExportTraceServiceRequest) -> Reception:
+    """``received_spans`` of ``request``, checked against the SDK path."""
+    reception = received_spans(request, with_sdk_spans=True)
+    conversion = readable_spans(request)
+    assert (reception.rejected, reception.error_message) == (
+        conversion.rejected,
+        conversion.error_message,
+    )
+    resources = ResourceColumns()
+    expected = [
+        (shown(SpanView.of(span)), encode_row(span_row(span, resources)))
+        for span in conversion.spans
+    ]
+    sources = [view.source for view in reception.views if isinstance(view.source, ReceivedSpan)]
+    assert len(sources) == len(reception.views)
+    received = [
+        (shown(view), source.row) for view, source in zip(reception.views, sources, strict=True)
+    ]
+    assert received == expected
+    # the SDK span --forward-otlp sends is the one readable_spans makes
+    forwarded = [encode_row(span_row(source.span)) for source in sources if source.span]
+    assert forwarded == [row for _, row in expected]
+    return reception

@@ -1,7 +1,8 @@
 """Malformed OTLP bodies: whatever arrives, the receiver either refuses the request with an
 ``OtlpRequestError`` (400/413/415 and a reason) or yields spans the store and the sampler
-take. Anything else raised, here or downstream, fails the test; so would a hang, since
-every example must finish for the test to.
+take, alike through the receiver's direct path and the SDK path. Anything else raised,
+here or downstream, fails the test; so would a hang, since every example must finish for
+the test to.
 
 Valid but odd OTLP (absurd timestamps, huge values) goes to a real serve on a chDB store:
 each span is stored, or rejected by name through partial success, and never takes its
@@ -30,18 +31,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from closedloop.sampling import SpanView
 from closedloop.server import (
     EARLIEST_NS,
     LATEST_NS,
     OtlpFormat,
     OtlpRequestError,
     decode_request,
-    readable_spans,
 )
-from closedloop.store._rows import encode_rows, span_rows
 from server.serving import JSON, PROTOBUF, Serve, keys, running, traffic
-from server.support import otlp_json, protobuf_request, sdk_spans, spans_of
+from server.support import otlp_json, protobuf_request, received_both_ways, sdk_spans, spans_of
 
 LIMIT = 64 * 1024
 FUZZ = settings(max_examples=200, deadline=None)
@@ -112,11 +110,9 @@ def accepted_or_refused(body: bytes, fmt: OtlpFormat, encoding: str | None = Non
         assert error.status in (400, 413, 415)
         assert error.reason
         return
-    conversion = readable_spans(request)
-    assert (conversion.rejected == 0) == (conversion.error_message == "")
-    encode_rows(span_rows(conversion.spans))  # what the store's exporter does with them
-    for span in conversion.spans:
-        SpanView.of(span)  # what the tail sampler does with them
+    # the receiver's rows and views, the same as the exporter and sampler make of SDK spans
+    reception = received_both_ways(request)
+    assert (reception.rejected == 0) == (reception.error_message == "")
 
 
 @FUZZ

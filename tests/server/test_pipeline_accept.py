@@ -45,7 +45,7 @@ def test_a_span_that_cannot_be_a_row_is_counted_back_and_its_neighbours_stored(
         ServeConfig(store_url=f"chdb://{tmp_path}/store", state_dir=tmp_path / "state")
     )
     try:
-        acceptance = pipeline.accept(spans)
+        acceptance = pipeline.accept_spans(spans)
         stats = pipeline.stats()
     finally:
         pipeline.close()

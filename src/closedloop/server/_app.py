@@ -42,7 +42,7 @@ from closedloop.server._metrics import ServeMetrics
 from closedloop.server._otlp import OtlpFormat, OtlpRequestError, decode_request, request_format
 from closedloop.server._pipeline import Pipeline
 from closedloop.server._query import query_routes
-from closedloop.server._spans import readable_spans
+from closedloop.server._received import received_spans
 from closedloop.store._spool_home import state_directory
 
 logger = logging.getLogger("closedloop.server")
@@ -124,22 +124,13 @@ class _Receiver:
         """Decode, convert and hand over (on a worker thread: protobuf parsing and the
         exporter's encoding are CPU work the event loop must not wait for)."""
         request = decode_request(body, fmt, content_encoding, max_bytes=self._max_body_bytes)
-        conversion = readable_spans(request)
-        acceptance = self._pipeline.accept(conversion.spans)
-        if acceptance.refused:
+        reception = received_spans(request, with_sdk_spans=self._pipeline.forwards)
+        if not self._pipeline.accept(reception.views):
             raise PipelineFullError
         response = ExportTraceServiceResponse()
-        rejected = conversion.rejected + acceptance.unmapped
-        if rejected:
-            unmapped = (
-                f"{acceptance.unmapped} spans could not be stored as rows (serve's log says why)"
-                if acceptance.unmapped
-                else ""
-            )
-            response.partial_success.rejected_spans = rejected
-            response.partial_success.error_message = "; ".join(
-                part for part in (conversion.error_message, unmapped) if part
-            )
+        if reception.rejected:
+            response.partial_success.rejected_spans = reception.rejected
+            response.partial_success.error_message = reception.error_message
         return Response(_encode(response, fmt), 200, media_type=fmt.value)
 
 
@@ -200,7 +191,7 @@ def create_app(pipeline: Pipeline, config: ServeConfig) -> Starlette:
         Route("/v1/traces", receiver.traces, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         metrics.route(authorize),
-        *feedback_routes(feedback, lambda spans: not pipeline.accept(spans).refused),
+        *feedback_routes(feedback, lambda spans: not pipeline.accept_spans(spans).refused),
         *query_routes(pipeline.store, authorize=authorize, live=pipeline.stats),
         *admin_routes(pipeline, authorize=authorize),
     ]

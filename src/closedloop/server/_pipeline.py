@@ -20,7 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
@@ -30,6 +30,7 @@ from closedloop.sampling import SamplerCounts, SpanView, TailSampler, load
 from closedloop.server._config import ServeConfig
 from closedloop.server._forward import OtlpForwarder
 from closedloop.server._logs import log_event
+from closedloop.server._received import ReceivedSpan
 from closedloop.store import (
     ClickHouseSpanExporter,
     ExporterStats,
@@ -117,13 +118,6 @@ class Acceptance:
     """Spans taken but not storable as rows (counted as dropped; the caller's rejected)."""
 
 
-class _Received(NamedTuple):
-    """An accepted span and its ``otel_traces`` row, as the sampler hands it back."""
-
-    span: ReadableSpan
-    row: bytes
-
-
 class Pipeline:
     """Opens the store (migrated), the exporter and the sampler; ``close`` drains them.
 
@@ -152,14 +146,15 @@ class Pipeline:
         try:
             # One chDB connection per process: the exporter shares serve's. A server's
             # exporter connects (and reconnects) on its own. Durable acknowledgement:
-            # accept() returns only once the rows are inserted or fsynced in the spool,
-            # which is what a 200 promises; replays after a crash are deduplicated.
+            # accept() returns once the rows are fsynced in the spool (written ahead),
+            # which is what a 200 promises; the writer inserts them in large batches, and
+            # replays after a crash are deduplicated.
             self._exporter = ClickHouseSpanExporter(
                 self._store if config.embedded and self._store is not None else config.store_url,
                 tables=(RECENT_TIER, SAMPLED_TIER),
                 max_queue_spans=config.max_queue_spans,
                 max_spool_bytes=config.max_spool_bytes,
-                durable=True,
+                write_ahead=True,
             )
         except Exception:
             self._close_store()
@@ -178,45 +173,61 @@ class Pipeline:
             thread.start()
 
     @property
+    def forwards(self) -> bool:
+        """Kept spans also go to ``--forward-otlp``, which sends SDK spans."""
+        return self._forwarder is not None
+
+    @property
     def spool_directory(self) -> str:
         """Where acknowledged spans go while the store does not take them."""
         return str(self._exporter.spool_directory)
 
-    def accept(self, spans: Sequence[ReadableSpan]) -> Acceptance:
-        """Write ``spans`` to the recent tier and give them to the sampler, unless the
-        exporter refuses them (memory and spool full): then the sampler never sees them.
+    def accept(self, views: Sequence[SpanView]) -> bool:
+        """Write the rows of ``views`` (each ``source`` a ``ReceivedSpan``) to the recent
+        tier and give the views to the sampler; False, and the sampler never sees them,
+        when the exporter refuses them (memory and spool full).
 
         Each span is mapped to its row once: a kept span's row goes to ``otel_traces`` as
-        it is. A span that cannot be mapped is neither stored nor sampled: the exporter
-        counts it as dropped, and the answer says how many, for the sender to hear.
+        it is.
         """
-        if not spans:
-            return Acceptance(refused=False, unmapped=0)
-        lines = self._exporter.encode_spans(spans)
-        received = [_Received(span, line) for span, line in zip(spans, lines, strict=True) if line]
-        rows = [item.row for item in received]
+        if not views:
+            return True
+        rows = [view.source.row for view in views if isinstance(view.source, ReceivedSpan)]
+        if len(rows) != len(views):
+            raise TypeError("Pipeline.accept takes views whose source is a ReceivedSpan.")
         if self._exporter.export_rows(rows, (RECENT_TIER,)) is not SpanExportResult.SUCCESS:
             with self._lock:
-                self._spans_refused += len(spans)
-            return Acceptance(refused=True, unmapped=0)
+                self._spans_refused += len(views)
+            return False
         with self._lock:
-            self._spans_accepted += len(received)
+            self._spans_accepted += len(views)
         try:
-            views = [SpanView.of(item.span, item) for item in received]  # outside its lock
             self.sampler.ingest(views)
         except Exception as error:  # stored in the recent tier already; the rescue can see it
             health.record_failure("server.sampling.ingest", error)
-        return Acceptance(refused=False, unmapped=len(spans) - len(received))
+        return True
+
+    def accept_spans(self, spans: Sequence[ReadableSpan]) -> Acceptance:
+        """``accept`` for SDK spans (the feedback endpoint's). A span that cannot be mapped
+        to a row is neither stored nor sampled: the exporter counts it as dropped, and the
+        answer says how many, for the sender to hear."""
+        lines = self._exporter.encode_spans(spans)
+        views = [
+            SpanView.of(span, ReceivedSpan(line, span))
+            for span, line in zip(spans, lines, strict=True)
+            if line
+        ]
+        return Acceptance(refused=not self.accept(views), unmapped=len(spans) - len(views))
 
     def _keep(self, views: list[SpanView]) -> None:
         """The sampler's forward: kept spans to ``otel_traces`` (and ``--forward-otlp``)."""
-        kept = [view.source for view in views if isinstance(view.source, _Received)]
+        kept = [view.source for view in views if isinstance(view.source, ReceivedSpan)]
         with self._lock:
             self._spans_kept += len(kept)
         # a refusal is counted as dropped by the exporter
         self._exporter.export_rows([item.row for item in kept], (SAMPLED_TIER,))
         if self._forwarder is not None:
-            self._forwarder.submit([item.span for item in kept])
+            self._forwarder.submit([item.span for item in kept if item.span is not None])
 
     def _every(self, seconds: float, action: Callable[[], object]) -> None:
         while not self._stop.wait(seconds):

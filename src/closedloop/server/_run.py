@@ -10,6 +10,7 @@ acknowledged after its spans could still be written.
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import signal
@@ -34,6 +35,8 @@ logger = logging.getLogger("closedloop.server")
 GRACEFUL_SHUTDOWN_S: Final = 30
 """Longest uvicorn waits for requests in progress once a stop is asked for."""
 _BACKLOG: Final = 2048  # uvicorn's default
+_GC_YOUNG_THRESHOLD: Final = 70_000
+"""Allocations between young-generation collections (Python's default: 700)."""
 
 
 class ServeError(ClosedloopError, RuntimeError):
@@ -86,6 +89,7 @@ def serve(config: ServeConfig) -> None:
         listener.close()
         raise
     app = create_app(pipeline, config)
+    _collect_garbage_less()
     started = time.monotonic()
     advert = None
     try:
@@ -117,6 +121,20 @@ def serve(config: ServeConfig) -> None:
             responses=app.state.receiver.response_counts(),
             pipeline=pipeline.stats().as_dict(),
         )
+
+
+def _collect_garbage_less() -> None:
+    """Run the cyclic garbage collector a hundred times less often than Python's default.
+
+    A received span makes dozens of containers (attribute dicts, the row, the view) and
+    the sampler holds a trace's views for ``decision_wait``: at the default thresholds a
+    collection runs every few spans and keeps walking the sampler's buffer, which measured
+    a third of serve's Python time. The pipeline's objects are freed by reference counting
+    (they hold no cycles), so rarer collections cost little memory. What serve loaded
+    before the first request is frozen: no collection needs to look at it again.
+    """
+    gc.freeze()
+    gc.set_threshold(_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _log_start(config: ServeConfig, port: int, pipeline: Pipeline) -> None:

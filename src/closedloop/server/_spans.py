@@ -1,8 +1,9 @@
-"""OTLP spans -> the OTel SDK's ``ReadableSpan``: received spans enter the pipeline as the
-app's own do.
+"""OTLP spans -> the OTel SDK's ``ReadableSpan``, and the validation every received span
+passes first.
 
-The store's exporter and the tail sampler take ``ReadableSpan`` and nothing else, so the
-receiver converts rather than keeping a second span model. Attribute values keep their
+A received span is what the app's own would be: the SDK span this module makes is what
+``--forward-otlp`` sends, and the model the receiver's direct path (``_received``, which
+skips building it) must match field for field. Attribute values keep their
 OTLP type as the SDK's ``AnyValue`` holds it: str, bool, int, float, bytes, arrays as
 tuples (mixed and nested too), kvlists as dicts and an empty value as None; the store then
 renders them exactly as pdata does (``closedloop._pdata.as_string``). Dropped counts ride in
@@ -75,19 +76,19 @@ def readable_spans(request: ExportTraceServiceRequest) -> Conversion:
     spans: list[ReadableSpan] = []
     problems: list[str] = []
     for i, resource_spans in enumerate(request.resource_spans):
-        resource = _resource(resource_spans.resource, resource_spans.schema_url)
+        resource = sdk_resource(resource_spans.resource, resource_spans.schema_url)
         for j, scope_spans in enumerate(resource_spans.scope_spans):
-            scope = _scope(scope_spans.scope, scope_spans.schema_url)
+            scope = sdk_scope(scope_spans.scope, scope_spans.schema_url)
             for k, span in enumerate(scope_spans.spans):
-                problem = _problem(span)
+                problem = span_problem(span)
                 if problem is None:
-                    spans.append(_readable_span(span, resource, scope))
+                    spans.append(readable_span(span, resource, scope))
                 else:
                     problems.append(f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]: {problem}")
-    return Conversion(spans, len(problems), _summary(problems))
+    return Conversion(spans, len(problems), problem_summary(problems))
 
 
-def _summary(problems: Sequence[str]) -> str:
+def problem_summary(problems: Sequence[str]) -> str:
     if not problems:
         return ""
     named = "; ".join(problems[:_PROBLEMS_NAMED])
@@ -99,7 +100,7 @@ def _summary(problems: Sequence[str]) -> str:
 # --- validation ---------------------------------------------------------------------------
 
 
-def _problem(span: Span) -> str | None:
+def span_problem(span: Span) -> str | None:
     """Why the span cannot be stored as it is, or None."""
     if len(span.trace_id) != 16 or span.trace_id == _ZERO_TRACE_ID:
         return "traceId must be 16 bytes, not all zero"
@@ -140,7 +141,7 @@ def _insane_time(field: str, nanoseconds: int) -> str:
 # --- conversion ---------------------------------------------------------------------------
 
 
-def _readable_span(span: Span, resource: Resource, scope: SdkScope) -> ReadableSpan:
+def readable_span(span: Span, resource: Resource, scope: SdkScope) -> ReadableSpan:
     trace_id = int.from_bytes(span.trace_id, "big")
     trace_flags = TraceFlags(span.flags & _TRACE_FLAGS_MASK)
     parent_id = int.from_bytes(span.parent_span_id, "big")
@@ -199,6 +200,19 @@ def _is_remote(flags: int) -> bool:
 def _trace_state(header: str) -> TraceState:
     """The W3C tracestate; an invalid one is dropped whole, as the SDK's propagator drops
     it, but without the SDK's warning per span, which a client could flood the log with."""
+    return TraceState(list(_trace_state_members(header).items())) if header else TraceState()
+
+
+def trace_state_header(header: str) -> str:
+    """The tracestate an SDK span converted from ``header`` holds, as its ``to_header()``
+    writes it: valid members without whitespace, or "" for an invalid one."""
+    if not header:
+        return ""
+    return ",".join(f"{key}={value}" for key, value in _trace_state_members(header).items())
+
+
+def _trace_state_members(header: str) -> dict[str, str]:
+    """Key -> value of a valid tracestate, in order; empty when it is invalid."""
     pairs: dict[str, str] = {}
     for raw_member in header.split(","):
         member = raw_member.strip(" \t")  # optional whitespace, RFC 9110 5.6.3
@@ -206,19 +220,17 @@ def _trace_state(header: str) -> TraceState:
             continue
         match = _TRACE_STATE_MEMBER.fullmatch(member)
         if match is None or match[1] in pairs:
-            return TraceState()
+            return {}
         pairs[match[1]] = match[2]
-    if len(pairs) > _TRACE_STATE_MAX_MEMBERS:
-        return TraceState()
-    return TraceState(list(pairs.items()))
+    return pairs if len(pairs) <= _TRACE_STATE_MAX_MEMBERS else {}
 
 
-def _resource(resource: ProtoResource, schema_url: str) -> Resource:
-    return Resource(_plain_attributes(resource.attributes), schema_url)
+def sdk_resource(resource: ProtoResource, schema_url: str) -> Resource:
+    return Resource(plain_attributes(resource.attributes), schema_url)
 
 
-def _scope(scope: InstrumentationScope, schema_url: str) -> SdkScope:
-    return SdkScope(scope.name, scope.version, schema_url, _plain_attributes(scope.attributes))
+def sdk_scope(scope: InstrumentationScope, schema_url: str) -> SdkScope:
+    return SdkScope(scope.name, scope.version, schema_url, plain_attributes(scope.attributes))
 
 
 def _bounded(items: list[_T], dropped: int) -> Sequence[_T]:
@@ -232,7 +244,7 @@ def _bounded(items: list[_T], dropped: int) -> Sequence[_T]:
 def _attributes(key_values: Iterable[KeyValue], dropped: int) -> Mapping[str, types.AnyValue]:
     """A plain dict; the SDK's ``BoundedAttributes`` only when it must carry a dropped count
     (it re-validates every value, which the common case can skip)."""
-    attributes = _plain_attributes(key_values)
+    attributes = plain_attributes(key_values)
     if not dropped:
         return attributes
     bounded = BoundedAttributes(attributes=attributes, immutable=True)
@@ -255,11 +267,11 @@ def _value(value: AnyValue) -> types.AnyValue:
     if which == "array_value":
         return tuple(_value(item) for item in value.array_value.values)
     if which == "kvlist_value":
-        return _plain_attributes(value.kvlist_value.values)
+        return plain_attributes(value.kvlist_value.values)
     return None
 
 
-def _plain_attributes(key_values: Iterable[KeyValue]) -> dict[str, types.AnyValue]:
+def plain_attributes(key_values: Iterable[KeyValue]) -> dict[str, types.AnyValue]:
     """Keys as OTLP sent them, but for two the OTel data model forbids: an empty key is
     dropped (the SDK's containers would drop it too, logging each time) and a repeated key
     keeps its last value."""

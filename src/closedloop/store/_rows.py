@@ -59,40 +59,87 @@ class ResourceColumns:
         return seen[1], seen[2]
 
 
+def row(
+    *,
+    trace_id: str,
+    span_id: str,
+    parent_span_id: str,
+    trace_state: str,
+    name: str,
+    kind: str,
+    resource: tuple[str, dict[str, str]],
+    scope: tuple[str, str],
+    attributes: Mapping[str, Any] | None,
+    start_ns: int,
+    end_ns: int,
+    status: tuple[str, str],
+    events: Sequence[tuple[int, str, Mapping[str, Any] | None]],
+    links: Sequence[tuple[str, str, str, Mapping[str, Any] | None]],
+) -> dict[str, Any]:
+    """One ``otel_traces`` row (column name -> JSON value) from a span's plain values: the
+    one mapping, whichever model the span came in (an SDK span, an OTLP message).
+
+    Ids are hex, ``kind`` and ``status[0]`` pdata's spellings, ``resource`` what
+    ``ResourceColumns`` made of it, ``scope`` its name and version; attribute values are
+    typed and rendered here. Events are (time, name, attributes), links (trace id, span id,
+    trace state, attributes).
+    """
+    return {
+        "Timestamp": clickhouse_time(start_ns),
+        "TraceId": trace_id,
+        "SpanId": span_id,
+        "ParentSpanId": parent_span_id,
+        "TraceState": trace_state,
+        "SpanName": name,
+        "SpanKind": kind,
+        "ServiceName": resource[0],
+        "ResourceAttributes": resource[1],
+        "ScopeName": scope[0],
+        "ScopeVersion": scope[1],
+        "SpanAttributes": attribute_map(attributes),
+        "Duration": max(end_ns - start_ns, 0),
+        "StatusCode": status[0],
+        "StatusMessage": status[1],
+        "Events.Timestamp": [clickhouse_time(event[0]) for event in events],
+        "Events.Name": [event[1] for event in events],
+        "Events.Attributes": [attribute_map(event[2]) for event in events],
+        "Links.TraceId": [link[0] for link in links],
+        "Links.SpanId": [link[1] for link in links],
+        "Links.TraceState": [link[2] for link in links],
+        "Links.Attributes": [attribute_map(link[3]) for link in links],
+    }
+
+
 def span_row(span: ReadableSpan, resources: ResourceColumns | None = None) -> dict[str, Any]:
-    """One ``otel_traces`` row (column name -> JSON value); ``resources`` shares the
-    resource columns among the rows of a batch."""
+    """The row of an SDK span; ``resources`` shares the resource columns among the rows of
+    a batch."""
     context = span.context
-    service, resource = (resources or ResourceColumns()).of(span.resource)
     scope = span.instrumentation_scope
     start = span.start_time or 0
-    end = span.end_time or start
-    events = span.events
-    links = span.links
-    return {
-        "Timestamp": clickhouse_time(start),
-        "TraceId": format_trace_id(context.trace_id) if context else "",
-        "SpanId": format_span_id(context.span_id) if context else "",
-        "ParentSpanId": format_span_id(span.parent.span_id) if span.parent else "",
-        "TraceState": context.trace_state.to_header() if context else "",
-        "SpanName": span.name,
-        "SpanKind": SPAN_KIND_NAMES.get(span.kind, UNSPECIFIED_SPAN_KIND_NAME),
-        "ServiceName": service,
-        "ResourceAttributes": resource,
-        "ScopeName": scope.name if scope else "",
-        "ScopeVersion": (scope.version or "") if scope else "",
-        "SpanAttributes": attribute_map(span.attributes),
-        "Duration": max(end - start, 0),
-        "StatusCode": STATUS_CODE_NAMES[span.status.status_code],
-        "StatusMessage": span.status.description or "",
-        "Events.Timestamp": [clickhouse_time(event.timestamp) for event in events],
-        "Events.Name": [event.name for event in events],
-        "Events.Attributes": [attribute_map(event.attributes) for event in events],
-        "Links.TraceId": [format_trace_id(link.context.trace_id) for link in links],
-        "Links.SpanId": [format_span_id(link.context.span_id) for link in links],
-        "Links.TraceState": [link.context.trace_state.to_header() for link in links],
-        "Links.Attributes": [attribute_map(link.attributes) for link in links],
-    }
+    return row(
+        trace_id=format_trace_id(context.trace_id) if context else "",
+        span_id=format_span_id(context.span_id) if context else "",
+        parent_span_id=format_span_id(span.parent.span_id) if span.parent else "",
+        trace_state=context.trace_state.to_header() if context else "",
+        name=span.name,
+        kind=SPAN_KIND_NAMES.get(span.kind, UNSPECIFIED_SPAN_KIND_NAME),
+        resource=(resources or ResourceColumns()).of(span.resource),
+        scope=(scope.name, scope.version or "") if scope else ("", ""),
+        attributes=span.attributes,
+        start_ns=start,
+        end_ns=span.end_time or start,
+        status=(STATUS_CODE_NAMES[span.status.status_code], span.status.description or ""),
+        events=[(event.timestamp, event.name, event.attributes) for event in span.events],
+        links=[
+            (
+                format_trace_id(link.context.trace_id),
+                format_span_id(link.context.span_id),
+                link.context.trace_state.to_header(),
+                link.attributes,
+            )
+            for link in span.links
+        ],
+    )
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
