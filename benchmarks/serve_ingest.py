@@ -2,7 +2,7 @@
 
 Prints one table: spans/s and peak RSS of serve (OTLP/HTTP protobuf -> rows and views ->
 recent tier in chDB, acknowledged once written ahead to the spool -> tail sampler -> kept
-traces to ``otel_traces``)
+traces to ``otel_traces``; CPU and peak RSS include its mapping worker processes)
 and of the real collector, ``.build/otelcol-closedloop`` (``make collector``), running the
 production pipelines of ``collector/otel-collector.yaml`` with each ClickHouse exporter
 replaced by a file exporter (recent tier: ``memory_limiter`` -> file; sampled tier:
@@ -255,6 +255,30 @@ def _proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid``: serve's mapping workers (and
+    multiprocessing's resource tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid`` and of its live children (serve's workers start with the
+    first large request, after the run's starting point, so all of theirs is the run's)."""
+    return _proc_cpu_s(pid) + sum(_proc_cpu_s(child) for child in _children(pid))
+
+
+def _tree_peak_mb(pid: int) -> float:
+    """Peak RSS of ``pid`` plus each live child's: an upper bound of their peak together."""
+    return sum(_proc_status_mb(each, "VmHWM") for each in (pid, *_children(pid)))
+
+
 def wait_complete(snapshot: Callable[[], tuple[bool, object]], timeout: float) -> float:
     """perf_counter time at which ``snapshot`` first said done and then read the same state
     on the next poll (a counter that still moves means it was not done)."""
@@ -311,11 +335,11 @@ def run_serve(workdir: Path, traffic: Traffic, args: argparse.Namespace) -> Resu
         pid = serve.process.pid
         if args.profile:
             os.kill(pid, signal.SIGUSR1)  # profile from here on
-        start_rss, cpu_before = _proc_status_mb(pid, "VmRSS"), _proc_cpu_s(pid)
+        start_rss, cpu_before = _proc_status_mb(pid, "VmRSS"), _tree_cpu_s(pid)
         started = time.perf_counter()
         sent = send(serve.port, traffic, args.senders, args.timeout)
         done_at = wait_complete(lambda: _serve_state(serve, sent), args.timeout)
-        cpu, peak_rss = _proc_cpu_s(pid) - cpu_before, _proc_status_mb(pid, "VmHWM")
+        cpu, peak_rss = _tree_cpu_s(pid) - cpu_before, _tree_peak_mb(pid)
         pipeline = serve.health()["pipeline"]
         if args.profile:
             os.kill(pid, signal.SIGUSR2)  # to here, not the shutdown
@@ -577,7 +601,7 @@ def report(
         ),
     )
     row("RSS before sending", lambda r: f"{r.start_rss_mb:,.0f} MB")
-    row("peak RSS (VmHWM)", lambda r: f"{r.peak_rss_mb:,.0f} MB")
+    row("peak RSS (VmHWM, + workers')", lambda r: f"{r.peak_rss_mb:,.0f} MB")
     row("server CPU (of 2 cores)", lambda r: f"{r.cpu_s:.1f} s ({r.cpu_s / r.complete_s:.0%})")
     row("server CPU per span", lambda r: f"{r.cpu_s / traffic.spans * 1e6:,.0f} µs")
     row("sender CPU while sending", lambda r: f"{r.sent.cpu_share:.1%} of a core")

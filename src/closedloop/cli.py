@@ -80,6 +80,11 @@ def serve(
     max_concurrent_requests: str = typer.Option(
         "8", help="Requests decoded at once; more get 503 with Retry-After."
     ),
+    workers: str = typer.Option(
+        None,
+        help="Processes that decode and map large requests "
+        "(default: one per core, none on one core; 0: serve's own process does).",
+    ),
     api_key_file: str = typer.Option(
         None,
         help="API keys, one per line, for /v1/feedback and (beyond loopback) /api/; "
@@ -110,6 +115,7 @@ def serve(
             max_sampler_spans=max_sampler_spans,
             max_spool_bytes=max_spool_bytes,
             max_concurrent_requests=max_concurrent_requests,
+            workers=workers,
             api_key_file=api_key_file,
             cors_origins=cors_origin,
             state_dir=state_dir,

@@ -45,6 +45,7 @@ def one_line(stderr: str) -> str:
         ("--rescue-every=soon", "--rescue-every 'soon' is not a positive duration"),
         ("--max-body-bytes=20MB", "--max-body-bytes '20MB' is not a positive size"),
         ("--max-queue-spans=-1", "--max-queue-spans '-1' is not a whole number"),
+        ("--workers=two", "--workers 'two' is not a whole number >= 0"),
         ("--store=ftp://host/db", "--store: store url 'ftp://host/db' has an unknown scheme"),
         ("--policy=missing.yaml", "--policy 'missing.yaml' is not a file"),
         ("--forward-otlp=jaeger:4318", "--forward-otlp 'jaeger:4318' is not an OTLP/HTTP URL"),

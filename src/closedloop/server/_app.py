@@ -38,11 +38,11 @@ from closedloop.server._bodies import BodyTooLargeError, bounded_body
 from closedloop.server._config import ServeConfig
 from closedloop.server._feedback import feedback_routes
 from closedloop.server._feedback_settings import FeedbackEndpointSettings
+from closedloop.server._mapping_pool import MappingPool
 from closedloop.server._metrics import ServeMetrics
-from closedloop.server._otlp import OtlpFormat, OtlpRequestError, decode_request, request_format
+from closedloop.server._otlp import OtlpFormat, OtlpRequestError, request_format
 from closedloop.server._pipeline import Pipeline
 from closedloop.server._query import query_routes
-from closedloop.server._received import received_spans
 from closedloop.store._spool_home import state_directory
 
 logger = logging.getLogger("closedloop.server")
@@ -68,6 +68,7 @@ class _Receiver:
         self._pipeline = pipeline
         self._max_body_bytes = config.max_body_bytes
         self._max_in_flight = config.max_concurrent_requests
+        self.mapping = MappingPool(config.workers)
         self.in_flight = 0  # only touched on the event loop
         self.responses: Counter[int] = Counter()
 
@@ -123,8 +124,9 @@ class _Receiver:
     def _export(self, body: bytes, fmt: OtlpFormat, content_encoding: str | None) -> Response:
         """Decode, convert and hand over (on a worker thread: protobuf parsing and the
         exporter's encoding are CPU work the event loop must not wait for)."""
-        request = decode_request(body, fmt, content_encoding, max_bytes=self._max_body_bytes)
-        reception = received_spans(request, with_sdk_spans=self._pipeline.forwards)
+        reception = self.mapping.receive(
+            body, fmt, content_encoding, self._max_body_bytes, self._pipeline.forwards
+        )
         if not self._pipeline.accept(reception.views):
             raise PipelineFullError
         response = ExportTraceServiceResponse()
@@ -166,6 +168,10 @@ def create_app(pipeline: Pipeline, config: ServeConfig) -> Starlette:
             {
                 "status": "ok",
                 "requests_in_flight": receiver.in_flight,
+                "mapping": {
+                    "workers": receiver.mapping.workers,
+                    "restarts": receiver.mapping.restarts,
+                },
                 "responses": receiver.response_counts(),
                 "pipeline": pipeline.stats().as_dict(),
             }

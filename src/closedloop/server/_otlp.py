@@ -44,6 +44,10 @@ class OtlpRequestError(ClosedloopError, ValueError):
         self.status = status
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[OtlpRequestError], tuple[int, str]]:
+        """Pickled with both arguments: mapping workers raise it in serve's process."""
+        return (OtlpRequestError, (self.status, self.reason))
+
 
 class OtlpFormat(enum.Enum):
     """The request's encoding; its value is the Content-Type the response must carry,

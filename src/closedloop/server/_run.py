@@ -10,7 +10,6 @@ acknowledged after its spans could still be written.
 
 from __future__ import annotations
 
-import gc
 import ipaddress
 import logging
 import signal
@@ -26,6 +25,7 @@ from closedloop._errors import ClosedloopError
 from closedloop._serve_discovery import advertise, withdraw
 from closedloop.server._app import create_app
 from closedloop.server._config import ServeConfig
+from closedloop.server._garbage import collect_garbage_less
 from closedloop.server._logs import log_event
 from closedloop.server._pipeline import Pipeline
 from closedloop.store._connect import location
@@ -35,8 +35,6 @@ logger = logging.getLogger("closedloop.server")
 GRACEFUL_SHUTDOWN_S: Final = 30
 """Longest uvicorn waits for requests in progress once a stop is asked for."""
 _BACKLOG: Final = 2048  # uvicorn's default
-_GC_YOUNG_THRESHOLD: Final = 70_000
-"""Allocations between young-generation collections (Python's default: 700)."""
 
 
 class ServeError(ClosedloopError, RuntimeError):
@@ -89,7 +87,7 @@ def serve(config: ServeConfig) -> None:
         listener.close()
         raise
     app = create_app(pipeline, config)
-    _collect_garbage_less()
+    collect_garbage_less()
     started = time.monotonic()
     advert = None
     try:
@@ -112,6 +110,7 @@ def serve(config: ServeConfig) -> None:
     finally:
         withdraw(advert)  # uvicorn answers no more: CLI commands must not ask it
         listener.close()
+        app.state.receiver.mapping.close()
         pipeline.close()
         log_event(
             logger,
@@ -121,20 +120,6 @@ def serve(config: ServeConfig) -> None:
             responses=app.state.receiver.response_counts(),
             pipeline=pipeline.stats().as_dict(),
         )
-
-
-def _collect_garbage_less() -> None:
-    """Run the cyclic garbage collector a hundred times less often than Python's default.
-
-    A received span makes dozens of containers (attribute dicts, the row, the view) and
-    the sampler holds a trace's views for ``decision_wait``: at the default thresholds a
-    collection runs every few spans and keeps walking the sampler's buffer, which measured
-    a third of serve's Python time. The pipeline's objects are freed by reference counting
-    (they hold no cycles), so rarer collections cost little memory. What serve loaded
-    before the first request is frozen: no collection needs to look at it again.
-    """
-    gc.freeze()
-    gc.set_threshold(_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _log_start(config: ServeConfig, port: int, pipeline: Pipeline) -> None:

@@ -1,0 +1,120 @@
+"""Mapping in worker processes: large requests come back from a real worker exactly as
+serve's own process maps them, refusals included; a killed worker costs no request; small
+bodies never start one; a serve killed with -9 leaves no worker behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from _support.traffic import generate_traffic
+from _support.waiting import wait_for
+from closedloop.server import OtlpFormat, OtlpRequestError
+from closedloop.server._mapping_pool import POOL_MIN_BODY_BYTES, MappingPool, receive
+from closedloop.server._received import ReceivedSpan, Reception
+from server.serving import start
+from server.support import protobuf_request, shown
+
+LIMIT = 20 * 1024 * 1024
+
+
+def large_body(seed: int = 5) -> bytes:
+    body = protobuf_request(generate_traffic(60, seed=seed, days=1).spans).SerializeToString()
+    assert len(body) >= POOL_MIN_BODY_BYTES
+    return body
+
+
+def children(pid: int) -> set[int]:
+    """The live worker processes whose parent is ``pid`` (not multiprocessing's resource
+    tracker, which lives as long as its parent)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z" and b"resource_tracker" not in command:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def summary(reception: Reception) -> list[tuple[str, bytes]]:
+    rows = [view.source.row for view in reception.views if isinstance(view.source, ReceivedSpan)]
+    assert len(rows) == len(reception.views)
+    return [(shown(view), row) for view, row in zip(reception.views, rows, strict=True)]
+
+
+@pytest.fixture
+def pool() -> Iterator[MappingPool]:
+    mapping = MappingPool(workers=1)
+    yield mapping
+    mapping.close()
+
+
+def test_a_worker_maps_as_serve_does(pool: MappingPool) -> None:
+    body = large_body()
+    here = receive(body, OtlpFormat.PROTOBUF, None, LIMIT, False)
+    there = pool.receive(body, OtlpFormat.PROTOBUF, None, LIMIT, False)
+    assert children(os.getpid()), "no worker process mapped it"
+    assert summary(there) == summary(here)
+    assert (there.rejected, there.error_message) == (here.rejected, here.error_message)
+
+
+def test_a_request_refused_in_a_worker_is_refused_with_its_reason(pool: MappingPool) -> None:
+    body = large_body()[: POOL_MIN_BODY_BYTES + 10]  # cut inside a span
+    with pytest.raises(OtlpRequestError) as here:
+        receive(body, OtlpFormat.PROTOBUF, None, LIMIT, False)
+    with pytest.raises(OtlpRequestError) as there:
+        pool.receive(body, OtlpFormat.PROTOBUF, None, LIMIT, False)
+    assert (there.value.status, there.value.reason) == (here.value.status, here.value.reason)
+    assert there.value.status == 400
+
+
+def test_a_killed_worker_costs_no_request(pool: MappingPool) -> None:
+    body = large_body()
+    expected = summary(receive(body, OtlpFormat.PROTOBUF, None, LIMIT, False))
+    assert summary(pool.receive(body, OtlpFormat.PROTOBUF, None, LIMIT, False)) == expected
+    (worker,) = children(os.getpid())
+    os.kill(worker, signal.SIGKILL)
+    wait_for(lambda: worker not in children(os.getpid()), 10, "the worker did not die")
+    assert summary(pool.receive(body, OtlpFormat.PROTOBUF, None, LIMIT, False)) == expected
+    assert pool.restarts == 1
+    assert summary(pool.receive(body, OtlpFormat.PROTOBUF, None, LIMIT, False)) == expected
+    assert children(os.getpid()) - {worker}, "no new worker after the restart"
+
+
+def test_small_bodies_and_sdk_spans_stay_in_serves_process() -> None:
+    mapping = MappingPool(workers=1)
+    try:
+        small = protobuf_request(generate_traffic(2, seed=5, days=1).spans).SerializeToString()
+        assert len(small) < POOL_MIN_BODY_BYTES
+        mapping.receive(small, OtlpFormat.PROTOBUF, None, LIMIT, False)
+        with_sdk = mapping.receive(large_body(), OtlpFormat.PROTOBUF, None, LIMIT, True)
+        assert all(
+            isinstance(view.source, ReceivedSpan) and view.source.span is not None
+            for view in with_sdk.views
+        )
+        assert not children(os.getpid())
+    finally:
+        mapping.close()
+
+
+def test_serve_killed_with_9_leaves_no_worker(tmp_path: Path) -> None:
+    serve = start(tmp_path, "--workers=1")
+    try:
+        assert serve.post(large_body()).status == 200
+        workers = children(serve.process.pid)
+        assert workers, "serve mapped the large request without a worker"
+    finally:
+        serve.process.send_signal(signal.SIGKILL)
+        serve.process.wait()
+    wait_for(
+        lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers),
+        30,
+        "a mapping worker outlived serve",
+    )
