@@ -58,8 +58,8 @@ def pool() -> Iterator[MappingPool]:
 
 def test_a_worker_maps_as_serve_does(pool: MappingPool) -> None:
     body = large_body()
-    here = receive(body, OtlpFormat.PROTOBUF, None, LIMIT, False)
-    there = pool.receive(body, OtlpFormat.PROTOBUF, None, LIMIT, False)
+    here = receive(body, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
+    there = pool.receive(body, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
     assert children(os.getpid()), "no worker process mapped it"
     assert summary(there) == summary(here)
     assert (there.rejected, there.error_message) == (here.rejected, here.error_message)
@@ -68,23 +68,40 @@ def test_a_worker_maps_as_serve_does(pool: MappingPool) -> None:
 def test_a_request_refused_in_a_worker_is_refused_with_its_reason(pool: MappingPool) -> None:
     body = large_body()[: POOL_MIN_BODY_BYTES + 10]  # cut inside a span
     with pytest.raises(OtlpRequestError) as here:
-        receive(body, OtlpFormat.PROTOBUF, None, LIMIT, False)
+        receive(body, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
     with pytest.raises(OtlpRequestError) as there:
-        pool.receive(body, OtlpFormat.PROTOBUF, None, LIMIT, False)
+        pool.receive(body, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
     assert (there.value.status, there.value.reason) == (here.value.status, here.value.reason)
     assert there.value.status == 400
 
 
 def test_a_killed_worker_costs_no_request(pool: MappingPool) -> None:
     body = large_body()
-    expected = summary(receive(body, OtlpFormat.PROTOBUF, None, LIMIT, False))
-    assert summary(pool.receive(body, OtlpFormat.PROTOBUF, None, LIMIT, False)) == expected
+    expected = summary(
+        receive(body, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
+    )
+    assert (
+        summary(
+            pool.receive(body, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
+        )
+        == expected
+    )
     (worker,) = children(os.getpid())
     os.kill(worker, signal.SIGKILL)
     wait_for(lambda: worker not in children(os.getpid()), 10, "the worker did not die")
-    assert summary(pool.receive(body, OtlpFormat.PROTOBUF, None, LIMIT, False)) == expected
+    assert (
+        summary(
+            pool.receive(body, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
+        )
+        == expected
+    )
     assert pool.restarts == 1
-    assert summary(pool.receive(body, OtlpFormat.PROTOBUF, None, LIMIT, False)) == expected
+    assert (
+        summary(
+            pool.receive(body, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
+        )
+        == expected
+    )
     assert children(os.getpid()) - {worker}, "no new worker after the restart"
 
 
@@ -93,8 +110,10 @@ def test_small_bodies_and_sdk_spans_stay_in_serves_process() -> None:
     try:
         small = protobuf_request(generate_traffic(2, seed=5, days=1).spans).SerializeToString()
         assert len(small) < POOL_MIN_BODY_BYTES
-        mapping.receive(small, OtlpFormat.PROTOBUF, None, LIMIT, False)
-        with_sdk = mapping.receive(large_body(), OtlpFormat.PROTOBUF, None, LIMIT, True)
+        mapping.receive(small, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
+        with_sdk = mapping.receive(
+            large_body(), OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=True
+        )
         assert all(
             isinstance(view.source, ReceivedSpan) and view.source.span is not None
             for view in with_sdk.views

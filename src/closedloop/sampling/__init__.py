@@ -17,9 +17,10 @@ from closedloop.sampling._ottl import OttlError
 from closedloop.sampling._policies import Policy
 from closedloop.sampling._processor import TailSamplingSpanProcessor
 from closedloop.sampling._sampler import TailSampler, TraceState
-from closedloop.sampling._trace import BufferedTrace, SpanView
+from closedloop.sampling._trace import AttributesRead, BufferedTrace, SpanView
 
 __all__ = [
+    "AttributesRead",
     "BufferedTrace",
     "CombinedDecision",
     "Decision",

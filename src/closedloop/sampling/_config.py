@@ -37,6 +37,8 @@ from closedloop.sampling._policies import (
     StatusCodeFilter,
     StringAttribute,
 )
+from closedloop.sampling._policies.base import attributes_read_by
+from closedloop.sampling._trace import AttributesRead
 
 PACKAGED_POLICY = "otel-collector.yaml"
 """The package data file ``load()`` reads when given no path."""
@@ -75,6 +77,11 @@ class SamplerConfig:
         # Here, not only in sampler_config: dataclasses.replace(loaded, policies=...), the
         # way an app adds its own policies, builds a SamplerConfig without sampler_config.
         _check_policies(self.policies, "SamplerConfig.policies")
+
+    def attributes_read(self) -> AttributesRead | None:
+        """The attribute keys the policies read (a receiver's views may hold only these);
+        None when a policy may read any (an app's own ``Policy`` that does not say)."""
+        return attributes_read_by(self.policies)
 
     @property
     def decision_batches(self) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import re2
@@ -20,7 +20,7 @@ from opentelemetry.util.types import AttributeValue
 
 from closedloop._errors import ClosedloopError
 from closedloop._pdata import SPAN_KIND_NUMBERS, STATUS_CODE_NUMBERS, ottl_string
-from closedloop.sampling._trace import Event, SpanView
+from closedloop.sampling._trace import AttributesRead, Event, SpanView
 
 Value = AttributeValue | None
 """What an OTTL expression yields: an attribute's value, a literal, a span field; nil."""
@@ -98,6 +98,10 @@ class _Parser:
     tokens: list[tuple[str, str]]
     context: str
     position: int = 0
+    keys: dict[str, set[str]] = field(
+        default_factory=lambda: {"span": set(), "resource": set(), "spanevent": set()}
+    )
+    """The attribute keys the condition reads, by path scope."""
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
@@ -205,6 +209,7 @@ class _Parser:
                 raise OttlError("attributes[...] needs a string key")
             self.take("]")
             name = _unquote(key)
+            self.keys[scope].add(name)
             if scope == "resource":
                 return lambda s, e: s.resource.get(name)
             if scope == "spanevent":
@@ -241,6 +246,8 @@ class Condition:
 
     text: str
     evaluate: Predicate
+    reads: AttributesRead
+    """The attribute keys it reads."""
 
     def matches(self, span: SpanView, event: Event | None) -> bool:
         return bool(self.evaluate(span, event))
@@ -253,4 +260,7 @@ def parse(text: str, context: str) -> Condition:
     leftover = parser.peek()
     if leftover is not None:
         raise OttlError(f"unexpected {leftover[1]!r} at the end of {text!r}")
-    return Condition(text, evaluate)
+    keys = {scope: frozenset(names) for scope, names in parser.keys.items()}
+    return Condition(
+        text, evaluate, AttributesRead(keys["span"], keys["resource"], keys["spanevent"])
+    )

@@ -81,4 +81,20 @@ class BufferedTrace:
         return self.trace_id.to_bytes(16, "big")
 
 
-__all__ = ["Attributes", "BufferedTrace", "Event", "SpanView"]
+@dataclass(frozen=True)
+class AttributesRead:
+    """The attribute keys policies read, by where they read them: the sampler decides the
+    same on views that hold only these (a receiver sends less between processes, and the
+    sampler holds less while a trace waits)."""
+
+    span: frozenset[str] = frozenset()
+    resource: frozenset[str] = frozenset()
+    event: frozenset[str] = frozenset()
+
+    def __or__(self, other: AttributesRead) -> AttributesRead:
+        return AttributesRead(
+            self.span | other.span, self.resource | other.resource, self.event | other.event
+        )
+
+
+__all__ = ["Attributes", "AttributesRead", "BufferedTrace", "Event", "SpanView"]

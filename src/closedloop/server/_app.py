@@ -69,6 +69,7 @@ class _Receiver:
         self._max_body_bytes = config.max_body_bytes
         self._max_in_flight = config.max_concurrent_requests
         self.mapping = MappingPool(config.workers)
+        self._reads = pipeline.sampler.config.attributes_read()
         self.in_flight = 0  # only touched on the event loop
         self.responses: Counter[int] = Counter()
 
@@ -125,7 +126,12 @@ class _Receiver:
         """Decode, convert and hand over (on a worker thread: protobuf parsing and the
         exporter's encoding are CPU work the event loop must not wait for)."""
         reception = self.mapping.receive(
-            body, fmt, content_encoding, self._max_body_bytes, self._pipeline.forwards
+            body,
+            fmt,
+            content_encoding,
+            max_bytes=self._max_body_bytes,
+            with_sdk_spans=self._pipeline.forwards,
+            reads=self._reads,
         )
         if not self._pipeline.accept(reception.views):
             raise PipelineFullError

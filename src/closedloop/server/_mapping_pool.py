@@ -25,6 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Final
 
 from closedloop import _health as health
+from closedloop.sampling import AttributesRead
 from closedloop.server._garbage import collect_garbage_less
 from closedloop.server._otlp import OtlpFormat, decode_request
 from closedloop.server._received import Reception, received_spans
@@ -41,13 +42,16 @@ def receive(
     body: bytes,
     fmt: OtlpFormat,
     content_encoding: str | None,
+    *,
     max_bytes: int,
     with_sdk_spans: bool,
+    reads: AttributesRead | None = None,
 ) -> Reception:
-    """Decode ``body`` and map its spans; raises ``OtlpRequestError`` for a request refused
-    whole. What a worker runs, and serve's process when it maps a request itself."""
+    """Decode ``body`` and map its spans (views with the attributes in ``reads`` only, all
+    when None); raises ``OtlpRequestError`` for a request refused whole. What a worker runs,
+    and serve's process when it maps a request itself."""
     request = decode_request(body, fmt, content_encoding, max_bytes=max_bytes)
-    return received_spans(request, with_sdk_spans=with_sdk_spans)
+    return received_spans(request, with_sdk_spans=with_sdk_spans, reads=reads)
 
 
 def _start_worker(serve_pid: int) -> None:
@@ -79,8 +83,10 @@ class MappingPool:
         body: bytes,
         fmt: OtlpFormat,
         content_encoding: str | None,
+        *,
         max_bytes: int,
         with_sdk_spans: bool,
+        reads: AttributesRead | None = None,
     ) -> Reception:
         """``receive`` in a worker when the body is large enough and no SDK spans are
         wanted; in this thread otherwise, and when the pool has broken."""
@@ -90,11 +96,24 @@ class MappingPool:
         if executor is not None:
             try:
                 return executor.submit(
-                    receive, body, fmt, content_encoding, max_bytes, False
+                    receive,
+                    body,
+                    fmt,
+                    content_encoding,
+                    max_bytes=max_bytes,
+                    with_sdk_spans=False,
+                    reads=reads,
                 ).result()
             except BrokenProcessPool as error:
                 self._broken(executor, error)
-        return receive(body, fmt, content_encoding, max_bytes, with_sdk_spans)
+        return receive(
+            body,
+            fmt,
+            content_encoding,
+            max_bytes=max_bytes,
+            with_sdk_spans=with_sdk_spans,
+            reads=reads,
+        )
 
     def _running(self) -> ProcessPoolExecutor | None:
         with self._lock:

@@ -28,7 +28,7 @@ from closedloop._pdata import (
     STATUS_CODE_NUMBERS,
     as_string,
 )
-from closedloop.sampling import SpanView
+from closedloop.sampling import AttributesRead, SpanView
 from closedloop.server._spans import (
     plain_attributes,
     problem_summary,
@@ -76,17 +76,27 @@ class _Origin(NamedTuple):
     columns: tuple[str, dict[str, str]]
     scope: tuple[str, str]
     sdk: tuple[Resource, InstrumentationScope] | None
+    reads: AttributesRead | None
 
 
-def received_spans(request: ExportTraceServiceRequest, *, with_sdk_spans: bool) -> Reception:
+def received_spans(
+    request: ExportTraceServiceRequest,
+    *,
+    with_sdk_spans: bool,
+    reads: AttributesRead | None = None,
+) -> Reception:
     """Every valid span of ``request`` as a view with its row; invalid ones, and any the row
-    mapping fails on, counted and named. ``with_sdk_spans``: each also as an SDK span."""
+    mapping fails on, counted and named. ``with_sdk_spans``: each also as an SDK span.
+    ``reads``: the views hold only these attributes (what the policies read; the rows hold
+    all); None: every attribute."""
     views: list[SpanView] = []
     problems: list[str] = []
     for i, resource_spans in enumerate(request.resource_spans):
         resource = plain_attributes(resource_spans.resource.attributes)
         service = resource.get("service.name")
         columns = ("" if service is None else as_string(service), attribute_map(resource))
+        if reads is not None:
+            resource = _only(resource, reads.resource)
         for j, scope_spans in enumerate(resource_spans.scope_spans):
             scope = scope_spans.scope
             sdk = (
@@ -97,7 +107,7 @@ def received_spans(request: ExportTraceServiceRequest, *, with_sdk_spans: bool) 
                 if with_sdk_spans
                 else None
             )
-            origin = _Origin(resource, columns, (scope.name, scope.version), sdk)
+            origin = _Origin(resource, columns, (scope.name, scope.version), sdk, reads)
             for k, span in enumerate(scope_spans.spans):
                 problem = span_problem(span)
                 if problem is None:
@@ -154,6 +164,10 @@ def _view(span: Span, origin: _Origin) -> SpanView:
         )
     )
     sdk = origin.sdk
+    reads = origin.reads
+    if reads is not None:
+        attributes = _only(attributes, reads.span)
+        events = [(time, name, _only(values, reads.event)) for time, name, values in events]
     return SpanView(
         trace_id=int.from_bytes(trace_id, "big"),
         span_id=int.from_bytes(span_id, "big"),
@@ -170,6 +184,10 @@ def _view(span: Span, origin: _Origin) -> SpanView:
         events=tuple((name, event_attributes) for _, name, event_attributes in events),
         source=ReceivedSpan(line, None if sdk is None else readable_span(span, *sdk)),
     )
+
+
+def _only(attributes: dict[str, Any], keys: frozenset[str]) -> dict[str, Any]:
+    return {key: attributes[key] for key in keys if key in attributes}
 
 
 __all__ = ["ReceivedSpan", "Reception", "received_spans"]

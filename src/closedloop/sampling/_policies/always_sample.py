@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from closedloop.sampling._decision import Decision
-from closedloop.sampling._policies.base import Policy
+from closedloop.sampling._policies.base import ReadsNoAttribute
 from closedloop.sampling._trace import BufferedTrace
 
 
-class AlwaysSample(Policy):
+class AlwaysSample(ReadsNoAttribute):
     def evaluate(self, trace: BufferedTrace) -> Decision:
         return Decision.SAMPLED
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 from closedloop._pdata import bool_value
 from closedloop.sampling._decision import Decision
 from closedloop.sampling._policies._attributes import any_resource_or_span
-from closedloop.sampling._policies.base import Policy
+from closedloop.sampling._policies.base import ReadsOneKey
 from closedloop.sampling._trace import Attributes, BufferedTrace
 
 
-class BooleanAttribute(Policy):
+class BooleanAttribute(ReadsOneKey):
     def __init__(self, name: str, key: str, value: bool, invert: bool) -> None:
         super().__init__(name)
         self.key = key

@@ -8,11 +8,11 @@ of a trace that ends up longer than its upper bound, as the collector does.
 from __future__ import annotations
 
 from closedloop.sampling._decision import Decision
-from closedloop.sampling._policies.base import Policy
+from closedloop.sampling._policies.base import ReadsNoAttribute
 from closedloop.sampling._trace import BufferedTrace
 
 
-class Latency(Policy):
+class Latency(ReadsNoAttribute):
     def __init__(self, name: str, threshold_ms: int, upper_threshold_ms: int) -> None:
         super().__init__(name)
         self.threshold_ms = threshold_ms

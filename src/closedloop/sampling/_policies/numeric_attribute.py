@@ -10,13 +10,13 @@ from __future__ import annotations
 from closedloop._pdata import int_value
 from closedloop.sampling._decision import Decision
 from closedloop.sampling._policies._attributes import any_resource_or_span
-from closedloop.sampling._policies.base import Policy
+from closedloop.sampling._policies.base import ReadsOneKey
 from closedloop.sampling._trace import Attributes, BufferedTrace
 
 MIN_INT64, MAX_INT64 = -(1 << 63), (1 << 63) - 1
 
 
-class NumericAttribute(Policy):
+class NumericAttribute(ReadsOneKey):
     def __init__(self, name: str, key: str, min_value: int, max_value: int, invert: bool) -> None:
         super().__init__(name)
         self.key = key

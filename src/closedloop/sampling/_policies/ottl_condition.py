@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from closedloop.sampling._decision import Decision
 from closedloop.sampling._ottl import Condition
-from closedloop.sampling._policies.base import Policy
+from closedloop.sampling._policies.base import AttributesRead, Policy
 from closedloop.sampling._trace import BufferedTrace
 
 
@@ -21,6 +21,12 @@ class OttlCondition(Policy):
         super().__init__(name)
         self.span_conditions = tuple(span)
         self.event_conditions = tuple(spanevent)
+
+    def attributes_read(self) -> AttributesRead:
+        read = AttributesRead()
+        for condition in (*self.span_conditions, *self.event_conditions):
+            read |= condition.reads
+        return read
 
     def evaluate(self, trace: BufferedTrace) -> Decision:
         for span in trace.spans:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from closedloop.sampling._decision import Decision
-from closedloop.sampling._policies.base import Policy, sampled_if
+from closedloop.sampling._policies.base import ReadsNoAttribute, sampled_if
 from closedloop.sampling._trace import BufferedTrace
 
 MAX_UINT64 = (1 << 64) - 1
@@ -44,7 +44,7 @@ def fnv1a_64(data: bytes) -> int:
     return value
 
 
-class Probabilistic(Policy):
+class Probabilistic(ReadsNoAttribute):
     def __init__(self, name: str, percentage: float, salt: str) -> None:
         super().__init__(name)
         self.salt = (salt or DEFAULT_HASH_SALT).encode()

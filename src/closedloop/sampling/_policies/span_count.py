@@ -4,11 +4,11 @@ unbounded (the collector's ``span_count_sampler.go``)."""
 from __future__ import annotations
 
 from closedloop.sampling._decision import Decision
-from closedloop.sampling._policies.base import Policy, sampled_if
+from closedloop.sampling._policies.base import ReadsNoAttribute, sampled_if
 from closedloop.sampling._trace import BufferedTrace
 
 
-class SpanCount(Policy):
+class SpanCount(ReadsNoAttribute):
     def __init__(self, name: str, min_spans: int, max_spans: int) -> None:
         super().__init__(name)
         self.min_spans = min_spans

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from closedloop.sampling._decision import Decision
-from closedloop.sampling._policies.base import Policy, sampled_if
+from closedloop.sampling._policies.base import ReadsNoAttribute, sampled_if
 from closedloop.sampling._trace import BufferedTrace
 
 
-class StatusCodeFilter(Policy):
+class StatusCodeFilter(ReadsNoAttribute):
     def __init__(self, name: str, codes: Iterable[int]) -> None:
         """``codes`` are OTLP numbers (``closedloop._pdata.STATUS_CODE_NUMBERS``)."""
         super().__init__(name)

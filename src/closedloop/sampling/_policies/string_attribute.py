@@ -14,11 +14,11 @@ import re2
 from closedloop._pdata import str_value
 from closedloop.sampling._decision import Decision
 from closedloop.sampling._policies._attributes import any_resource_or_span
-from closedloop.sampling._policies.base import Policy
+from closedloop.sampling._policies.base import ReadsOneKey
 from closedloop.sampling._trace import Attributes, BufferedTrace
 
 
-class StringAttribute(Policy):
+class StringAttribute(ReadsOneKey):
     def __init__(
         self, name: str, key: str, values: Sequence[str], regex: bool, invert: bool
     ) -> None:
