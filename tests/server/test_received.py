@@ -6,6 +6,7 @@ field OTLP allows."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from hypothesis import given, settings
@@ -15,6 +16,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from _support.traffic import generate_traffic
+from closedloop.sampling import AttributesRead
 from closedloop.server._received import ReceivedSpan, received_spans
 from server.support import protobuf_request, received_both_ways, sdk_spans
 
@@ -166,3 +168,34 @@ def test_odd_spans_give_the_same_rows_views_and_rejections(
     request: ExportTraceServiceRequest,
 ) -> None:
     received_both_ways(request)
+
+
+def test_views_for_a_policy_hold_what_it_reads_and_rows_hold_everything() -> None:
+    reads = AttributesRead(
+        span=frozenset({"gen_ai.request.model", "closedloop.user.new", "absent"}),
+        resource=frozenset({"service.name"}),
+        event=frozenset({"gen_ai.evaluation.score.value"}),
+    )
+    request = protobuf_request(generate_traffic(40, seed=9, days=1).spans + sdk_spans())
+    full = received_spans(request, with_sdk_spans=False)
+    projected = received_spans(request, with_sdk_spans=False, reads=reads)
+    assert [view.source for view in projected.views] == [view.source for view in full.views]
+    for narrow, wide in zip(projected.views, full.views, strict=True):
+        assert narrow.attributes == {
+            key: value for key, value in wide.attributes.items() if key in reads.span
+        }
+        assert narrow.resource == {
+            key: value for key, value in wide.resource.items() if key in reads.resource
+        }
+        assert narrow.events == tuple(
+            (name, {key: value for key, value in values.items() if key in reads.event})
+            for name, values in wide.events
+        )
+        assert (
+            dataclasses.replace(
+                narrow, attributes=wide.attributes, resource=wide.resource, events=wide.events
+            )
+            == wide
+        )
+    assert any(view.attributes for view in projected.views)
+    assert any(values for view in projected.views for _, values in view.events)

@@ -252,7 +252,8 @@ def _attributes(key_values: Iterable[KeyValue], dropped: int) -> Mapping[str, ty
     return bounded
 
 
-def _value(value: AnyValue) -> types.AnyValue:
+def any_value(value: AnyValue) -> types.AnyValue:
+    """An OTLP value as the SDK holds it."""
     which = value.WhichOneof("value")
     if which == "string_value":
         return value.string_value
@@ -265,7 +266,7 @@ def _value(value: AnyValue) -> types.AnyValue:
     if which == "bytes_value":
         return value.bytes_value
     if which == "array_value":
-        return tuple(_value(item) for item in value.array_value.values)
+        return tuple(any_value(item) for item in value.array_value.values)
     if which == "kvlist_value":
         return plain_attributes(value.kvlist_value.values)
     return None
@@ -275,7 +276,7 @@ def plain_attributes(key_values: Iterable[KeyValue]) -> dict[str, types.AnyValue
     """Keys as OTLP sent them, but for two the OTel data model forbids: an empty key is
     dropped (the SDK's containers would drop it too, logging each time) and a repeated key
     keeps its last value."""
-    return {kv.key: _value(kv.value) for kv in key_values if kv.key}
+    return {kv.key: any_value(kv.value) for kv in key_values if kv.key}
 
 
 __all__ = ["EARLIEST_NS", "LATEST_NS", "Conversion", "readable_spans"]

@@ -65,8 +65,10 @@ logger = logging.getLogger("closedloop.store")
 WRITE_AHEAD_MIN_SPANS: Final = 8192
 """Write-ahead: spans an insert waits to gather (chDB inserts 512 spans at twice the CPU
 per span of 4,096, and merges the small parts after)."""
-WRITE_AHEAD_LINGER_S: Final = 1.0
+WRITE_AHEAD_LINGER_S: Final = 0.5
 """Write-ahead: the longest a spooled batch waits for others before its insert begins."""
+WRITE_AHEAD_QUIET_S: Final = 0.05
+"""Write-ahead: no export for this long ends the wait (the stream paused or ended)."""
 
 
 @dataclass
@@ -159,7 +161,8 @@ class ClickHouseSpanExporter(SpanExporter):
 
     ``write_ahead=True`` (implies ``durable``): ``export()`` spools its batch and returns;
     the writer inserts the spooled batches, waiting up to ``WRITE_AHEAD_LINGER_S`` for
-    ``WRITE_AHEAD_MIN_SPANS`` to gather. When the spool is full, the export waits in memory
+    ``WRITE_AHEAD_MIN_SPANS`` to gather while exports keep coming (a pause of
+    ``WRITE_AHEAD_QUIET_S`` ends the wait). When the spool is full, the export waits in memory
     as a durable one does.
     """
 
@@ -210,6 +213,7 @@ class ClickHouseSpanExporter(SpanExporter):
         self._ahead_since: float | None = None
         """When the oldest batch spooled ahead and not yet handed to an insert was spooled."""
         self._ahead_spans = 0
+        self._ahead_last = 0.0
         self._closed = threading.Event()
         self._writer = threading.Thread(target=self._run, name="closedloop-exporter", daemon=True)
         self._guard = threading.Thread(
@@ -368,6 +372,7 @@ class ClickHouseSpanExporter(SpanExporter):
         for held in incoming[:rest]:
             self._resolve(held, SpanExportResult.SUCCESS)
             self._ahead_spans += held.batch.spans
+            self._ahead_last = now
             if self._ahead_since is None:
                 self._ahead_since = now
         return incoming[rest:]
@@ -383,7 +388,10 @@ class ClickHouseSpanExporter(SpanExporter):
             or self._flushing
         ):
             return 0.0
-        return max(0.0, self._ahead_since + WRITE_AHEAD_LINGER_S - time.monotonic())
+        until = min(
+            self._ahead_since + WRITE_AHEAD_LINGER_S, self._ahead_last + WRITE_AHEAD_QUIET_S
+        )
+        return max(0.0, until - time.monotonic())
 
     def _store_failing(self, now: float) -> bool:
         """The last insert failed, or the current one has run too long (lock held)."""

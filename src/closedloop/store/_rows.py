@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import format_span_id, format_trace_id
@@ -146,13 +147,17 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def encode_row(row: Mapping[str, Any]) -> bytes:
-    """One ``JSONEachRow`` line, newline included.
+    """One ``JSONEachRow`` line, newline included, by orjson (a third of the standard
+    library's time for a row, which serve pays per span).
 
     A Python string may hold a lone surrogate (half of a UTF-16 pair, e.g. from a sliced
-    emoji), which UTF-8 cannot encode; it becomes U+FFFD, as Go's encoding/json writes
-    invalid text, so one such string never fails the rows around it.
+    emoji), which UTF-8 cannot encode and orjson refuses; it becomes U+FFFD, as Go's
+    encoding/json writes invalid text, so one such string never fails the rows around it.
     """
-    text = _dumps(row) + "\n"
+    try:
+        return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:
+        text = _dumps(row) + "\n"
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:

@@ -7,6 +7,7 @@ exactly as Go does: the same trace id is kept by every collector and every app.
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Final
 
 from closedloop.sampling._decision import Decision
 from closedloop.sampling._policies.base import ReadsNoAttribute, sampled_if
@@ -37,8 +38,12 @@ def sampling_threshold(percentage: float) -> int:
     return min(int(mantissa * scale), MAX_UINT64)
 
 
-def fnv1a_64(data: bytes) -> int:
-    value = 0xCBF29CE484222325
+FNV_OFFSET_BASIS: Final = 0xCBF29CE484222325
+
+
+def fnv1a_64(data: bytes, value: int = FNV_OFFSET_BASIS) -> int:
+    """FNV-1a of ``data``; ``value``: the hash of what came before it (the salt's, which
+    each policy hashes once instead of once per trace)."""
     for byte in data:
         value = ((value ^ byte) * 0x100000001B3) & MAX_UINT64
     return value
@@ -49,9 +54,10 @@ class Probabilistic(ReadsNoAttribute):
         super().__init__(name)
         self.salt = (salt or DEFAULT_HASH_SALT).encode()
         self.threshold = sampling_threshold(percentage)
+        self._salted = fnv1a_64(self.salt)
 
     def evaluate(self, trace: BufferedTrace) -> Decision:
-        return sampled_if(fnv1a_64(self.salt + trace.trace_id_bytes) <= self.threshold)
+        return sampled_if(fnv1a_64(trace.trace_id_bytes, self._salted) <= self.threshold)
 
 
 __all__ = ["DEFAULT_HASH_SALT", "Probabilistic", "fnv1a_64", "sampling_threshold"]
