@@ -68,7 +68,7 @@ def serve(
         "20MiB", help="Largest request body, as sent and decompressed."
     ),
     max_queue_spans: str = typer.Option(
-        "20000", help="Span rows held in memory while the store catches up."
+        "40000", help="Span rows held in memory while the store catches up."
     ),
     max_sampler_spans: str = typer.Option(
         "200000",

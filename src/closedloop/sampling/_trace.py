@@ -44,6 +44,29 @@ class SpanView:
     """What the sampler's owner exports when the span is kept, handed back untouched: the
     SDK span by default; a receiver may attach the span's already-encoded row too."""
 
+    def __reduce__(self) -> tuple[type[SpanView], tuple[object, ...]]:
+        """Pickled as its values in field order (serve's mapping workers send a view per
+        span): a dataclass's default pickles each view's field names too."""
+        return (
+            SpanView,
+            (
+                self.trace_id,
+                self.span_id,
+                self.parent_span_id,
+                self.name,
+                self.kind,
+                self.start_ns,
+                self.end_ns,
+                self.status,
+                self.flags,
+                self.trace_state,
+                self.attributes,
+                self.resource,
+                self.events,
+                self.source,
+            ),
+        )
+
     @classmethod
     def of(cls, span: ReadableSpan, source: object = None) -> SpanView:
         """The view of a finished SDK span; ``source`` (default: the span) is handed back

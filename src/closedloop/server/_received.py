@@ -31,7 +31,6 @@ from closedloop._pdata import (
 )
 from closedloop.sampling import AttributesRead, SpanView
 from closedloop.server._spans import (
-    any_value,
     plain_attributes,
     problem_summary,
     readable_span,
@@ -39,6 +38,7 @@ from closedloop.server._spans import (
     sdk_scope,
     span_problem,
     trace_state_header,
+    typed_value,
 )
 from closedloop.store._rows import attribute_map, encode_row, row
 
@@ -161,7 +161,7 @@ def _view(span: Span, origin: _Origin) -> SpanView:
                     link.trace_id.hex(),
                     link.span_id.hex(),
                     trace_state_header(link.trace_state),
-                    plain_attributes(link.attributes),
+                    attribute_map(plain_attributes(link.attributes)),
                 )
                 for link in span.links
             ],
@@ -200,10 +200,11 @@ def _attributes(
             continue
         value = key_value.value
         held: Any
-        if value.WhichOneof("value") == "string_value":
+        which = value.WhichOneof("value")
+        if which == "string_value":
             rendered[key] = held = value.string_value
         else:
-            held = any_value(value)
+            held = typed_value(value, which)
             rendered[key] = as_string(held)
         if viewed_keys is None or key in viewed_keys:
             typed[key] = held

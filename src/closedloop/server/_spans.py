@@ -254,7 +254,11 @@ def _attributes(key_values: Iterable[KeyValue], dropped: int) -> Mapping[str, ty
 
 def any_value(value: AnyValue) -> types.AnyValue:
     """An OTLP value as the SDK holds it."""
-    which = value.WhichOneof("value")
+    return typed_value(value, value.WhichOneof("value"))
+
+
+def typed_value(value: AnyValue, which: str | None) -> types.AnyValue:
+    """``any_value`` for a caller that has read ``value.WhichOneof("value")`` already."""
     if which == "string_value":
         return value.string_value
     if which == "bool_value":

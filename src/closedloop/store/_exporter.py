@@ -62,9 +62,6 @@ from closedloop.store._spool_home import OwnedSpool, default_directory
 
 logger = logging.getLogger("closedloop.store")
 
-WRITE_AHEAD_MIN_SPANS: Final = 8192
-"""Write-ahead: spans an insert waits to gather (chDB inserts 512 spans at twice the CPU
-per span of 4,096, and merges the small parts after)."""
 WRITE_AHEAD_LINGER_S: Final = 0.5
 """Write-ahead: the longest a spooled batch waits for others before its insert begins."""
 WRITE_AHEAD_QUIET_S: Final = 0.05
@@ -160,10 +157,11 @@ class ClickHouseSpanExporter(SpanExporter):
     one insert (and one fsync), so throughput grows with the number of callers.
 
     ``write_ahead=True`` (implies ``durable``): ``export()`` spools its batch and returns;
-    the writer inserts the spooled batches, waiting up to ``WRITE_AHEAD_LINGER_S`` for
-    ``WRITE_AHEAD_MIN_SPANS`` to gather while exports keep coming (a pause of
-    ``WRITE_AHEAD_QUIET_S`` ends the wait). When the spool is full, the export waits in memory
-    as a durable one does.
+    the writer inserts the spooled batches, waiting up to ``WRITE_AHEAD_LINGER_S`` for a
+    full insert (half of ``max_queue_spans``) to gather while exports keep coming (a pause
+    of ``WRITE_AHEAD_QUIET_S`` ends the wait). chDB inserts 512 spans at twice the CPU per
+    span of 4,096, and merges the small parts after. When the spool is full, the export
+    waits in memory as a durable one does.
     """
 
     def __init__(
@@ -382,7 +380,7 @@ class ClickHouseSpanExporter(SpanExporter):
         inserts (lock held); 0 to insert now."""
         if (
             self._ahead_since is None
-            or self._ahead_spans >= min(WRITE_AHEAD_MIN_SPANS, self._max_insert_spans)
+            or self._ahead_spans >= self._max_insert_spans
             or self._queue
             or self._stopping
             or self._flushing

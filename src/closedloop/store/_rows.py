@@ -70,20 +70,20 @@ def row(
     kind: str,
     resource: tuple[str, dict[str, str]],
     scope: tuple[str, str],
-    attributes: Mapping[str, Any] | None,
+    attributes: dict[str, str],
     start_ns: int,
     end_ns: int,
     status: tuple[str, str],
-    events: Sequence[tuple[int, str, Mapping[str, Any] | None]],
-    links: Sequence[tuple[str, str, str, Mapping[str, Any] | None]],
+    events: Sequence[tuple[int, str, dict[str, str]]],
+    links: Sequence[tuple[str, str, str, dict[str, str]]],
 ) -> dict[str, Any]:
     """One ``otel_traces`` row (column name -> JSON value) from a span's plain values: the
     one mapping, whichever model the span came in (an SDK span, an OTLP message).
 
     Ids are hex, ``kind`` and ``status[0]`` pdata's spellings, ``resource`` what
-    ``ResourceColumns`` made of it, ``scope`` its name and version; attribute values are
-    typed and rendered here. Events are (time, name, attributes), links (trace id, span id,
-    trace state, attributes).
+    ``ResourceColumns`` made of it, ``scope`` its name and version; attribute maps are
+    rendered already (``attribute_map``, or ``_pdata.as_string`` per value). Events are
+    (time, name, attributes), links (trace id, span id, trace state, attributes).
     """
     return {
         "Timestamp": clickhouse_time(start_ns),
@@ -97,17 +97,17 @@ def row(
         "ResourceAttributes": resource[1],
         "ScopeName": scope[0],
         "ScopeVersion": scope[1],
-        "SpanAttributes": attribute_map(attributes),
+        "SpanAttributes": attributes,
         "Duration": max(end_ns - start_ns, 0),
         "StatusCode": status[0],
         "StatusMessage": status[1],
         "Events.Timestamp": [clickhouse_time(event[0]) for event in events],
         "Events.Name": [event[1] for event in events],
-        "Events.Attributes": [attribute_map(event[2]) for event in events],
+        "Events.Attributes": [event[2] for event in events],
         "Links.TraceId": [link[0] for link in links],
         "Links.SpanId": [link[1] for link in links],
         "Links.TraceState": [link[2] for link in links],
-        "Links.Attributes": [attribute_map(link[3]) for link in links],
+        "Links.Attributes": [link[3] for link in links],
     }
 
 
@@ -126,17 +126,19 @@ def span_row(span: ReadableSpan, resources: ResourceColumns | None = None) -> di
         kind=SPAN_KIND_NAMES.get(span.kind, UNSPECIFIED_SPAN_KIND_NAME),
         resource=(resources or ResourceColumns()).of(span.resource),
         scope=(scope.name, scope.version or "") if scope else ("", ""),
-        attributes=span.attributes,
+        attributes=attribute_map(span.attributes),
         start_ns=start,
         end_ns=span.end_time or start,
         status=(STATUS_CODE_NAMES[span.status.status_code], span.status.description or ""),
-        events=[(event.timestamp, event.name, event.attributes) for event in span.events],
+        events=[
+            (event.timestamp, event.name, attribute_map(event.attributes)) for event in span.events
+        ],
         links=[
             (
                 format_trace_id(link.context.trace_id),
                 format_span_id(link.context.span_id),
                 link.context.trace_state.to_header(),
-                link.attributes,
+                attribute_map(link.attributes),
             )
             for link in span.links
         ],
