@@ -9,7 +9,15 @@ import textwrap
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
-EXTRA_PACKAGES = ("chdb", "clickhouse-connect", "google-re2", "PyYAML", "rapidfuzz", "typer")
+EXTRA_PACKAGES = (
+    "chdb",
+    "clickhouse-connect",
+    "orjson",
+    "google-re2",
+    "PyYAML",
+    "rapidfuzz",
+    "typer",
+)
 
 CORE_SCRIPT = textwrap.dedent(
     """

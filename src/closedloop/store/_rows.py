@@ -9,15 +9,17 @@ Rows are serialised as ``JSONEachRow``, which chDB and ClickHouse server both in
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
-import orjson
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import format_span_id, format_trace_id
 
+from closedloop._extras import require
 from closedloop._pdata import (
     SPAN_KIND_NAMES,
     STATUS_CODE_NAMES,
@@ -148,6 +150,12 @@ def span_row(span: ReadableSpan, resources: ResourceColumns | None = None) -> di
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
+@functools.cache
+def _orjson() -> ModuleType:
+    """orjson comes with the store extra: a core install names that extra on first use."""
+    return require("orjson", "store", "Writing store rows")
+
+
 def encode_row(row: Mapping[str, Any]) -> bytes:
     """One ``JSONEachRow`` line, newline included, by orjson (a third of the standard
     library's time for a row, which serve pays per span).
@@ -156,8 +164,9 @@ def encode_row(row: Mapping[str, Any]) -> bytes:
     emoji), which UTF-8 cannot encode and orjson refuses; it becomes U+FFFD, as Go's
     encoding/json writes invalid text, so one such string never fails the rows around it.
     """
+    orjson = _orjson()
     try:
-        return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)  # type: ignore[no-any-return]
     except orjson.JSONEncodeError:
         text = _dumps(row) + "\n"
     try:
