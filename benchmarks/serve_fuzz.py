@@ -580,6 +580,10 @@ class Tally:
     def fail(self, why: str) -> None:
         self.failures.append(why)
 
+    def record(self, reply: Reply) -> None:
+        self.sent += 1
+        self.statuses[reply.status] += 1
+
 
 def reason(reply: Reply) -> str:
     """The refusal's reason: a ``google.rpc.Status`` message (``/v1/traces``) or the JSON
@@ -658,8 +662,7 @@ def send(serve: Serve, payload: Payload) -> Reply:
 
 def check_malformed(run: Run, category: str, reply: Reply) -> None:
     tally = run.tally(category, reply_endpoint(category))
-    tally.sent += 1
-    tally.statuses[reply.status] += 1
+    tally.record(reply)
     why = reason(reply)
     if why:
         tally.with_reason += 1
@@ -677,8 +680,7 @@ def reply_endpoint(category: str) -> str:
 
 def check_odd(run: Run, category: str, odd: Odd, reply: Reply) -> None:
     tally = run.tally(category, TRACES, valid=True)
-    tally.sent += 1
-    tally.statuses[reply.status] += 1
+    tally.record(reply)
     if reply.status != 200:
         tally.fail(f"{reply.status}: {reason(reply) or reply.body[:200]!r}")
         return
@@ -713,25 +715,24 @@ def send_valid(serve: Serve, run: Run, material: Material, turn: int) -> None:
         payload = _otlp(gzip.compress(request.SerializeToString()), encoding="gzip")
     else:
         payload = _otlp(request.SerializeToString())
-    category = f"valid batch ({encoding})"
-    tally = run.tally(category, TRACES, valid=True)
-    reply = send(serve, payload)
-    tally.sent += 1
-    tally.statuses[reply.status] += 1
-    if reply.status != 200:
-        tally.fail(f"{reply.status}: {reason(reply)}")
-    else:
+    if post_valid(serve, run.tally(f"valid batch ({encoding})", TRACES, valid=True), payload):
         run.acknowledged.setdefault("valid batches", set()).update(key(s) for s in spans)
     body = {"trace_id": spans[0].trace_id.hex(), "name": "thumbs", "value": turn % 2}
     feedback = _feedback(json.dumps(body).encode(), authorization=f"Bearer {KEYS[turn % 32]}")
-    tally = run.tally("valid feedback", FEEDBACK, valid=True)
-    reply = send(serve, feedback)
-    tally.sent += 1
-    tally.statuses[reply.status] += 1
-    if reply.status != 200:
-        tally.fail(f"{reply.status}: {reason(reply)}")
-    else:
+    reply = post_valid(serve, run.tally("valid feedback", FEEDBACK, valid=True), feedback)
+    if reply is not None:
         run.feedback_acknowledged.add(json.loads(reply.body)["span_id"])
+
+
+def post_valid(serve: Serve, tally: Tally, payload: Payload) -> Reply | None:
+    """Send a request serve must take; its reply when it took it (200), else None and the
+    failure in ``tally``."""
+    reply = send(serve, payload)
+    tally.record(reply)
+    if reply.status == 200:
+        return reply
+    tally.fail(f"{reply.status}: {reason(reply)}")
+    return None
 
 
 def odd_makers(material: Material, rng: random.Random) -> dict[str, tuple[float, OddMaker]]:

@@ -14,12 +14,16 @@ import pytest
 from _support.traffic import generate_traffic
 from _support.waiting import wait_for
 from closedloop.server import OtlpFormat, OtlpRequestError
-from closedloop.server._mapping_pool import POOL_MIN_BODY_BYTES, MappingPool, receive
+from closedloop.server._mapping_pool import POOL_MIN_BODY_BYTES, MappingJob, MappingPool, receive
 from closedloop.server._received import ReceivedSpan, Reception
 from server.serving import start
 from server.support import protobuf_request, shown
 
 LIMIT = 20 * 1024 * 1024
+
+
+def job(body: bytes, *, with_sdk_spans: bool = False) -> MappingJob:
+    return MappingJob(body, OtlpFormat.PROTOBUF, None, LIMIT, with_sdk_spans)
 
 
 def large_body(seed: int = 5) -> bytes:
@@ -58,8 +62,8 @@ def pool() -> Iterator[MappingPool]:
 
 def test_a_worker_maps_as_serve_does(pool: MappingPool) -> None:
     body = large_body()
-    here = receive(body, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
-    there = pool.receive(body, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
+    here = receive(job(body))
+    there = pool.receive(job(body))
     assert children(os.getpid()), "no worker process mapped it"
     assert summary(there) == summary(here)
     assert (there.rejected, there.error_message) == (here.rejected, here.error_message)
@@ -68,40 +72,23 @@ def test_a_worker_maps_as_serve_does(pool: MappingPool) -> None:
 def test_a_request_refused_in_a_worker_is_refused_with_its_reason(pool: MappingPool) -> None:
     body = large_body()[: POOL_MIN_BODY_BYTES + 10]  # cut inside a span
     with pytest.raises(OtlpRequestError) as here:
-        receive(body, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
+        receive(job(body))
     with pytest.raises(OtlpRequestError) as there:
-        pool.receive(body, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
+        pool.receive(job(body))
     assert (there.value.status, there.value.reason) == (here.value.status, here.value.reason)
     assert there.value.status == 400
 
 
 def test_a_killed_worker_costs_no_request(pool: MappingPool) -> None:
     body = large_body()
-    expected = summary(
-        receive(body, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
-    )
-    assert (
-        summary(
-            pool.receive(body, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
-        )
-        == expected
-    )
+    expected = summary(receive(job(body)))
+    assert summary(pool.receive(job(body))) == expected
     (worker,) = children(os.getpid())
     os.kill(worker, signal.SIGKILL)
     wait_for(lambda: worker not in children(os.getpid()), 10, "the worker did not die")
-    assert (
-        summary(
-            pool.receive(body, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
-        )
-        == expected
-    )
+    assert summary(pool.receive(job(body))) == expected
     assert pool.restarts == 1
-    assert (
-        summary(
-            pool.receive(body, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
-        )
-        == expected
-    )
+    assert summary(pool.receive(job(body))) == expected
     assert children(os.getpid()) - {worker}, "no new worker after the restart"
 
 
@@ -110,10 +97,8 @@ def test_small_bodies_and_sdk_spans_stay_in_serves_process() -> None:
     try:
         small = protobuf_request(generate_traffic(2, seed=5, days=1).spans).SerializeToString()
         assert len(small) < POOL_MIN_BODY_BYTES
-        mapping.receive(small, OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=False)
-        with_sdk = mapping.receive(
-            large_body(), OtlpFormat.PROTOBUF, None, max_bytes=LIMIT, with_sdk_spans=True
-        )
+        mapping.receive(job(small))
+        with_sdk = mapping.receive(job(large_body(), with_sdk_spans=True))
         assert all(
             isinstance(view.source, ReceivedSpan) and view.source.span is not None
             for view in with_sdk.views

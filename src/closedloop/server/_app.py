@@ -38,7 +38,7 @@ from closedloop.server._bodies import BodyTooLargeError, bounded_body
 from closedloop.server._config import ServeConfig
 from closedloop.server._feedback import feedback_routes
 from closedloop.server._feedback_settings import FeedbackEndpointSettings
-from closedloop.server._mapping_pool import MappingPool
+from closedloop.server._mapping_pool import MappingJob, MappingPool
 from closedloop.server._metrics import ServeMetrics
 from closedloop.server._otlp import OtlpFormat, OtlpRequestError, request_format
 from closedloop.server._pipeline import Pipeline
@@ -125,14 +125,10 @@ class _Receiver:
     def _export(self, body: bytes, fmt: OtlpFormat, content_encoding: str | None) -> Response:
         """Decode, convert and hand over (on a worker thread: protobuf parsing and the
         exporter's encoding are CPU work the event loop must not wait for)."""
-        reception = self.mapping.receive(
-            body,
-            fmt,
-            content_encoding,
-            max_bytes=self._max_body_bytes,
-            with_sdk_spans=self._pipeline.forwards,
-            reads=self._reads,
+        job = MappingJob(
+            body, fmt, content_encoding, self._max_body_bytes, self._pipeline.forwards, self._reads
         )
+        reception = self.mapping.receive(job)
         if not self._pipeline.accept(reception.views):
             raise PipelineFullError
         response = ExportTraceServiceResponse()

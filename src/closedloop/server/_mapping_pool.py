@@ -22,7 +22,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Final
+from typing import Final, NamedTuple
 
 from closedloop import _health as health
 from closedloop.sampling import AttributesRead
@@ -38,20 +38,23 @@ PARENT_CHECK_S: Final = 1.0
 """How often a worker checks that serve still runs."""
 
 
-def receive(
-    body: bytes,
-    fmt: OtlpFormat,
-    content_encoding: str | None,
-    *,
-    max_bytes: int,
-    with_sdk_spans: bool,
-    reads: AttributesRead | None = None,
-) -> Reception:
-    """Decode ``body`` and map its spans (views with the attributes in ``reads`` only, all
-    when None); raises ``OtlpRequestError`` for a request refused whole. What a worker runs,
-    and serve's process when it maps a request itself."""
-    request = decode_request(body, fmt, content_encoding, max_bytes=max_bytes)
-    return received_spans(request, with_sdk_spans=with_sdk_spans, reads=reads)
+class MappingJob(NamedTuple):
+    """One request body to decode and map, as a worker gets it."""
+
+    body: bytes
+    fmt: OtlpFormat
+    content_encoding: str | None
+    max_bytes: int
+    with_sdk_spans: bool = False
+    reads: AttributesRead | None = None
+    """The views hold only these attributes (what the policies read); None: all."""
+
+
+def receive(job: MappingJob) -> Reception:
+    """Decode the job's body and map its spans; raises ``OtlpRequestError`` for a request
+    refused whole. What a worker runs, and serve's process when it maps a request itself."""
+    request = decode_request(job.body, job.fmt, job.content_encoding, max_bytes=job.max_bytes)
+    return received_spans(request, with_sdk_spans=job.with_sdk_spans, reads=job.reads)
 
 
 def _start_worker(serve_pid: int) -> None:
@@ -78,42 +81,18 @@ class MappingPool:
         self._closed = False
         self.restarts = 0
 
-    def receive(
-        self,
-        body: bytes,
-        fmt: OtlpFormat,
-        content_encoding: str | None,
-        *,
-        max_bytes: int,
-        with_sdk_spans: bool,
-        reads: AttributesRead | None = None,
-    ) -> Reception:
+    def receive(self, job: MappingJob) -> Reception:
         """``receive`` in a worker when the body is large enough and no SDK spans are
         wanted; in this thread otherwise, and when the pool has broken."""
         executor = None
-        if self.workers and not with_sdk_spans and len(body) >= POOL_MIN_BODY_BYTES:
+        if self.workers and not job.with_sdk_spans and len(job.body) >= POOL_MIN_BODY_BYTES:
             executor = self._running()
         if executor is not None:
             try:
-                return executor.submit(
-                    receive,
-                    body,
-                    fmt,
-                    content_encoding,
-                    max_bytes=max_bytes,
-                    with_sdk_spans=False,
-                    reads=reads,
-                ).result()
+                return executor.submit(receive, job).result()
             except BrokenProcessPool as error:
                 self._broken(executor, error)
-        return receive(
-            body,
-            fmt,
-            content_encoding,
-            max_bytes=max_bytes,
-            with_sdk_spans=with_sdk_spans,
-            reads=reads,
-        )
+        return receive(job)
 
     def _running(self) -> ProcessPoolExecutor | None:
         with self._lock:
@@ -149,4 +128,4 @@ class MappingPool:
             executor.shutdown(wait=True, cancel_futures=False)
 
 
-__all__ = ["POOL_MIN_BODY_BYTES", "MappingPool", "receive"]
+__all__ = ["POOL_MIN_BODY_BYTES", "MappingJob", "MappingPool", "receive"]

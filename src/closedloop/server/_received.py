@@ -31,7 +31,8 @@ from closedloop._pdata import (
 )
 from closedloop.sampling import AttributesRead, SpanView
 from closedloop.server._spans import (
-    plain_attributes,
+    KINDS,
+    TRACE_FLAGS_MASK,
     problem_summary,
     readable_span,
     sdk_resource,
@@ -40,15 +41,15 @@ from closedloop.server._spans import (
     trace_state_header,
     typed_value,
 )
-from closedloop.store._rows import attribute_map, encode_row, row
+from closedloop.store._rows import encode_row, row
 
-_KIND_NUMBERS: Final = {0: 1} | {n: n for n in SPAN_KIND_NUMBERS.values()}
-"""OTLP kind -> the kind of the SDK span: UNSPECIFIED becomes INTERNAL."""
+_KIND_NUMBERS: Final = {n: SPAN_KIND_NUMBERS[kind] for n, kind in KINDS.items()}
+"""OTLP kind -> the number of the SDK span's kind (``KINDS``)."""
 _KIND_NAMES: Final = {SPAN_KIND_NUMBERS[kind]: name for kind, name in SPAN_KIND_NAMES.items()}
 _STATUS_NAMES: Final = {STATUS_CODE_NUMBERS[code]: name for code, name in STATUS_CODE_NAMES.items()}
 _ERROR: Final = 2
-_TRACE_FLAGS_MASK: Final = 0xFF
 _ROOT: Final = bytes(8)
+_NONE: Final[frozenset[str]] = frozenset()
 
 
 class ReceivedSpan(NamedTuple):
@@ -94,11 +95,10 @@ def received_spans(
     views: list[SpanView] = []
     problems: list[str] = []
     for i, resource_spans in enumerate(request.resource_spans):
-        resource = plain_attributes(resource_spans.resource.attributes)
-        service = resource.get("service.name")
-        columns = ("" if service is None else as_string(service), attribute_map(resource))
-        if reads is not None:
-            resource = _only(resource, reads.resource)
+        rendered, resource = _attributes(
+            resource_spans.resource.attributes, None if reads is None else reads.resource
+        )
+        columns = (rendered.get("service.name", ""), rendered)
         for j, scope_spans in enumerate(resource_spans.scope_spans):
             scope = scope_spans.scope
             sdk = (
@@ -161,7 +161,7 @@ def _view(span: Span, origin: _Origin) -> SpanView:
                     link.trace_id.hex(),
                     link.span_id.hex(),
                     trace_state_header(link.trace_state),
-                    attribute_map(plain_attributes(link.attributes)),
+                    _attributes(link.attributes, _NONE)[0],
                 )
                 for link in span.links
             ],
@@ -177,7 +177,7 @@ def _view(span: Span, origin: _Origin) -> SpanView:
         start_ns=start,
         end_ns=end,
         status=code,
-        flags=span.flags & _TRACE_FLAGS_MASK,
+        flags=span.flags & TRACE_FLAGS_MASK,
         trace_state=trace_state,
         attributes=viewed,
         resource=origin.resource,
@@ -191,7 +191,8 @@ def _attributes(
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """Attributes as the row renders them and, typed, as the view holds them (the keys in
     ``viewed_keys`` only; all when None), in one pass over the messages: most values are
-    strings, which both take as they are. Keys as ``plain_attributes`` keeps them."""
+    strings, which both take as they are. Keys as ``plain_attributes`` keeps them, and
+    rendered as ``attribute_map`` renders them."""
     rendered: dict[str, str] = {}
     typed: dict[str, Any] = {}
     for key_value in key_values:
@@ -209,10 +210,6 @@ def _attributes(
         if viewed_keys is None or key in viewed_keys:
             typed[key] = held
     return rendered, typed
-
-
-def _only(attributes: dict[str, Any], keys: frozenset[str]) -> dict[str, Any]:
-    return {key: attributes[key] for key in keys if key in attributes}
 
 
 __all__ = ["ReceivedSpan", "Reception", "received_spans"]

@@ -42,9 +42,10 @@ from closedloop._time_range import EARLIEST_NS, LATEST_NS
 _PROBLEMS_NAMED: Final = 3
 """How many rejected spans the partial-success message names, so it stays short."""
 
-_KINDS: Final = {0: SpanKind.INTERNAL} | {n: kind for kind, n in SPAN_KIND_NUMBERS.items()}
+KINDS: Final = {0: SpanKind.INTERNAL} | {n: kind for kind, n in SPAN_KIND_NUMBERS.items()}
+"""OTLP kind number -> the SDK span's kind: UNSPECIFIED becomes INTERNAL."""
 _STATUS_CODES: Final = {n: code for code, n in STATUS_CODE_NUMBERS.items()}
-_TRACE_FLAGS_MASK: Final = 0xFF
+TRACE_FLAGS_MASK: Final = 0xFF
 _HAS_IS_REMOTE: Final = SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
 _IS_REMOTE: Final = SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
 _ZERO_TRACE_ID: Final = bytes(16)
@@ -108,7 +109,7 @@ def span_problem(span: Span) -> str | None:
         return "spanId must be 8 bytes, not all zero"
     if len(span.parent_span_id) not in (0, 8):
         return "parentSpanId must be empty or 8 bytes"
-    if span.kind not in _KINDS:
+    if span.kind not in KINDS:
         return f"kind {span.kind} is not a SpanKind"
     if span.status.code not in _STATUS_CODES:
         return f"status.code {span.status.code} is not a StatusCode"
@@ -143,7 +144,7 @@ def _insane_time(field: str, nanoseconds: int) -> str:
 
 def readable_span(span: Span, resource: Resource, scope: SdkScope) -> ReadableSpan:
     trace_id = int.from_bytes(span.trace_id, "big")
-    trace_flags = TraceFlags(span.flags & _TRACE_FLAGS_MASK)
+    trace_flags = TraceFlags(span.flags & TRACE_FLAGS_MASK)
     parent_id = int.from_bytes(span.parent_span_id, "big")
     parent = (
         SpanContext(trace_id, parent_id, _is_remote(span.flags), trace_flags) if parent_id else None
@@ -173,7 +174,7 @@ def readable_span(span: Span, resource: Resource, scope: SdkScope) -> ReadableSp
             span.dropped_events_count,
         ),
         links=_bounded([_link(link) for link in span.links], span.dropped_links_count),
-        kind=_KINDS[span.kind],
+        kind=KINDS[span.kind],
         status=Status(code, span.status.message if code is StatusCode.ERROR else None),
         start_time=span.start_time_unix_nano,
         end_time=span.end_time_unix_nano,
@@ -186,7 +187,7 @@ def _link(link: Span.Link) -> Link:
         int.from_bytes(link.trace_id, "big"),
         int.from_bytes(link.span_id, "big"),
         _is_remote(link.flags),
-        TraceFlags(link.flags & _TRACE_FLAGS_MASK),
+        TraceFlags(link.flags & TRACE_FLAGS_MASK),
         _trace_state(link.trace_state),
     )
     return Link(context, _attributes(link.attributes, link.dropped_attributes_count))
