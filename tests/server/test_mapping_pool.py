@@ -1,6 +1,7 @@
 """Mapping in worker processes: large requests come back from a real worker exactly as
 serve's own process maps them, refusals included; a killed worker costs no request; small
-bodies never start one; a serve killed with -9 leaves no worker behind."""
+bodies never start one; serve starts its workers before it answers; a serve killed with -9
+leaves no worker behind."""
 
 from __future__ import annotations
 
@@ -69,6 +70,19 @@ def test_a_worker_maps_as_serve_does(pool: MappingPool) -> None:
     assert (there.rejected, there.error_message) == (here.rejected, here.error_message)
 
 
+def test_start_starts_every_worker_before_any_request() -> None:
+    mapping = MappingPool(workers=2)
+    try:
+        mapping.start()
+        assert len(children(os.getpid())) == 2
+        body = large_body()
+        assert summary(mapping.receive(job(body))) == summary(receive(job(body)))
+        assert len(children(os.getpid())) == 2, "a request started another worker"
+    finally:
+        mapping.close()
+    assert not children(os.getpid())
+
+
 def test_a_request_refused_in_a_worker_is_refused_with_its_reason(pool: MappingPool) -> None:
     body = large_body()[: POOL_MIN_BODY_BYTES + 10]  # cut inside a span
     with pytest.raises(OtlpRequestError) as here:
@@ -111,9 +125,10 @@ def test_small_bodies_and_sdk_spans_stay_in_serves_process() -> None:
 def test_serve_killed_with_9_leaves_no_worker(tmp_path: Path) -> None:
     serve = start(tmp_path, "--workers=1")
     try:
-        assert serve.post(large_body()).status == 200
         workers = children(serve.process.pid)
-        assert workers, "serve mapped the large request without a worker"
+        assert workers, "serve answers before its mapping worker has started"
+        assert serve.post(large_body()).status == 200
+        assert children(serve.process.pid) == workers
     finally:
         serve.process.send_signal(signal.SIGKILL)
         serve.process.wait()

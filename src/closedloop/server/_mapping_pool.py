@@ -36,6 +36,8 @@ POOL_MIN_BODY_BYTES: Final = 64 * 1024
 """Bodies smaller than this (some 50 spans) are mapped in serve's process."""
 PARENT_CHECK_S: Final = 1.0
 """How often a worker checks that serve still runs."""
+START_TIMEOUT_S: Final = 30.0
+"""How long ``MappingPool.start`` waits for the workers before serve starts anyway."""
 
 
 class MappingJob(NamedTuple):
@@ -64,6 +66,11 @@ def _start_worker(serve_pid: int) -> None:
     threading.Thread(target=_exit_after, args=(serve_pid,), daemon=True).start()
 
 
+def _answer() -> int:
+    """What ``MappingPool.start`` asks a new worker: that it runs, imports done."""
+    return os.getpid()
+
+
 def _exit_after(serve_pid: int) -> None:
     while os.getppid() == serve_pid:
         time.sleep(PARENT_CHECK_S)
@@ -72,7 +79,7 @@ def _exit_after(serve_pid: int) -> None:
 
 class MappingPool:
     """``workers`` processes (0: none, everything is mapped in serve's process), started
-    with the first large request."""
+    by ``start`` or else with the first large request."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -93,6 +100,29 @@ class MappingPool:
             except BrokenProcessPool as error:
                 self._broken(executor, error)
         return receive(job)
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Start the workers now and wait until they answer: a worker takes a second or two
+        to start Python and import the mapping, which the first large request would
+        otherwise wait for. Past ``timeout`` (logged) they go on starting in the
+        background; one that dies is replaced as ``receive`` replaces it."""
+        executor = self._running() if self.workers else None
+        if executor is None:
+            return
+        # one submission per worker: the pool starts a process for each one no idle
+        # worker takes, so every worker is started, not only the first
+        answers = [executor.submit(_answer) for _ in range(self.workers)]
+        try:
+            for answer in answers:
+                answer.result(timeout=timeout)
+        except BrokenProcessPool as error:
+            self._broken(executor, error)
+        except TimeoutError:
+            logger.warning(
+                "closedloop serve: mapping workers did not answer within %.0f s; serving "
+                "anyway, large requests wait for them",
+                timeout,
+            )
 
     def _running(self) -> ProcessPoolExecutor | None:
         with self._lock:

@@ -91,6 +91,8 @@ def serve(config: ServeConfig) -> None:
     started = time.monotonic()
     advert = None
     try:
+        if not pipeline.forwards:  # forwarding needs SDK spans, which workers do not make
+            app.state.receiver.mapping.start()
         _log_start(config, listener.getsockname()[1], pipeline)
         advert = advertise(
             config.store_url, config.host, listener.getsockname()[1], loopback=config.loopback
