@@ -27,5 +27,10 @@ class Decision(enum.Enum):
     decision it means the sampler could not decide at all (a failure it logged), and the
     trace is not kept."""
 
+    # Enum hashes a member by its name, in Python; members are singletons compared by
+    # identity, so the identity hash is as good and costs no call. The sampler counts
+    # several decisions per trace in dicts keyed by them.
+    __hash__ = object.__hash__
+
 
 __all__ = ["Decision"]
