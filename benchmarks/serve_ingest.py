@@ -269,14 +269,15 @@ def _children(pid: int) -> list[int]:
 
 
 def _tree_cpu_s(pid: int) -> float:
-    """CPU seconds of ``pid`` and of its live children (serve's workers start with the
-    first large request, after the run's starting point, so all of theirs is the run's)."""
+    """CPU seconds of ``pid`` and of its live children (serve's mapping workers, which it
+    starts before it answers)."""
     return _proc_cpu_s(pid) + sum(_proc_cpu_s(child) for child in _children(pid))
 
 
-def _tree_peak_mb(pid: int) -> float:
-    """Peak RSS of ``pid`` plus each live child's: an upper bound of their peak together."""
-    return sum(_proc_status_mb(each, "VmHWM") for each in (pid, *_children(pid)))
+def _tree_mb(pid: int, key: str) -> float:
+    """``key`` (VmRSS, or VmHWM: the peak) of ``pid`` plus each live child's; for the peak,
+    an upper bound of their peak together."""
+    return sum(_proc_status_mb(each, key) for each in (pid, *_children(pid)))
 
 
 def wait_complete(snapshot: Callable[[], tuple[bool, object]], timeout: float) -> float:
@@ -335,11 +336,11 @@ def run_serve(workdir: Path, traffic: Traffic, args: argparse.Namespace) -> Resu
         pid = serve.process.pid
         if args.profile:
             os.kill(pid, signal.SIGUSR1)  # profile from here on
-        start_rss, cpu_before = _proc_status_mb(pid, "VmRSS"), _tree_cpu_s(pid)
+        start_rss, cpu_before = _tree_mb(pid, "VmRSS"), _tree_cpu_s(pid)
         started = time.perf_counter()
         sent = send(serve.port, traffic, args.senders, args.timeout)
         done_at = wait_complete(lambda: _serve_state(serve, sent), args.timeout)
-        cpu, peak_rss = _tree_cpu_s(pid) - cpu_before, _tree_peak_mb(pid)
+        cpu, peak_rss = _tree_cpu_s(pid) - cpu_before, _tree_mb(pid, "VmHWM")
         pipeline = serve.health()["pipeline"]
         if args.profile:
             os.kill(pid, signal.SIGUSR2)  # to here, not the shutdown
@@ -600,7 +601,7 @@ def report(
             else f"[red]not met ({rate(r) / TARGET_SPANS_PER_S:.0%})[/red]"
         ),
     )
-    row("RSS before sending", lambda r: f"{r.start_rss_mb:,.0f} MB")
+    row("RSS before sending (+ workers')", lambda r: f"{r.start_rss_mb:,.0f} MB")
     row("peak RSS (VmHWM, + workers')", lambda r: f"{r.peak_rss_mb:,.0f} MB")
     row("server CPU (of 2 cores)", lambda r: f"{r.cpu_s:.1f} s ({r.cpu_s / r.complete_s:.0%})")
     row("server CPU per span", lambda r: f"{r.cpu_s / traffic.spans * 1e6:,.0f} µs")
