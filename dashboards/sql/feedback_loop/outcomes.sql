@@ -1,0 +1,13 @@
+-- Verdict rates per day of the call: of the calls with the outcome reported, the share that succeeded or whose ticket reopened.
+SELECT
+    toDateTime(m.day, 'UTC') AS time,
+    concat(m.prompt_name, ' ', m.prompt_version) AS series,
+    m.task_success_rate AS task_success_rate,
+    m.reopen_rate AS reopen_rate
+FROM prompt_version_metrics AS m
+WHERE $__dateFilter(m.day)
+  AND m.calls > 0
+  AND $__conditionalAll(m.prompt_name IN (SELECT prompt_name FROM llm_calls WHERE $__timeFilter(timestamp) AND service_name IN (${service:singlequote})), $service)
+  AND $__conditionalAll(m.prompt_name IN (${prompt:singlequote}), $prompt)
+  AND $__conditionalAll(m.prompt_version IN (${version:singlequote}), $version)
+ORDER BY time, series
