@@ -5,8 +5,9 @@ STAMP := $(VENV)/.installed
 
 CONTRIB_RELEASE := $(shell cat collector/contrib-release.txt)
 COLLECTOR := .build/otelcol-closedloop
+JAEGER := .build/jaeger
 
-.PHONY: demo test lint bench clean collector
+.PHONY: demo test lint bench clean collector jaeger dashboards
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,10 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
+# Grafana dashboards JSON from dashboards/sql and dashboards/generate.py (checked in).
+dashboards: $(STAMP)
+	$(BIN)/python dashboards/generate.py
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/instrumentation_overhead.py
 
@@ -35,6 +40,12 @@ $(COLLECTOR): collector/builder-config.yaml collector/contrib-release.txt
 	GOBIN=$(CURDIR)/.build/bin go install go.opentelemetry.io/collector/cmd/builder@$(CONTRIB_RELEASE)
 	.build/bin/builder --config collector/builder-config.yaml
 	cp .build/otelcol-src/otelcol-closedloop $@
+
+# Jaeger v2 from upstream modules, pinned by the tool directive in jaeger/go.mod (same caches).
+jaeger: $(JAEGER)
+
+$(JAEGER): jaeger/go.mod jaeger/go.sum
+	go build -C jaeger -o $(CURDIR)/$@ github.com/jaegertracing/jaeger/cmd/jaeger
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +96,10 @@ def sampling_config(
 
 @contextlib.contextmanager
 def running_collector(
-    config: dict[str, Any], workdir: Path, port: int
+    config: dict[str, Any], workdir: Path, port: int, env: Mapping[str, str] | None = None
 ) -> Iterator[subprocess.Popen]:
-    """Start the collector on ``config``; stop it with SIGTERM (which flushes exporters)."""
+    """Start the collector on ``config``; stop it with SIGTERM (which flushes exporters).
+    ``env`` adds environment variables, for the ``${env:...}`` references in ``config``."""
     binary = collector_binary()
     config_path = workdir / f"collector-{port}.yaml"
     config_path.write_text(yaml.safe_dump(config))
@@ -106,6 +108,7 @@ def running_collector(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        env=None if env is None else os.environ | dict(env),
     )
     try:
         wait_for_port(port, process)
