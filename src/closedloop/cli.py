@@ -174,6 +174,62 @@ def rescue(
 
 
 @app.command()
+def migrate(
+    store_url: str = typer.Option(
+        None,
+        "--store",
+        help="Store URL, e.g. clickhouse://default:pass@clickhouse:8123/closedloop "
+        "(default: chdb://.closedloop/store, created if missing).",
+    ),
+) -> None:
+    """Bring the store's schema up to date: apply the migrations it lacks, re-create the views.
+
+    Run it before the collector writes to a ClickHouse server (the collector never creates
+    tables); a store already up to date applies none, so it is safe on every deploy."""
+    import logging
+
+    from closedloop.store import DEFAULT_URL, connect
+
+    # clickhouse-connect logs a failed request before raising it; the error line says it all
+    logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
+    try:
+        with connect(store_url or DEFAULT_URL, migrate=False) as store:
+            applied = store.migrate()
+            where = f"{store.location}, database {store.database}"
+    except (ClosedloopError, ValueError) as error:
+        raise _failed("migrate", _one_line(f"{error}{_migrate_hint(error)}")) from None
+    if not applied:
+        console.print(f"{where}: schema up to date, no migrations to apply", soft_wrap=True)
+        return
+    console.print(f"{where}: applied {len(applied)} migration(s)", soft_wrap=True)
+    for name in applied:
+        console.print(f"  {name}", soft_wrap=True)
+
+
+def _migrate_hint(error: Exception) -> str:
+    """What to do about a store error whose own message does not say it."""
+    from closedloop.store import (
+        EditedMigrationError,
+        NewerSchemaError,
+        StoreError,
+        StoreLockedError,
+    )
+
+    if isinstance(error, StoreLockedError):
+        return " (closedloop serve migrates its store when it starts)"
+    if isinstance(error, (EditedMigrationError, NewerSchemaError)) or not isinstance(
+        error, StoreError
+    ):
+        return ""
+    return " -- check that the server runs, and --store's host, port, user and password"
+
+
+def _one_line(message: str) -> ClosedloopError:
+    """The message on one line: a server's reply can span several."""
+    return ClosedloopError(" ".join(message.split()))
+
+
+@app.command()
 def sql(
     query: str = typer.Argument(
         None, help="One statement; - reads it from stdin.", show_default=False

@@ -1,0 +1,1 @@
+"""Tests of the compose deployment (docker-compose.yml, its images and example traffic)."""
