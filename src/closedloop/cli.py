@@ -17,6 +17,8 @@ with extra_needed("cli", "The closedloop command"):
     from rich.console import Console
 
     from closedloop._sql_output import OutputFormat
+    from closedloop.experiments._cli_compare import compare_command
+    from closedloop.experiments._cli_prompts import prompts_app
 
 app = typer.Typer(
     help="closedloop: feedback loops for LLM apps, on OpenTelemetry.", no_args_is_help=True
@@ -269,6 +271,9 @@ def _statement(query: str | None, file: str | None) -> str:
     except (OSError, UnicodeDecodeError) as error:
         raise typer.BadParameter(f"cannot read {file}: {error}", param_hint="--file") from None
 
+
+app.add_typer(prompts_app, name="prompts")
+app.command("compare")(compare_command)
 
 if __name__ == "__main__":
     app()

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from closedloop import _health as health
@@ -31,6 +31,7 @@ from closedloop._runtime import current
 from closedloop.instrumentation import _attributes as attr
 from closedloop.instrumentation._client_metrics import ClientMetrics
 from closedloop.instrumentation._context import current_call_context, generation_started
+from closedloop.instrumentation._observer import current_observer
 from closedloop.instrumentation._settings import InstrumentationSettings
 from closedloop.instrumentation.openai._content import ContentScrubber, to_json
 from closedloop.instrumentation.openai._stream_usage import StreamUsagePolicy
@@ -166,10 +167,12 @@ class LLMCall:
         self._lock = threading.Lock()
         self._ended = False
         self._layer = current_call_context()
+        self._observer = current_observer()
         self.span: Span = hooks.tracer.start_span(
             f"{operation.operation_name} {self.request_model}",
             kind=SpanKind.CLIENT,
             attributes=self._start_attributes(kwargs),
+            links=[Link(linked) for linked in self._observer.links] if self._observer else None,
         )
         # Asked once: the span records until it ends, and only end() ends it.
         self.recording = self.span.is_recording()
@@ -290,13 +293,19 @@ class LLMCall:
                 attr.USAGE_REASONING_OUTPUT_TOKENS: reasoning_tokens,
             }
         )
+        cost = self._cost_usd(usage, model)
+        if cost is not None:
+            self.span.set_attribute(attr.COST_USD, cost)
+
+    def _cost_usd(self, usage: TokenUsage, model: Any) -> float | None:
+        """The cost of ``usage`` at the response model's price, else the request model's."""
         pricing_provider = _PRICING_PROVIDER[self.endpoint.provider]
         for candidate in (model, self.request_model):
             if isinstance(candidate, str) and candidate:
                 cost = self.settings.costs.cost_usd(pricing_provider, candidate, usage)
                 if cost is not None:
-                    self.span.set_attribute(attr.COST_USD, cost)
-                    return
+                    return cost
+        return None
 
     def output_scrubber(self) -> ContentScrubber | None:
         """The scrubber with a fresh budget for the output messages (None: no capture)."""
@@ -387,6 +396,7 @@ class LLMCall:
         except Exception as error:
             health.record_failure("span.end", error)
         self._record_metrics(duration_s)
+        self._report_cost()
 
     def _set_end_attributes(self, duration_s: float) -> None:
         """Latency, time to first chunk and what content capture did."""
@@ -424,6 +434,17 @@ class LLMCall:
             )
         except Exception as error:
             health.record_failure("metrics.record", error)
+
+    def _report_cost(self) -> None:
+        """Tell the block's observer what the call cost, sampled or not (a shadow budget)."""
+        on_cost = self._observer.on_cost if self._observer is not None else None
+        if on_cost is None:
+            return
+        try:
+            usage = self._usage
+            on_cost(None if usage is None else self._cost_usd(usage, self._response_model))
+        except Exception as error:
+            health.record_failure("observer.on_cost", error)
 
     @property
     def ended(self) -> bool:
