@@ -18,6 +18,7 @@ import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,6 +204,25 @@ def test_compare_flags_a_sample_ratio_mismatch_before_any_verdict(world: World) 
     assert {m["verdict"] for m in answer["metrics"] if m["p_value"] is not None} == {
         Verdict.SAMPLE_RATIO_MISMATCH.value
     }
+
+
+PROMPT_FILE = """\
+name: triage
+experiment: triage-1
+versions:
+  v3: {{status: production, model: m, messages: [{{role: user, content: hi}}]}}
+  v4: {{status: testing, share: {share}, model: m, messages: [{{role: user, content: hi}}]}}
+"""
+
+
+@pytest.mark.parametrize(("share", "mismatch"), [(50, False), (20, True)])
+def test_compare_expects_the_shares_the_prompt_files_configure(
+    world: World, tmp_path: Path, share: int, mismatch: bool
+) -> None:
+    (tmp_path / "triage.yaml").write_text(PROMPT_FILE.format(share=share))
+    answer = json.loads(_run(world, "--unit", "call", "--prompts", str(tmp_path), "--json"))
+    assert answer["trustworthy"] is not mismatch
+    assert answer["srm"]["shares"] == pytest.approx([(100 - share) / 100, share / 100])
 
 
 @pytest.mark.parametrize(

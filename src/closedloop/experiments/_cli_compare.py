@@ -13,6 +13,7 @@ import json
 import re
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from closedloop._errors import ClosedloopError
@@ -51,7 +52,15 @@ def compare_command(
     until: str = typer.Option(None, help="Experiment end: an age or ISO time; default: now."),
     unit: str = typer.Option("user", help="What routing randomises: user or call."),
     shares: str = typer.Option(
-        "50/50", help="Configured traffic of baseline/candidate, for the sample ratio check."
+        None,
+        help="Configured traffic of baseline/candidate, e.g. 80/20, for the sample ratio "
+        "check; default: from --prompts, else 50/50.",
+    ),
+    prompts: str = typer.Option(
+        None,
+        "--prompts",
+        help="The prompt directory: the sample ratio check expects the two versions' shares "
+        "as its files configure them.",
     ),
     primary: str = typer.Option(
         None,
@@ -79,7 +88,7 @@ def compare_command(
     try:
         start = _moment("--since", since)
         end = _moment("--until", until)
-        weights = _shares(shares)
+        weights = _configured_shares(shares, prompts, prompt, (baseline, candidate))
         if unit not in ("user", "call"):
             raise ClosedloopError(f"--unit {unit!r}: pass user or call")
         with store_access(url, migrate=False) as access:
@@ -119,6 +128,35 @@ def _moment(option: str, text: str | None) -> datetime.datetime | None:
         return since_moment(text) if text else None
     except SinceError as error:
         raise ClosedloopError(f"{option}: {error}") from None
+
+
+def _configured_shares(
+    shares: str | None, prompts: str | None, prompt: str, versions: tuple[str, str]
+) -> tuple[float, float]:
+    """What the sample ratio check expects: ``--shares``, or the registry's buckets of the
+    two versions (an 80/20 test checked against 50/50 would cry mismatch), or 50/50."""
+    if shares is not None and prompts is not None:
+        raise ClosedloopError("pass --shares or --prompts, not both")
+    if shares is not None:
+        return _shares(shares)
+    if prompts is None:
+        return 1.0, 1.0
+    from closedloop.experiments._prompt_dir import load_prompt_directory
+
+    spec = load_prompt_directory(Path(prompts)).get(prompt)
+    if spec is None:
+        raise ClosedloopError(f"--prompts {prompts}: no prompt named {prompt!r} there")
+    buckets = {version.name: version.buckets for version in spec.versions}
+    weights = []
+    for name in versions:
+        served = buckets.get(name)
+        if not served:
+            raise ClosedloopError(
+                f"--prompts {prompts}: {prompt} {name} serves no traffic there (no such "
+                "version, or shadow or retired); pass --shares for a finished experiment"
+            )
+        weights.append(float(len(served)))
+    return weights[0], weights[1]
 
 
 def _shares(text: str) -> tuple[float, float]:
