@@ -98,6 +98,9 @@ def serve(
     state_dir: str = typer.Option(
         None, help="serve's own state (used feedback tokens); default: closedloop's home."
     ),
+    prompts: str = typer.Option(
+        None, help="The app's prompt directory: versions' status and shares for the API and UI."
+    ),
 ) -> None:
     """Run the backend: OTLP/HTTP on /v1/traces, tail sampling, the two-tier store."""
     with extra_needed("server", "closedloop serve"):
@@ -121,6 +124,7 @@ def serve(
             api_key_file=api_key_file,
             cors_origins=cors_origin,
             state_dir=state_dir,
+            prompts=prompts,
         )
     except ClosedloopError as error:
         typer.echo(f"closedloop serve: {error}", err=True)

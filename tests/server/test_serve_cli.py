@@ -49,6 +49,7 @@ def one_line(stderr: str) -> str:
         ("--store=ftp://host/db", "--store: store url 'ftp://host/db' has an unknown scheme"),
         ("--policy=missing.yaml", "--policy 'missing.yaml' is not a file"),
         ("--forward-otlp=jaeger:4318", "--forward-otlp 'jaeger:4318' is not an OTLP/HTTP URL"),
+        ("--prompts=no-such-dir", "--prompts no-such-dir: no such directory"),
     ],
 )
 def test_a_bad_option_is_one_line_naming_it(tmp_path: Path, option: str, named: str) -> None:

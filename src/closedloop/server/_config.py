@@ -82,6 +82,9 @@ class ServeConfig:
     """Browser origins allowed to send feedback tokens."""
     state_dir: Path | None = None
     """Where serve keeps its own state (used feedback tokens); None: closedloop's home."""
+    prompts_dir: Path | None = None
+    """The app's prompt directory (``closedloop.experiments``): the query API and the UI
+    show each version's status and traffic share from it; None: not known."""
 
     @property
     def loopback(self) -> bool:
@@ -125,6 +128,7 @@ class ServeConfig:
         api_key_file: str | None = None,
         cors_origins: Sequence[str] = (),
         state_dir: str | None = None,
+        prompts: str | None = None,
     ) -> ServeConfig:
         """A config from the command line's option values; ``ServeConfigError`` names the
         first bad one."""
@@ -146,7 +150,17 @@ class ServeConfig:
             api_keys=_api_keys(api_key_file),
             cors_origins=frozenset(origin.strip() for origin in cors_origins),
             state_dir=Path(state_dir) if state_dir else None,
+            prompts_dir=_prompts_dir(prompts),
         )
+
+
+def _prompts_dir(text: str | None) -> Path | None:
+    if not text:
+        return None
+    path = Path(text)
+    if not path.is_dir():
+        raise ServeConfigError(f"--prompts {text}: no such directory; pass the prompt files' one.")
+    return path
 
 
 def _api_keys(path: str | None) -> frozenset[str]:
