@@ -16,9 +16,10 @@ import json
 import math
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,7 +37,15 @@ import closedloop.feedback as fb
 import closedloop.store as cs
 from _support.spans import client_for
 from closedloop.experiments._cli_compare import compare_command
-from closedloop.experiments._compare import CompareError, Verdict, compare
+from closedloop.experiments._compare import (
+    MIN_UNITS_PER_ARM,
+    CompareError,
+    CompareResult,
+    Verdict,
+    compare,
+)
+from closedloop.experiments._compare_metrics import METRICS
+from closedloop.store._schema import SchemaSettings
 from closedloop.testing import OpenAICompatibleServer
 
 PROMPT, BASELINE, CANDIDATE = "triage", "v3", "v4"
@@ -268,3 +277,71 @@ def test_cli_names_a_bad_option_on_one_line(world: World) -> None:
     assert result.output.strip() == (
         "closedloop compare: --shares 'eighty': pass baseline/candidate traffic, e.g. 80/20"
     )
+
+
+class _RowsStore:
+    """A store that answers the per-unit query with given rows."""
+
+    settings = SchemaSettings()
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self.rows
+
+
+def _unit_row(unit: str, arm: str, **sums: int) -> dict[str, Any]:
+    """One user of one call (latency 100 ms) with the given sums, every other column 0."""
+    columns: dict[str, Any] = dict.fromkeys(_UNIT_COLUMNS, 0)
+    columns.update(unit=unit, arms=[arm], calls=1, latency_sum=100.0, latencies=[100.0])
+    return {**columns, **sums}
+
+
+_UNIT_COLUMNS = {
+    prefix + column
+    for metric in METRICS
+    for column in (metric.numerator, metric.denominator)
+    for prefix in ("", "pre_")
+} - {"latencies", "pre_latencies"}
+
+
+def _compare_rows(rows: list[dict[str, Any]]) -> CompareResult:
+    return compare(_RowsStore(rows), prompt="triage", baseline="v3", candidate="v4", unit="user")
+
+
+def test_per_user_rates_of_one_call_each_use_wilson_and_fisher_not_the_delta_method() -> None:
+    # 0 of 30 users erred against 4 of 30: the delta method gave [0, 0] and p = 0.035.
+    rows = [_unit_row(f"a{i}", "v3") for i in range(30)]
+    rows += [_unit_row(f"b{i}", "v4", errors=int(i < 4)) for i in range(30)]
+    c = _compare_rows(rows).metric("error_rate").comparison
+    assert c is not None
+    assert c.test == "Fisher's exact test"
+    assert (c.baseline.interval.low, round(c.baseline.interval.high, 4)) == (0.0, 0.1135)
+    assert round(c.p_value, 4) == round(scipy_stats.fisher_exact([[0, 30], [4, 26]]).pvalue, 4)
+    assert (c.baseline.units, c.candidate.units) == (30, 30)
+
+
+def test_no_verdict_below_the_minimum_units_or_without_spread() -> None:
+    # Two users per arm, one never erring and one always: was "worse" at p = 0.
+    rows = [_unit_row("a1", "v3"), _unit_row("a2", "v3")]
+    rows += [_unit_row("b1", "v4", errors=1), _unit_row("b2", "v4", errors=1)]
+    result = _compare_rows(rows)
+    errors = result.metric("error_rate")
+    assert (errors.verdict, errors.p_value_adjusted) == (Verdict.NOT_ENOUGH_DATA, None)
+    assert errors.more_units_needed == MIN_UNITS_PER_ARM - 2
+    # Every latency alike: no spread, no p-value, no verdict, and valid JSON (null).
+    latency = result.metric("latency_mean_ms")
+    assert latency.comparison is not None and math.isnan(latency.comparison.p_value)
+    assert latency.verdict is Verdict.NOT_ENOUGH_DATA
+    [metric] = [m for m in result.as_json()["metrics"] if m["name"] == "latency_mean_ms"]
+    assert metric["p_value"] is None
+
+
+def test_a_rate_needs_events_and_non_events_before_a_verdict() -> None:
+    rows = [_unit_row(f"a{i}", "v3", errors=int(i < 1)) for i in range(400)]
+    rows += [_unit_row(f"b{i}", "v4", errors=int(i < 2)) for i in range(400)]
+    errors = _compare_rows(rows).metric("error_rate")
+    assert errors.comparison is not None
+    # 3 events in 800 users: not tested, so not in the Holm family either
+    assert (errors.verdict, errors.p_value_adjusted) == (Verdict.NOT_ENOUGH_DATA, None)

@@ -21,6 +21,21 @@ BAD = DATA / "prompts_bad"
 BAD_FILES = {
     "bad_parameter_value.yaml": ":8: versions.v1.parameters.temperature: 3 is not valid; "
     "it must be a number from 0 to 2",
+    # Constructing a value can fail past composing; each is the file's error at its line.
+    "bad_int_tag.yaml": ":8: versions.v1.parameters.max_tokens: cannot be read: invalid "
+    "literal for int() with base 10: 'abc'; write a plain YAML value, without a tag",
+    "control_character.yaml": ": not valid YAML: special characters are not allowed; remove "
+    "the control characters",
+    "huge_int_parameter.yaml": ":8: versions.v1.parameters.temperature: 99999999999999999999"
+    "... (400 characters) is not valid; it must be a number from 0 to 2",
+    "huge_int_share.yaml": ":10: versions.v2.share: 99999999999999999999... (400 characters) "
+    "is not above 0 and at most 100; write the percent of units as a number, e.g. share: 20",
+    "nested_too_deeply.yaml": ": is nested too deeply to read; flatten the YAML",
+    "python_tag.yaml": ":7: versions.v1.parameters.temperature: cannot be read: could not "
+    "determine a constructor for the tag 'tag:yaml.org,2002:python/name:os.system'; write a "
+    "plain YAML value, without a tag",
+    "unused_variable.yaml": ":5: variables: 'product' is declared but no version's messages "
+    "use it; use {product} in a message, or remove it from variables:",
     "duplicate_version.yaml": ":8: versions.v1: written twice (first at line 4); keep one, "
     "or give the other a name of its own",
     "empty.yaml": ": is empty; a prompt file is a mapping with name, experiment, variables "
@@ -148,4 +163,32 @@ def test_one_prompt_in_two_files_is_refused(tmp_path):
     assert str(caught.value) == (
         f"{tmp_path / 'triage.yml'}: name: prompt 'triage' is also defined in triage.yaml; "
         "keep one file per prompt"
+    )
+
+
+def test_two_prompts_sharing_an_experiment_id_are_refused(tmp_path):
+    # The experiment id keys the routing hash: two prompts sharing one would put every
+    # unit in the same arms of both, and their experiments would be confounded.
+    shutil.copy(GOOD / "triage.yaml", tmp_path / "triage.yaml")
+    text = (GOOD / "triage.yaml").read_text().replace("name: triage", "name: routing")
+    (tmp_path / "routing.yaml").write_text(text)
+    with pytest.raises(PromptDirectoryError) as caught:
+        load_prompt_directory(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path / 'triage.yaml'}: experiment: experiment 'triage-2025-06' is also the "
+        "experiment of routing.yaml: both prompts would put every unit in the same arms, so "
+        "their results would be confounded; give each prompt its own experiment id, e.g. "
+        "experiment: triage-1"
+    )
+
+
+def test_a_file_over_1_mib_is_refused_with_its_size_and_the_limit(tmp_path):
+    text = (GOOD / "summarize.yaml").read_text() + "#" * (1 << 20) + "\n"
+    (tmp_path / "summarize.yaml").write_text(text)
+    with pytest.raises(PromptFileError) as caught:
+        load_prompt_file(tmp_path / "summarize.yaml")
+    assert str(caught.value) == (
+        f"{tmp_path / 'summarize.yaml'}: is {len(text):,} bytes, over the limit of 1,048,576 "
+        "bytes (1 MiB); keep one prompt per file, a few kilobytes; move long reference text "
+        "into the app and pass it as a variable"
     )

@@ -44,6 +44,7 @@ def test_a_selections_shadow_version_runs_off_the_users_path(
     assert shadow_span.attributes["closedloop.shadow"] is True
     assert shadow_span.attributes["gen_ai.prompt.name"] == "triage"
     assert shadow_span.attributes["gen_ai.prompt.version"] == "v5"
+    assert shadow_span.attributes["closedloop.variant"] == "shadow"  # the status, not v5
     assert [link.context for link in shadow_span.links] == [production_span.context]
     requests = [request.json for request in server.requests]
     assert [r["model"] for r in requests] == [choice.model, "gpt-4.1-mini"]

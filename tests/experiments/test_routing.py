@@ -3,6 +3,8 @@ shares change, context set on real spans, and the raw unit never kept."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import gc
 import hashlib
 import json
@@ -11,6 +13,7 @@ import os
 import subprocess
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,7 @@ from _support.spans import client_for, llm_spans
 from closedloop.experiments._prompt_errors import PromptVariablesError, UnknownPromptError
 from closedloop.experiments._registry import PromptRegistry
 from closedloop.experiments._routing import bucket_ranges
+from closedloop.instrumentation._context import current_call_context
 
 GOOD = Path(__file__).parent / "data" / "prompts"
 TICKET = {"product": "Acme", "ticket": "I was charged twice"}
@@ -267,3 +271,66 @@ def test_unknown_prompt_names_the_known_ones():
     assert str(caught.value) == (
         f"no prompt 'triag' in {GOOD} (it has summarize, triage); did you mean 'triage'?"
     )
+
+
+def stepped_in_fresh_contexts(scope: object) -> list[str]:
+    """A streaming body holding the block, stepped as Starlette's ``iterate_in_threadpool``
+    does: each ``next()`` in a fresh ``copy_context()``, so the block ends in another
+    context than it began."""
+
+    def body() -> Iterator[str]:
+        with scope as choice:  # type: ignore[attr-defined]
+            yield choice.version
+            yield choice.version
+
+    stream = body()
+    chunks = []
+    while True:
+        try:
+            chunks.append(contextvars.copy_context().run(next, stream))
+        except StopIteration:
+            return chunks
+
+
+def test_a_select_block_may_end_in_another_context():
+    registry = PromptRegistry(GOOD, poll_interval_s=None)
+    scope = registry.select("triage", unit="u1", variables=TICKET)
+    assert stepped_in_fresh_contexts(scope) == ["v3", "v3"]
+    assert current_call_context() is None
+
+    async def enter(scope: object) -> None:
+        scope.__enter__()  # type: ignore[attr-defined]
+
+    async def enter_and_exit_in_two_tasks() -> object:
+        scope = registry.select("triage", unit="u1", variables=TICKET)
+        await asyncio.create_task(enter(scope))
+        await asyncio.create_task(scope.__aexit__(None, None, None))  # no ValueError
+        return current_call_context()
+
+    assert asyncio.run(enter_and_exit_in_two_tasks()) is None
+
+    def own_layer_ended_elsewhere() -> None:
+        """Ended in a copy of the context where its layer is current: the parent is set
+        back there; the context it began in is not reached."""
+        scope = registry.select("triage", unit="u1", variables=TICKET)
+        scope.__enter__()
+        elsewhere = contextvars.copy_context()
+        elsewhere.run(scope.__exit__, None, None, None)
+        assert elsewhere.run(current_call_context) is None
+        assert current_call_context() is not None
+
+    contextvars.copy_context().run(own_layer_ended_elsewhere)
+
+
+def test_async_with_select_tags_the_block_and_undoes_it():
+    registry = PromptRegistry(GOOD, poll_interval_s=None)
+
+    async def handler() -> tuple[str, object]:
+        async with registry.select("triage", unit="u1", variables=TICKET) as choice:
+            inside = current_call_context()
+            assert inside is not None
+            tags = inside.attributes["gen_ai.prompt.version"]
+        assert tags == choice.version
+        return tags, current_call_context()
+
+    assert asyncio.run(handler()) == ("v3", None)

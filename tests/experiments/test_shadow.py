@@ -19,7 +19,12 @@ import closedloop
 from _support.spans import async_client_for, client_for, llm_spans
 from _support.waiting import wait_for
 from closedloop._health import stats as health_stats
-from closedloop.experiments._shadow import ShadowRunner, ShadowStats, ShadowVersion
+from closedloop.experiments._shadow import (
+    CLOSE_TIMEOUT_S,
+    ShadowRunner,
+    ShadowStats,
+    ShadowVersion,
+)
 from closedloop.testing import OpenAICompatibleServer
 
 GUARD_S = 10.0  # only keeps a broken run from hanging
@@ -269,3 +274,86 @@ def test_close_drops_or_drains_with_counts_and_nothing_runs_after_it(instrumente
         drained.submit(SHADOW, lambda m, model, p, name=name: ran.append(name))
     assert drained.close().completed == 3
     assert ran == ["a", "b", "c"]
+
+
+def fine(messages: list[Any], model: str, parameters: dict[str, Any]) -> str:
+    return "fine"
+
+
+def test_a_shadow_raising_a_base_exception_is_counted_and_the_worker_lives_on():
+    def cancelled(messages: list[Any], model: str, parameters: dict[str, Any]) -> Any:
+        raise asyncio.CancelledError  # what anyio and asyncio code raise on cancellation
+
+    with ShadowRunner(workers=1) as runner:
+        assert runner.submit(SHADOW, cancelled)
+        assert runner.submit(SHADOW, cancelled)
+        assert runner.submit(SHADOW, fine)
+        wait_for(lambda: runner.stats().completed == 1, GUARD_S)
+        assert all(worker.is_alive() for worker in runner._workers)
+    stats = runner.stats()
+    assert (stats.submitted, stats.failed, stats.completed) == (3, 2, 1)
+
+
+def test_an_async_shadow_past_its_timeout_is_cancelled_and_the_pool_serves_on():
+    cancelled = threading.Event()
+
+    async def never() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    with ShadowRunner(workers=1, timeout_s=0.2) as runner:
+        assert runner.submit(SHADOW, lambda messages, model, parameters: never())
+        assert runner.submit(SHADOW, fine)
+        wait_for(lambda: runner.stats().completed == 1, GUARD_S)
+    assert cancelled.is_set()
+    stats = runner.stats()
+    assert (stats.timed_out, stats.completed, stats.failed, stats.stuck) == (1, 1, 0, 0)
+
+
+def test_a_sync_shadow_past_its_timeout_holds_one_worker_counted_as_stuck():
+    release = threading.Event()
+
+    def blocked(messages: list[Any], model: str, parameters: dict[str, Any]) -> str:
+        release.wait(GUARD_S)
+        return "late"
+
+    runner = ShadowRunner(workers=2, timeout_s=0.2)
+    assert runner.submit(SHADOW, blocked)
+    wait_for(lambda: runner.stats().stuck == 1, GUARD_S)
+    for _ in range(3):
+        assert runner.submit(SHADOW, fine)  # the other worker serves meanwhile
+    wait_for(lambda: runner.stats().completed == 3, GUARD_S)
+    release.set()
+    stats = runner.close(timeout=GUARD_S)
+    assert (stats.timed_out, stats.completed, stats.stuck) == (1, 3, 0)
+
+
+def test_leaving_a_with_block_never_hangs_on_a_shadow_that_never_ends():
+    release = threading.Event()
+    left = threading.Event()
+
+    def blocked(messages: list[Any], model: str, parameters: dict[str, Any]) -> None:
+        release.wait(60)
+
+    def app() -> None:
+        with ShadowRunner(timeout_s=3600) as runner:
+            runner.submit(SHADOW, blocked)
+        left.set()
+
+    threading.Thread(target=app, daemon=True).start()
+    try:
+        assert left.wait(CLOSE_TIMEOUT_S + GUARD_S)  # the default close timeout, not for ever
+    finally:
+        release.set()
+
+
+def test_submit_with_a_production_that_is_no_span_context_falls_back_to_the_current_span():
+    with ShadowRunner(sample_rate=0.5) as runner:
+        for _ in range(20):
+            runner.submit(SHADOW, fine, production=object())  # type: ignore[arg-type]
+    stats = runner.stats()
+    assert stats.submitted + stats.sampled_out == 20
+    assert stats.completed == stats.submitted

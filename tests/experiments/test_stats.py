@@ -252,3 +252,19 @@ def test_bootstrap_quantile_difference_is_seeded_and_covers_the_shift() -> None:
 def test_bad_input_names_the_argument(call: object, named: str) -> None:
     with pytest.raises(stats.StatsInputError, match=named):
         call()  # type: ignore[operator]
+
+
+def test_zero_standard_error_gives_no_p_value_rather_than_certainty() -> None:
+    # Constant arms carry no information about the spread: p = 0 with a [1, 1] interval
+    # claimed a certain difference from two users per arm.
+    for comparison in (
+        stats.welch_test([1, 1], [2, 2]),
+        stats.compare_ratios([0, 0], [1, 1], [1, 1], [1, 1]),
+    ):
+        assert math.isnan(comparison.p_value)
+        assert math.isnan(comparison.interval.low) and math.isnan(comparison.interval.high)
+
+
+def test_wilson_bounds_are_exact_at_0_and_n() -> None:
+    assert stats.wilson_interval(0, 30).low == 0.0
+    assert stats.wilson_interval(30, 30).high == 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
 
@@ -11,6 +12,7 @@ import pytest
 
 import closedloop
 from _support.spans import async_client_for, client_for, llm_spans, only_span
+from closedloop.instrumentation._context import current_call_context
 from closedloop.privacy import RegexRedactor
 
 SECRET_PROMPT = (
@@ -252,3 +254,30 @@ def test_threads_share_nothing_but_the_counter(server, exporter, instrument):
         thread.join()
     spans = llm_spans(exporter)
     assert sorted(s.attributes["closedloop.user.interaction"] for s in spans) == list(range(1, 21))
+
+
+def test_a_context_block_may_end_in_another_context():
+    """A streaming body stepped in a fresh copy_context() per next() (Starlette's
+    iterate_in_threadpool), and a block exited from another task: no ValueError."""
+
+    def body():
+        with closedloop.context(user_id="u1") as layer:
+            yield layer.user_id
+            yield layer.user_id
+
+    stream = body()
+    assert [contextvars.copy_context().run(next, stream) for _ in range(2)] == ["u1", "u1"]
+    with pytest.raises(StopIteration):
+        contextvars.copy_context().run(next, stream)
+
+    async def enter_and_exit_in_two_tasks() -> object:
+        block = closedloop.context(user_id="u2")
+
+        async def enter() -> None:
+            block.__enter__()
+
+        await asyncio.create_task(enter())
+        await asyncio.create_task(block.__aexit__(None, None, None))
+        return current_call_context()
+
+    assert asyncio.run(enter_and_exit_in_two_tasks()) is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import re
 import sys
 from collections.abc import Mapping
@@ -111,7 +112,8 @@ def compare_command(
                 sequential=sequential,
             )
     except (ClosedloopError, ValueError) as error:
-        typer.echo(f"closedloop compare: {error}", err=True)
+        # one line: a store's error can span several (a server's HTML page, a stack)
+        typer.echo(f"closedloop compare: {' '.join(str(error).split())}", err=True)
         raise typer.Exit(1) from None
     if json_output:
         sys.stdout.write(json.dumps(result.as_json(), indent=2) + "\n")
@@ -252,13 +254,14 @@ def _row(metric: MetricResult) -> list[str]:
     ]
     lift = f"{c.relative_lift:+.1%}" if c.relative_lift is not None else "-"
     p = metric.p_value_adjusted if metric.p_value_adjusted is not None else c.p_value
+    shown_p = "-" if p is None or math.isnan(p) else f"{p:.3g}"  # NaN: no spread to test
     return [
         name,
         *arms,
         f"{c.difference:+.4g}",
         f"[{_fmt(c.interval.low)}, {_fmt(c.interval.high)}]",
         lift,
-        f"{p:.3g}",
+        shown_p,
         verdict,
     ]
 

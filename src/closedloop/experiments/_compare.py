@@ -10,6 +10,7 @@ call is one observation.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import enum
 import math
@@ -33,6 +34,13 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 DEFAULT_PRE_PERIOD = datetime.timedelta(days=14)
 MIXTURE_SD_UNITS = 0.1
 """The sequential test's mixing sd, in per-unit standard deviations: tuned to small effects."""
+MIN_UNITS_PER_ARM = 10
+"""No verdict before each arm has this many units: below it one unit moves the estimate
+and the variance estimates behind every test are themselves noise."""
+MIN_OUTCOMES = 5
+"""No verdict on a rate before both arms together have this many events and this many
+non-events (pooled, so 0 events against 50 is still a verdict): a rate nobody (or
+everybody) hit says nothing about a difference."""
 
 
 class CompareError(ClosedloopError, ValueError):
@@ -201,9 +209,11 @@ def compare(
     data = _Units.from_rows(rows, baseline, candidate)
     units = (data.size(0), data.size(1))
     srm = stats.sample_ratio_mismatch(units, shares) if sum(units) else None
-    metrics = [_Analysis(metric, data, by_user, alpha, seed).run() for metric in METRICS]
+    analyses = [_Analysis(metric, data, by_user, alpha, seed) for metric in METRICS]
+    metrics = [analysis.run() for analysis in analyses]
     results = _verdicts(
         metrics,
+        [analysis.enough for analysis in analyses],
         primary=primary,
         alpha=alpha,
         min_lift=min_lift,
@@ -213,9 +223,14 @@ def compare(
     )
     notes = [
         "statistics from per-user aggregates: a user's calls are not independent, so each "
-        "user is one observation (ratios of per-user sums, delta method)"
+        "user is one observation (ratios of per-user sums, delta method; rates with one "
+        "outcome per user, few events, or an arm without events or non-events: Wilson, "
+        "Newcombe and Fisher's exact test on the counts)"
         if by_user
         else "each call is one observation (calls are the unit of randomisation)",
+        f"a verdict needs {MIN_UNITS_PER_ARM} units per arm and, for rates, {MIN_OUTCOMES} "
+        f"events and {MIN_OUTCOMES} non-events in both arms together; none when every unit "
+        "is alike (no spread to test against)",
         f"p95 latency: cluster bootstrap by {unit}, percentile intervals, seed {seed}; "
         "cost per successful task: delta method",
         "Holm-corrected across guardrails; primary metric at alpha"
@@ -326,13 +341,15 @@ class _NotEnoughData(Exception):
 
 @dataclass
 class _Analysis:
-    """One metric's comparison from the per-unit sums."""
+    """One metric's comparison from the per-unit sums; ``enough`` after ``run``: whether
+    the data meet the minimum for a verdict (``MIN_UNITS_PER_ARM``, ``MIN_OUTCOMES``)."""
 
     metric: Metric
     data: _Units
     by_user: bool
     alpha: float
     seed: int
+    enough: bool = False
 
     def run(self) -> stats.Comparison | None:
         try:
@@ -362,16 +379,45 @@ class _Analysis:
             raise _NotEnoughData
         return keep
 
+    def _judge(self, units: tuple[int, int], counts: tuple[int, int, int, int] | None) -> None:
+        """Set ``enough`` from the units per arm and, for a rate, (events, trials) per arm."""
+        self.enough = min(units) >= MIN_UNITS_PER_ARM
+        if counts is not None:
+            events, trials = counts[0] + counts[2], counts[1] + counts[3]
+            self.enough &= min(events, trials - events) >= MIN_OUTCOMES
+
     def _proportions(self) -> stats.Comparison:
         counts = []
         for arm in (0, 1):
             keep = self._with_data(arm)
             counts += [int(self._arm(arm, self.metric.numerator)[keep].sum()), int(keep.sum())]
-        return stats.compare_proportions(*counts, alpha=self.alpha)
+        x1, n1, x2, n2 = counts
+        self._judge((n1, n2), (x1, n1, x2, n2))
+        return stats.compare_proportions(x1, n1, x2, n2, alpha=self.alpha)
 
     def _means(self) -> stats.Comparison:
         values = [self._arm(arm, self.metric.numerator)[self._with_data(arm)] for arm in (0, 1)]
+        self._judge((values[0].size, values[1].size), None)
         return stats.welch_test(values[0], values[1], alpha=self.alpha)
+
+    def _exact_rate(self, pairs: list[tuple[Array, Array]]) -> stats.Comparison | None:
+        """A rate per user as counts, when the delta method would mislead: every user one
+        outcome (then the counts are exactly Bernoulli trials), few events (Cochran's
+        rule: its normal approximation fails, Fisher's test does not), or an arm with no
+        event or no non-event (its delta-method interval is [0, 0]). Wilson, Newcombe and
+        the z-test or Fisher's exact test on the summed counts; the units stay users."""
+        (y_a, n_a), (y_b, n_b) = pairs
+        x1, t1, x2, t2 = (int(v.sum()) for v in (y_a, n_a, y_b, n_b))
+        one_each = bool(np.all(n_a == 1) and np.all(n_b == 1))
+        extreme = x1 in (0, t1) or x2 in (0, t2)
+        if not (one_each or extreme or stats.small_counts(x1, t1, x2, t2)):
+            return None
+        exact = stats.compare_proportions(x1, t1, x2, t2, alpha=self.alpha)
+        return dataclasses.replace(
+            exact,
+            baseline=dataclasses.replace(exact.baseline, units=y_a.size),
+            candidate=dataclasses.replace(exact.candidate, units=y_b.size),
+        )
 
     def _ratios(self) -> stats.Comparison:
         keeps = [self._with_data(arm) for arm in (0, 1)]
@@ -382,6 +428,15 @@ class _Analysis:
             )
             for arm, keep in zip((0, 1), keeps, strict=True)
         ]
+        units = (pairs[0][0].size, pairs[1][0].size)
+        if self.metric.kind == "rate":
+            x1, t1, x2, t2 = (int(v.sum()) for pair in pairs for v in pair)
+            self._judge(units, (x1, t1, x2, t2))
+            exact = self._exact_rate(pairs)
+            if exact is not None:
+                return exact
+        else:
+            self._judge(units, None)
         covariates = self._covariates(keeps) if self.by_user else None
         return stats.compare_ratios(
             pairs[0][0],
@@ -411,6 +466,7 @@ class _Analysis:
 
     def _quantile(self) -> stats.Comparison:
         values, labels = [], []
+        self._judge((self.data.size(0), self.data.size(1)), None)
         for arm in (0, 1):
             per_unit = self.data.latencies[arm]
             if len(per_unit) < 2:
@@ -430,6 +486,7 @@ class _Analysis:
 
 def _verdicts(
     comparisons: list[stats.Comparison | None],
+    enough: list[bool],
     *,
     primary: str | None,
     alpha: float,
@@ -438,13 +495,17 @@ def _verdicts(
     by_user: bool,
     srm: stats.SampleRatioCheck | None,
 ) -> list[MetricResult]:
-    """Adjusted p-values, the always-valid test and each metric's verdict."""
+    """Adjusted p-values, the always-valid test and each metric's verdict; a metric below
+    the minimum for a verdict, or without a p-value, is not tested (nor Holm-counted)."""
     always = [_always_valid(c, alpha) for c in comparisons]
-    tested = (
-        [a.p_value if a else None for a in always]
-        if sequential
-        else [c.p_value if c else None for c in comparisons]
-    )
+    tested = [
+        (a.p_value if a else None) if sequential else (c.p_value if c else None)
+        for a, c in zip(always, comparisons, strict=True)
+    ]
+    tested = [
+        p if ok and p is not None and math.isfinite(p) else None
+        for p, ok in zip(tested, enough, strict=True)
+    ]
     roles: list[Role] = [
         ("primary" if m.name == primary else "guardrail") if primary else "metric" for m in METRICS
     ]
@@ -462,10 +523,14 @@ def _verdicts(
         comparison, p_adjusted = comparisons[i], adjusted[i]
         needed = _units_needed(metric, comparison, alpha, min_lift, by_user)
         more = None
-        if comparison is None or p_adjusted is None:
+        if comparison is not None and srm is not None and srm.mismatch:
+            verdict = Verdict.SAMPLE_RATIO_MISMATCH  # replaces every verdict
+        elif comparison is None or p_adjusted is None:
             verdict = Verdict.NOT_ENOUGH_DATA
-        elif srm is not None and srm.mismatch:
-            verdict = Verdict.SAMPLE_RATIO_MISMATCH
+            if comparison is not None:
+                current = min(comparison.baseline.units, comparison.candidate.units)
+                more = max(MIN_UNITS_PER_ARM, needed or 0) - current
+                more = more if more > 0 else None
         elif p_adjusted < alpha:
             higher = comparison.difference > 0
             verdict = Verdict.BETTER if higher == (metric.better == "higher") else Verdict.WORSE
@@ -575,7 +640,7 @@ def _metric_json(result: MetricResult) -> dict[str, Any]:
         "difference": _number(c.difference) if c else None,
         "interval": _interval_json(c.interval) if c else None,
         "relative_lift": _number(c.relative_lift) if c else None,
-        "p_value": c.p_value if c else None,
+        "p_value": _number(c.p_value) if c else None,
         "p_value_adjusted": result.p_value_adjusted,
         "test": c.test if c else None,
         "variance_reduction": c.variance_reduction if c else None,

@@ -54,8 +54,21 @@ def load_prompt_directory(directory: Path) -> dict[str, PromptSpec]:
                 )
             ]
         )
-    with os.scandir(directory) as entries:
-        paths = sorted(directory / entry.name for entry in entries if _is_prompt_file(entry))
+    try:
+        with os.scandir(directory) as entries:
+            paths = sorted(directory / entry.name for entry in entries if _is_prompt_file(entry))
+    except OSError as error:
+        raise PromptDirectoryError(
+            [
+                PromptFileError(
+                    directory,
+                    None,
+                    None,
+                    f"cannot be listed ({error})",
+                    "make the directory readable by the app",
+                )
+            ]
+        ) from None
     if not paths:
         raise PromptDirectoryError(
             [
@@ -69,12 +82,24 @@ def load_prompt_directory(directory: Path) -> dict[str, PromptSpec]:
             ]
         )
     prompts: dict[str, PromptSpec] = {}
+    experiments: dict[str, PromptSpec] = {}
     errors: list[PromptFileError] = []
     for path in paths:
         try:
             spec = load_prompt_file(path)
         except PromptFileError as error:
             errors.append(error)
+            continue
+        except Exception as error:  # a bug of the checks: still report every file
+            errors.append(
+                PromptFileError(
+                    path,
+                    None,
+                    None,
+                    f"cannot be loaded ({type(error).__name__}: {error})",
+                    "fix the file, and report to closedloop that it named no line",
+                )
+            )
             continue
         if spec.name in prompts:
             errors.append(
@@ -87,7 +112,22 @@ def load_prompt_directory(directory: Path) -> dict[str, PromptSpec]:
                 )
             )
             continue
+        other = experiments.get(spec.experiment)
+        if other is not None:
+            errors.append(
+                PromptFileError(
+                    path,
+                    None,
+                    "experiment",
+                    f"experiment {spec.experiment!r} is also the experiment of {other.path.name}: "
+                    "both prompts would put every unit in the same arms, so their results "
+                    "would be confounded",
+                    f"give each prompt its own experiment id, e.g. experiment: {spec.name}-1",
+                )
+            )
+            continue
         prompts[spec.name] = spec
+        experiments[spec.experiment] = spec
     if errors:
         raise PromptDirectoryError(errors)
     return prompts

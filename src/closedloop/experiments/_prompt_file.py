@@ -42,6 +42,7 @@ rest. Unknown keys are errors, so a typo never silently changes what is served.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,9 @@ from closedloop.experiments._yaml_nodes import (
 )
 
 SUFFIXES = (".yaml", ".yml")
+MAX_FILE_BYTES = 1 << 20
+"""A prompt file is a few kilobytes; one larger is a mistake (a pasted log, a generated
+file) whose load would cost seconds of CPU and memory in a serving process."""
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _NAME_RULE = "use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 _TOP_FIX = "a prompt file is a mapping with name, experiment, variables and versions"
@@ -84,7 +88,19 @@ _VERSION_HINTS = {name: "model parameters go under parameters:" for name in CHEC
 def load_prompt_file(path: Path) -> PromptSpec:
     """The checked prompt in ``path``, or a :class:`PromptFileError` naming the line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)  # never more, whatever the file grew to
+            if len(data) > MAX_FILE_BYTES:
+                size = os.fstat(file.fileno()).st_size
+                raise PromptFileError(
+                    path,
+                    None,
+                    None,
+                    f"is {size:,} bytes, over the limit of {MAX_FILE_BYTES:,} bytes (1 MiB)",
+                    "keep one prompt per file, a few kilobytes; move long reference text "
+                    "into the app and pass it as a variable",
+                )
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise PromptFileError(
             path, None, None, f"cannot be read ({error})", "make it a readable UTF-8 file"
@@ -111,6 +127,8 @@ class _PromptReader:
     def __init__(self, reader: NodeReader, path: Path) -> None:
         self.r = reader
         self.path = path
+        self.declared: dict[str, Node] = {}  # each declared variable's node
+        self.used: set[str] = set()  # the placeholders of every version's templates
 
     def name(self, node: Node, field: str) -> str:
         value = self.r.string(node, field, _NAME_RULE)
@@ -143,7 +161,20 @@ class _PromptReader:
         versions = self.versions(
             fields["versions"], fields.key_nodes["versions"], name, experiment, variables
         )
+        self.check_used()
         return PromptSpec(name, self.path, experiment, variables, versions)
+
+    def check_used(self) -> None:
+        """A declared variable no template uses is a mistake: a renamed placeholder, or a
+        value the app computes and passes on every request for nothing."""
+        for name, node in self.declared.items():
+            if name not in self.used:
+                self.r.fail(
+                    node,
+                    "variables",
+                    f"{name!r} is declared but no version's messages use it",
+                    f"use {{{name}}} in a message, or remove it from variables:",
+                )
 
     def variables(self, node: Node | None) -> tuple[str, ...]:
         fix = "list the names the app passes to select(), e.g. variables: [product, ticket]"
@@ -160,6 +191,7 @@ class _PromptReader:
             if value in names:
                 self.r.fail(item, field, f"{value!r} is listed twice", "list it once")
             names.append(value)
+            self.declared[value] = item
         return tuple(names)
 
     def versions(
@@ -272,11 +304,15 @@ class _PromptReader:
             return None
         if node is None:
             self.r.fail(version, f"{field}.share", "missing for a testing version", fix)
-        value = self.r.value(node)
+        value = self.r.value(node, f"{field}.share", fix)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.r.wrong_type(node, f"{field}.share", "a number", fix)
-        if not (math.isfinite(value) and 0 < value <= 100):
-            self.r.fail(node, f"{field}.share", f"{value:g} is not above 0 and at most 100", fix)
+        # No float() nor :g on the value yet: a 400-digit int overflows both; NaN and the
+        # infinities fail the comparison.
+        if not 0 < value <= 100:
+            self.r.fail(
+                node, f"{field}.share", f"{_shown(node)} is not above 0 and at most 100", fix
+            )
         buckets = round(value * BUCKETS_PER_PERCENT)
         if not math.isclose(buckets, value * BUCKETS_PER_PERCENT, abs_tol=1e-6):
             self.r.fail(
@@ -297,11 +333,12 @@ class _PromptReader:
             check = CHECKS.get(key)
             if check is None:
                 self.r.fail(key_node, where, "unknown parameter", unknown_parameter_fix(key))
-            value = self.r.value(value_node)
+            value = self.r.value(value_node, where, "write a plain YAML value, without a tag")
             problem = check(value)
             if problem is not None:
-                shown = value_node.value if isinstance(value_node, ScalarNode) else "this value"
-                self.r.fail(value_node, where, f"{shown} is not valid", f"it {problem}")
+                self.r.fail(
+                    value_node, where, f"{_shown(value_node)} is not valid", f"it {problem}"
+                )
             found[key] = value
         return MappingProxyType(found)
 
@@ -356,6 +393,7 @@ class _PromptReader:
                 self.path, at(error.line_offset), field, error.problem, error.fix
             ) from None
         for placeholder in found:
+            self.used.add(placeholder.name)
             if placeholder.name not in variables:
                 declared = ", ".join(variables) if variables else "none yet"
                 raise PromptFileError(
@@ -365,3 +403,11 @@ class _PromptReader:
                     f"{{{placeholder.name}}} is not a declared variable",
                     f"add it to variables: (declared: {declared}), or correct the name",
                 )
+
+
+def _shown(node: Node) -> str:
+    """A scalar's text as written, cut to fit one message line."""
+    if not isinstance(node, ScalarNode):
+        return "this value"
+    text = str(node.value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"

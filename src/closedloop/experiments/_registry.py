@@ -2,11 +2,14 @@
 
 A long-running app sees edits to the files without a restart: every ``poll_interval_s``
 one ``select`` call checks the directory's file names, inodes, mtimes and sizes (tens of
-microseconds, on one request, never more often), and reloads when they changed; or the
-app calls :meth:`PromptRegistry.reload`. A reload that fails keeps serving the last good
-prompts: an edit in progress, or a bad merge, must not take the app down. The poll logs
-the failure once per change of the files and :attr:`PromptRegistry.last_error` says why
-until a reload succeeds.
+microseconds, on one request, never more often); when they changed it starts the reload
+on a background thread and returns at once with the prompts loaded so far, which serve
+until the new ones are checked and swapped in (a load costs milliseconds per file, and no
+user request should pay it). Or the app calls :meth:`PromptRegistry.reload`, which loads
+on the calling thread. A reload that fails keeps serving the last good prompts: an edit
+in progress, or a bad merge, must not take the app down. The poll logs the failure once
+per change of the files and :attr:`PromptRegistry.last_error` says why until a reload
+succeeds.
 
 Thread-safe: the prompts in use are one immutable mapping, replaced whole by a reload
 under a lock, so ``select`` reads it without locking.
@@ -30,7 +33,11 @@ from closedloop.experiments._prompt_dir import (
     directory_signature,
     load_prompt_directory,
 )
-from closedloop.experiments._prompt_errors import PromptDirectoryError, UnknownPromptError
+from closedloop.experiments._prompt_errors import (
+    PromptDirectoryError,
+    PromptFileError,
+    UnknownPromptError,
+)
 from closedloop.experiments._prompt_spec import PromptSpec
 from closedloop.experiments._router import Router
 from closedloop.experiments._selection import SelectionScope
@@ -109,23 +116,53 @@ class PromptRegistry:
         return router.select(unit, variables)
 
     def _poll(self) -> None:
+        """On the user's request: compare the signature only; a change starts a reload on
+        a thread of its own."""
         if not self._lock.acquire(blocking=False):
-            return  # another thread is checking; serve what is loaded
+            return  # another thread is checking or loading; serve what is loaded
         try:
             self._next_poll = time.monotonic() + self._poll_every
             signature = directory_signature(self._directory)
             if signature != self._signature:
-                try:
-                    self._reload(signature)
-                except PromptDirectoryError as error:
-                    logger.warning(
-                        "prompt files in %s changed but cannot be used; still serving the "
-                        "last good prompts:\n%s",
-                        self._directory,
-                        error,
-                    )
+                self._signature = signature  # the next polls start no second load of it
+                threading.Thread(
+                    target=self._reload_in_background,
+                    args=(signature,),
+                    name="closedloop-prompt-reload",
+                    daemon=True,
+                ).start()
         finally:
             self._lock.release()
+
+    def _reload_in_background(self, signature: Signature) -> None:
+        """A polled reload: whatever fails, log it once and keep the last good prompts."""
+        with self._lock:
+            try:
+                self._reload(signature)
+            except PromptDirectoryError as error:
+                logger.warning(
+                    "prompt files in %s changed but cannot be used; still serving the "
+                    "last good prompts:\n%s",
+                    self._directory,
+                    error,
+                )
+            except Exception as error:  # a bug of the loader must not stop the app either
+                self._last_error = PromptDirectoryError(
+                    [
+                        PromptFileError(
+                            self._directory,
+                            None,
+                            None,
+                            f"could not be reloaded ({type(error).__name__}: {error})",
+                            "fix the last edit; the last good prompts are still served",
+                        )
+                    ]
+                )
+                logger.exception(
+                    "prompt files in %s changed but the reload failed; still serving the "
+                    "last good prompts",
+                    self._directory,
+                )
 
     def _reload(self, signature: Signature) -> None:
         """Load under the lock; ``signature`` is taken first, so an edit made during the

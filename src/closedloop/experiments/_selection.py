@@ -12,15 +12,13 @@ undone when the block ends, and forgetting the ``with`` fails at once (the manag
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextvars import Token
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from opentelemetry.util.types import AttributeValue
 
 from closedloop.experiments._prompt_spec import PromptVersion
-from closedloop.instrumentation._context import CallContext, _current
+from closedloop.instrumentation._context import CallContext, LayerScope, _current
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
@@ -69,15 +67,16 @@ class Selection:
         return self.served.parameters
 
 
-class SelectionScope:
-    """``with`` it to get the :class:`Selection` and tag every span inside the block."""
+class SelectionScope(LayerScope[Selection]):
+    """``with`` (or ``async with``) it to get the :class:`Selection` and tag every span
+    inside the block."""
 
-    __slots__ = ("_attributes", "_selection", "_token")
+    __slots__ = ("_attributes", "_selection")
 
     def __init__(self, selection: Selection, attributes: Mapping[str, AttributeValue]) -> None:
+        super().__init__()
         self._selection = selection
         self._attributes = attributes
-        self._token: Token[CallContext | None] | None = None
 
     def __enter__(self) -> Selection:
         if self._token is not None:
@@ -90,15 +89,5 @@ class SelectionScope:
         else:
             merged = {**parent.attributes, **self._attributes}
             layer = CallContext(parent, parent.user_id, parent.tools, merged)
-        self._token = _current.set(layer)
+        self._push(layer)
         return self._selection
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._token is not None:
-            _current.reset(self._token)
-            self._token = None

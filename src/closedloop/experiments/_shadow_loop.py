@@ -9,11 +9,16 @@ on the loop they were opened on.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Awaitable
 from typing import TypeVar
 
 T = TypeVar("T")
+
+
+class LoopTimeout(Exception):
+    """The awaitable ran past its timeout and was cancelled."""
 
 
 async def _awaited(awaitable: Awaitable[T]) -> T:
@@ -28,10 +33,18 @@ class BackgroundLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
-    def run(self, awaitable: Awaitable[T]) -> T:
-        """Await ``awaitable`` on the background loop; block this thread until it is done.
-        The task runs in a copy of this thread's context (``run_coroutine_threadsafe``)."""
-        return asyncio.run_coroutine_threadsafe(_awaited(awaitable), self._started()).result()
+    def run(self, awaitable: Awaitable[T], *, timeout: float) -> T:
+        """Await ``awaitable`` on the background loop; block this thread until it is done,
+        or cancel it after ``timeout`` seconds (:class:`LoopTimeout`). The task runs in a
+        copy of this thread's context (``run_coroutine_threadsafe``)."""
+        future = asyncio.run_coroutine_threadsafe(_awaited(awaitable), self._started())
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            if future.done():  # the awaitable's own TimeoutError
+                raise
+            future.cancel()
+            raise LoopTimeout from None
 
     def _started(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -53,11 +66,12 @@ class BackgroundLoop:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
-    def close(self) -> None:
-        """Stop the loop and wait for its thread (nothing may be awaiting on it)."""
+    def close(self, timeout: float | None) -> None:
+        """Stop the loop and wait up to ``timeout`` seconds for its thread (a coroutine
+        blocking the loop would keep it: it is a daemon)."""
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
         if loop is not None and thread is not None:
             loop.call_soon_threadsafe(loop.stop)
-            thread.join()
+            thread.join(timeout)

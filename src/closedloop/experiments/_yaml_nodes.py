@@ -18,6 +18,7 @@ from closedloop.experiments._prompt_errors import PromptFileError
 
 with extra_needed("experiments", "The prompt registry"):
     import yaml
+    import yaml.reader
     from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 __all__ = ["Fields", "MappingNode", "Node", "NodeReader", "ScalarNode", "SequenceNode", "line_of"]
@@ -67,9 +68,19 @@ class NodeReader:
             self.path, None if node is None else line_of(node), field, problem, fix
         )
 
-    def value(self, node: Node) -> object:
-        """The Python value of ``node`` (a scalar, or a whole sub-tree for free-form values)."""
-        return self._loader.construct_object(node, deep=True)
+    def value(self, node: Node, field: str, fix: str) -> object:
+        """The Python value of ``node`` (a scalar, or a whole sub-tree for free-form values).
+
+        Constructing can fail past composing: an unknown tag (``!!python/name:...``, which
+        the safe loader refuses), a bad ``!!int abc``; each is this file's error at the
+        node's line, never an exception that escapes the loader (and a reload)."""
+        try:
+            return self._loader.construct_object(node, deep=True)
+        except yaml.YAMLError as error:
+            problem = getattr(error, "problem", None) or str(error)
+            self.fail(node, field, f"cannot be read: {problem}", fix)
+        except (ValueError, OverflowError) as error:
+            self.fail(node, field, f"cannot be read: {error}", fix)
 
     def wrong_type(self, node: Node, field: str, expected: str, fix: str) -> NoReturn:
         self.fail(node, field, f"is {_kind(node)}, not {expected}", fix)
@@ -146,7 +157,12 @@ def _join(field: str, key: str) -> str:
 def composed(path: Path, text: str) -> Iterator[tuple[NodeReader, Node | None]]:
     """The node tree of ``text`` (None for an empty file) and a reader for it; a YAML
     syntax error is a :class:`PromptFileError` at its line."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # its reader refuses control characters at once
+    except yaml.reader.ReaderError as error:
+        raise PromptFileError(
+            path, None, None, f"not valid YAML: {error.reason}", "remove the control characters"
+        ) from None
     try:
         try:
             root = loader.get_single_node()
@@ -159,6 +175,10 @@ def composed(path: Path, text: str) -> Iterator[tuple[NodeReader, Node | None]]:
                 problem += f" ({error.context}, which starts on line {int(started.line) + 1})"
             raise PromptFileError(
                 path, line, None, f"not valid YAML: {problem}", "fix the YAML syntax"
+            ) from None
+        except RecursionError:  # composing recurses once per level of nesting
+            raise PromptFileError(
+                path, None, None, "is nested too deeply to read", "flatten the YAML"
             ) from None
         yield NodeReader(path, loader), root
     finally:

@@ -9,9 +9,11 @@ override only what they name.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar, Token
 from types import TracebackType
+from typing import Generic, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext
@@ -90,6 +92,61 @@ def latest_generation() -> SpanContext | None:
     return span_context if layer.encloses(started_in) else None
 
 
+T = TypeVar("T")
+
+
+class LayerScope(ABC, Generic[T]):
+    """A ``with`` (or ``async with``) block that sets one :class:`CallContext` layer and
+    undoes it where the block ends.
+
+    The block may end in another context than it began: exited from another asyncio task,
+    or in a generator stepped through a fresh ``copy_context()`` per ``next()`` (Starlette's
+    ``iterate_in_threadpool`` streams that way). The token cannot be reset there; if the
+    current layer is this block's own, its parent is set back, else (the layer never
+    reached this context, or an inner block is still open here) the context is left as it
+    is. Ending a block must never raise into the app's response."""
+
+    __slots__ = ("_layer", "_token")
+
+    def __init__(self) -> None:
+        self._layer: CallContext | None = None
+        self._token: Token[CallContext | None] | None = None
+
+    def _push(self, layer: CallContext) -> None:
+        self._layer = layer
+        self._token = _current.set(layer)
+
+    @abstractmethod
+    def __enter__(self) -> T: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token, layer = self._token, self._layer
+        if token is None or layer is None:
+            return
+        self._token = self._layer = None
+        try:
+            _current.reset(token)
+        except ValueError:  # created in another context: see the class docstring
+            if _current.get() is layer:
+                _current.set(layer.parent)
+
+    async def __aenter__(self) -> T:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
 def _require_tools(value: object) -> tuple[str, ...]:
     fix = 'pass a list of tool names, e.g. tools=["search", "lookup_order"].'
     if isinstance(value, str) or not isinstance(value, Iterable):
@@ -100,7 +157,7 @@ def _require_tools(value: object) -> tuple[str, ...]:
     return names
 
 
-class context:
+class context(LayerScope[CallContext]):
     """Attach app context to every LLM span started inside the ``with`` block.
 
     Blocks nest: an inner block overrides the fields it names and inherits the rest.
@@ -143,11 +200,10 @@ class context:
             given[attr.SHADOW] = shadow
         if user_id is not None:
             require_non_empty_str("user_id", user_id, "pass str(user_id) or leave it out.")
+        super().__init__()
         self._user_id = user_id
         self._tools = None if tools is None else _require_tools(tools)
         self._given = given
-        self._token: Token[CallContext | None] | None = None
-        self._layer: CallContext | None = None
 
     def __enter__(self) -> CallContext:
         parent = _current.get()
@@ -156,30 +212,9 @@ class context:
         inherited = parent.user_id if parent is not None else None
         user_id = self._user_id if self._user_id is not None else inherited
         tools = self._tools if self._tools is not None else (parent.tools if parent else ())
-        self._layer = CallContext(parent, user_id, tools, merged)
-        self._token = _current.set(self._layer)
-        return self._layer
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._token is not None:
-            _current.reset(self._token)
-            self._token = None
-
-    async def __aenter__(self) -> CallContext:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        layer = CallContext(parent, user_id, tools, merged)
+        self._push(layer)
+        return layer
 
 
 def current_trace_id() -> str | None:

@@ -59,7 +59,9 @@ SELECT
     countIf(in_experiment) AS calls,
     countIf(in_experiment AND is_error) AS errors,
     sumIf(latency_ms, in_experiment) AS latency_sum,
-    groupArrayIf(latency_ms, in_experiment) AS latencies,
+    -- sorted, with the rows ordered by unit below: the bootstrap's seeded resampling then
+    -- sees the same input on every run (groupArray's order follows the parts read)
+    arraySort(groupArrayIf(latency_ms, in_experiment)) AS latencies,
     sumIf(cost_usd, in_experiment) AS cost_sum,
     sumIf(call_task_outcomes, in_experiment) AS task_outcomes,
     sumIf(call_tasks_succeeded, in_experiment) AS tasks_succeeded,
@@ -99,3 +101,4 @@ SELECT
 FROM per_call
 GROUP BY unit
 HAVING calls > 0
+ORDER BY unit

@@ -16,6 +16,7 @@ from closedloop.experiments.stats._proportions import (
     compare_proportions,
     fisher_exact_test,
     newcombe_interval,
+    small_counts,
     two_proportion_z_test,
     wilson_interval,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "holm",
     "newcombe_interval",
     "sample_ratio_mismatch",
+    "small_counts",
     "two_proportion_z_test",
     "units_for_means",
     "units_for_proportions",

@@ -30,7 +30,8 @@ def welch_test(
     alpha: float = 0.05,
 ) -> Comparison:
     """Candidate's mean against baseline's: each arm's t interval, Welch's t interval for
-    the difference and its two-sided p-value. Each value is one unit's."""
+    the difference and its two-sided p-value (NaN, as the interval, when both arms are
+    constant). Each value is one unit's."""
     check.alpha(alpha)
     a = check.sample("baseline", baseline)
     b = check.sample("candidate", candidate)
@@ -38,8 +39,8 @@ def welch_test(
     var_a, var_b = float(a.var(ddof=1)) / a.size, float(b.var(ddof=1)) / b.size
     se = math.sqrt(var_a + var_b)
     difference = mean_b - mean_a
-    if se == 0:  # both arms constant: the difference is known exactly
-        p_value, half = (1.0 if difference == 0 else 0.0), 0.0
+    if se == 0:  # both arms constant: no spread to test against, so no test
+        p_value, half = math.nan, math.nan
     else:
         df = (var_a + var_b) ** 2 / (var_a**2 / (a.size - 1) + var_b**2 / (b.size - 1))
         p_value = float(2 * stats.t.sf(abs(difference) / se, df))

@@ -34,7 +34,9 @@ def wilson_interval(successes: int, trials: int, *, alpha: float = 0.05) -> Inte
     z = _z(check.alpha(alpha))
     centre = (x + z * z / 2) / (n + z * z)
     half = z / (n + z * z) * math.sqrt(x * (n - x) / n + z * z / 4)
-    return Interval(max(0.0, centre - half), min(1.0, centre + half), 1 - alpha, "Wilson score")
+    low = 0.0 if x == 0 else max(0.0, centre - half)  # exactly, not centre - half's rounding
+    high = 1.0 if x == n else min(1.0, centre + half)
+    return Interval(low, high, 1 - alpha, "Wilson score")
 
 
 def newcombe_interval(

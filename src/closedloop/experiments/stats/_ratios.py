@@ -59,7 +59,9 @@ def compare_ratios(
     pre-experiment value per unit, 0 for units without history), CUPED removes the part of
     the variance they explain (Deng, Xu, Kohavi & Walker 2013, "Improving the Sensitivity of
     Online Controlled Experiments by Utilizing Pre-Experiment Data", WSDM) and the result
-    reports how much. Normal intervals and a two-sided z-test on the difference."""
+    reports how much. Normal intervals and a two-sided z-test on the difference; no test
+    (NaN p-value and interval) when the standard error is 0. For a rate with one trial
+    per unit, or few events, ``compare_proportions`` is exact where this is not."""
     check.alpha(alpha)
     y_a = check.sample("baseline_numerators", baseline_numerators)
     n_a = check.sample("baseline_denominators", baseline_denominators)
@@ -103,15 +105,16 @@ def compare_ratios(
     se = math.hypot(se_a, se_b)
     z = float(stats.norm.isf(alpha / 2))
     difference = ratio_b - ratio_a
-    if se == 0:
-        p_value = 1.0 if difference == 0 else 0.0
+    if se == 0:  # every unit's value alike in both arms: no spread to test against
+        p_value, interval = math.nan, Interval(math.nan, math.nan, 1 - alpha, method)
     else:
         p_value = float(2 * stats.norm.sf(abs(difference) / se))
+        interval = _normal(difference, se, z, alpha, method)
     return Comparison(
         baseline=ArmEstimate(ratio_a, _normal(ratio_a, se_a, z, alpha, method), z_a.size),
         candidate=ArmEstimate(ratio_b, _normal(ratio_b, se_b, z, alpha, method), z_b.size),
         difference=difference,
-        interval=_normal(difference, se, z, alpha, method),
+        interval=interval,
         relative_lift=relative_lift(difference, ratio_a),
         p_value=p_value,
         test=f"z-test ({method})",

@@ -34,6 +34,9 @@ class Comparison:
     and ``interval`` is its interval; ``relative_lift`` is the difference over the
     baseline's value (None when that is 0). ``standard_error`` is the difference's
     standard error where the method has one (used by the sequential test and power).
+    ``p_value`` and the interval's bounds are NaN when that standard error is 0 (every
+    unit alike in both arms): the data then carry no information for a test, and a p of
+    0 with a zero-width interval would claim certainty.
     ``variance_reduction`` is CUPED's share of variance removed (None: not applied)."""
 
     baseline: ArmEstimate
