@@ -14,6 +14,7 @@ Usage::
 See :mod:`closedloop.testing._server` for the echo, token-counting and error-model rules.
 """
 
+from closedloop.testing._dispatch import Responder
 from closedloop.testing._server import OpenAICompatibleServer, RecordedRequest
 
-__all__ = ["OpenAICompatibleServer", "RecordedRequest"]
+__all__ = ["OpenAICompatibleServer", "RecordedRequest", "Responder"]

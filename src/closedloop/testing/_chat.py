@@ -31,8 +31,9 @@ class _Answer:
     output_tokens: int
 
 
-def reply(request: Mapping[str, Any], ids: IdFactory) -> Reply:
-    answer = _answer(request)
+def reply(request: Mapping[str, Any], ids: IdFactory, text: str | None = None) -> Reply:
+    """The completion; ``text``, when given, is what the model says instead of the echo."""
+    answer = _answer(request, text)
     choices = int(request.get("n") or 1)
     header = {
         "id": ids.new("chatcmpl-"),
@@ -64,7 +65,7 @@ def reply(request: Mapping[str, Any], ids: IdFactory) -> Reply:
     )
 
 
-def _answer(request: Mapping[str, Any]) -> _Answer:
+def _answer(request: Mapping[str, Any], text: str | None) -> _Answer:
     messages = list(request.get("messages") or [])
     user_text = _rules.last_user_text(messages)
     tool_name = _rules.function_tool_name(request)
@@ -72,7 +73,7 @@ def _answer(request: Mapping[str, Any]) -> _Answer:
     if tool_name and not (messages and messages[-1].get("role") == "tool"):
         arguments = _rules.tool_arguments(user_text)
         return _Answer(None, tool_name, arguments, "tool_calls", _rules.count_words(arguments))
-    content = _rules.echo(user_text)
+    content = _rules.echo(user_text) if text is None else text
     finish_reason = "stop"
     limit = request.get("max_completion_tokens")
     if limit is None:

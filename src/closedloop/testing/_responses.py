@@ -17,9 +17,10 @@ from closedloop.testing._replies import (
 )
 
 
-def reply(request: Mapping[str, Any], ids: IdFactory) -> Reply:
+def reply(request: Mapping[str, Any], ids: IdFactory, text: str | None = None) -> Reply:
+    """The response; ``text``, when given, is what the model says instead of the echo."""
     items = _input_items(request)
-    item = _output_item(request, items, ids)
+    item = _output_item(request, items, ids, text)
     output_text = item["arguments"] if item["type"] == "function_call" else _text_of(item)
     response = _response(request, ids.new("resp_"), item, _usage(request, items, output_text))
     if request.get("stream"):
@@ -36,7 +37,7 @@ def _input_items(request: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _output_item(
-    request: Mapping[str, Any], items: list[Mapping[str, Any]], ids: IdFactory
+    request: Mapping[str, Any], items: list[Mapping[str, Any]], ids: IdFactory, text: str | None
 ) -> dict[str, Any]:
     user_text = _rules.last_user_text(items)
     tool_name = _rules.function_tool_name(request)
@@ -55,7 +56,7 @@ def _output_item(
         "type": "message",
         "status": "completed",
         "role": "assistant",
-        "content": [_text_part(_rules.echo(user_text))],
+        "content": [_text_part(_rules.echo(user_text) if text is None else text)],
     }
 
 

@@ -43,6 +43,11 @@ Error scenarios, selected by the request's ``model`` and mapped by openai 3.x to
 
 Provider quirks (``refuse_arguments``, ``stream_quirks``): see ``closedloop.testing._quirks``.
 
+Scripted answers: ``responder(request)`` (the decoded JSON body of a chat completions or
+responses request) returns the text the model answers instead of the echo, or None to
+echo. Every rule above (tokens, ``max_tokens``, streams, tools, errors) still applies; a
+responder that raises gets the client an HTTP 500 naming the exception.
+
 The SDK retries 429 and 5xx (``max_retries=2`` by default); every attempt is answered and
 recorded the same way, so pass ``max_retries=0`` for single-request assertions.
 """
@@ -62,7 +67,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from closedloop.testing._dispatch import dispatch
+from closedloop.testing._dispatch import Responder, dispatch
 from closedloop.testing._quirks import Quirks
 from closedloop.testing._replies import IdFactory, JSONReply, StreamReply
 
@@ -85,8 +90,15 @@ class RecordedRequest:
 class _State:
     """Everything handler threads share, guarded by one lock."""
 
-    def __init__(self, first_chunk_delay: float, chunk_delay: float, quirks: Quirks) -> None:
+    def __init__(
+        self,
+        first_chunk_delay: float,
+        chunk_delay: float,
+        quirks: Quirks,
+        responder: Responder | None,
+    ) -> None:
         self.quirks = quirks
+        self.responder = responder
         self.first_chunk_delay = first_chunk_delay
         self.chunk_delay = chunk_delay
         self.ids = IdFactory()
@@ -170,7 +182,9 @@ class _Handler(BaseHTTPRequestHandler):
         payload = _decode_json(self.rfile.read(int(self.headers.get("content-length") or 0)))
         headers = {name.lower(): value for name, value in self.headers.items()}
         state.record(RecordedRequest(self.command, path, headers, payload))
-        reply = dispatch(self.command, path, payload, state.ids, state.quirks)
+        reply = dispatch(
+            self.command, path, payload, state.ids, state.quirks, responder=state.responder
+        )
         common = (
             ("x-request-id", state.ids.new("req_")),
             ("openai-processing-ms", str(round((time.perf_counter() - started) * 1000))),
@@ -236,6 +250,8 @@ class OpenAICompatibleServer:
     Use as a context manager, or call ``start()`` / ``stop()`` yourself. ``port=0`` picks a
     free port; read it back from ``port`` or ``base_url`` after starting.
     ``refuse_arguments`` and ``stream_quirks`` imitate other providers (see ``_quirks``).
+    ``responder`` scripts the model's answer per request (see the module docstring); it
+    runs on the server's handler threads, so it must be thread-safe.
     """
 
     def __init__(
@@ -247,10 +263,11 @@ class OpenAICompatibleServer:
         chunk_delay: float = 0.0,
         refuse_arguments: Collection[str] = (),
         stream_quirks: Collection[str] = (),
+        responder: Responder | None = None,
     ) -> None:
         self._address = (host, port)
         quirks = Quirks.of(refuse_arguments, stream_quirks)
-        self._state = _State(first_chunk_delay, chunk_delay, quirks)
+        self._state = _State(first_chunk_delay, chunk_delay, quirks, responder)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
