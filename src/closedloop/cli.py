@@ -1,4 +1,9 @@
-"""The ``closedloop`` command line."""
+"""The ``closedloop`` command line: one command per job, each ``--help`` with examples.
+
+Errors are one line with the fix (``closedloop._cli_app``); ``--debug`` shows the traceback
+of an unexpected one. Commands import what they need when they run, so ``closedloop --help``
+loads neither chDB nor scipy, and the CLI works without the extras other commands need.
+"""
 
 from __future__ import annotations
 
@@ -16,31 +21,72 @@ with extra_needed("cli", "The closedloop command"):
     import typer
     from rich.console import Console
 
+    from closedloop import _cli_feedback, _cli_report
+    from closedloop._cli_app import DEBUG, CommandGroup, examples
     from closedloop._sql_output import OutputFormat
+    from closedloop.demo._cli import demo_command
     from closedloop.experiments._cli_compare import compare_command
     from closedloop.experiments._cli_prompts import prompts_app
 
 app = typer.Typer(
-    help="closedloop: feedback loops for LLM apps, on OpenTelemetry.", no_args_is_help=True
+    cls=CommandGroup,
+    help="closedloop: feedback loops for LLM apps, on OpenTelemetry.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # --debug's traceback must not print API keys
 )
 console = Console()
 
 
-@app.command()
+@app.callback(
+    epilog=examples(
+        "closedloop serve",
+        "closedloop report --since 7d",
+        "closedloop feedback TRACE_ID:SPAN_ID thumbs 0",
+        "closedloop --debug sql 'SELECT count() FROM llm_calls'",
+    )
+)
+def main(
+    ctx: typer.Context,
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the traceback of an unexpected error (for a bug report)."
+    ),
+) -> None:
+    """closedloop: feedback loops for LLM apps, on OpenTelemetry."""
+    ctx.meta[DEBUG] = debug
+
+
+@app.command(epilog=examples("closedloop version"))
 def version() -> None:
     """Print the installed closedloop version."""
     console.print(f"closedloop {__version__}")
 
 
-@app.command("test-server")
+@app.command(
+    "test-server",
+    epilog=examples(
+        "closedloop test-server --port 8000",
+        "OPENAI_BASE_URL=http://127.0.0.1:8000/v1 OPENAI_API_KEY=x python app.py",
+    ),
+)
 def test_server(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(8000, help="Port to listen on (0 picks a free one)."),
+    port: int = typer.Option(
+        8000, min=0, max=65535, help="Port to listen on (0 picks a free one)."
+    ),
 ) -> None:
     """Run the local OpenAI-compatible server, to try instrumentation without an API key."""
     from closedloop.testing import OpenAICompatibleServer
 
-    with OpenAICompatibleServer(host=host, port=port) as server:
+    try:
+        server = OpenAICompatibleServer(host=host, port=port).start()
+    except OSError as error:  # the port is taken, or the host is not this machine's
+        typer.echo(
+            f"closedloop test-server: cannot listen on {host}:{port}: {error}; pass another "
+            "--port (0 picks a free one) or --host",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    with server:
         console.print(f"OpenAI-compatible test server on [bold]{server.base_url}[/] (Ctrl-C stops)")
         try:
             while True:
@@ -49,7 +95,13 @@ def test_server(
             console.print("stopped")
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "closedloop serve",
+        "closedloop serve --store chdb:///var/lib/closedloop --prompts prompts/",
+        "closedloop serve --host 0.0.0.0 --api-key-file keys.txt --forward-otlp http://jaeger:4318",
+    )
+)
 def serve(
     *,
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (loopback by default)."),
@@ -153,11 +205,13 @@ def _since(text: str) -> datetime.datetime:
 
 def _failed(command: str, error: Exception) -> typer.Exit:
     """One line on stderr, the reason and its fix, and exit status 1; never a traceback."""
-    typer.echo(f"closedloop {command}: {error}", err=True)
+    typer.echo(f"closedloop {command}: {' '.join(str(error).split())}", err=True)
     return typer.Exit(1)
 
 
-@app.command()
+@app.command(
+    epilog=examples("closedloop rescue", "closedloop rescue --since 12h --store chdb://data/store")
+)
 def rescue(
     since: str = typer.Option(
         None,
@@ -167,19 +221,25 @@ def rescue(
     store_url: str = typer.Option(None, "--store", help=_STORE_HELP),
 ) -> None:
     """Copy traces that got feedback after sampling dropped them back into otel_traces."""
+    from closedloop._cli_progress import working
     from closedloop._cli_store import store_access
     from closedloop.store import DEFAULT_URL
 
     moment = _since(since) if since else None
     try:
-        with store_access(store_url or DEFAULT_URL, migrate=True) as store:
+        with store_access(store_url or DEFAULT_URL, migrate=True) as store, working("rescuing"):
             result = store.rescue(moment)
     except (ClosedloopError, ValueError) as error:
         raise _failed("rescue", error) from None
     console.print(f"rescued {result.traces} trace(s), {result.spans} span(s) copied")
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "closedloop migrate",
+        "closedloop migrate --store clickhouse://default:pass@clickhouse:8123/closedloop",
+    )
+)
 def migrate(
     store_url: str = typer.Option(
         None,
@@ -194,13 +254,14 @@ def migrate(
     tables); a store already up to date applies none, so it is safe on every deploy."""
     import logging
 
+    from closedloop import _cli_progress
     from closedloop.store import DEFAULT_URL, connect
 
     # clickhouse-connect logs a failed request before raising it; the error line says it all
     logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
     try:
         with connect(store_url or DEFAULT_URL, migrate=False) as store:
-            applied = store.migrate()
+            applied = _cli_progress.migrate(store)
             where = f"{store.location}, database {store.database}"
     except (ClosedloopError, ValueError) as error:
         raise _failed("migrate", _one_line(f"{error}{_migrate_hint(error)}")) from None
@@ -235,7 +296,13 @@ def _one_line(message: str) -> ClosedloopError:
     return ClosedloopError(" ".join(message.split()))
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "closedloop sql 'SELECT prompt_version, calls, reopen_rate FROM prompt_version_metrics'",
+        "closedloop sql --file weekly.sql --format csv > weekly.csv",
+        "echo 'SELECT count() FROM feedback' | closedloop sql - --format json",
+    )
+)
 def sql(
     query: str = typer.Argument(
         None, help="One statement; - reads it from stdin.", show_default=False
@@ -276,8 +343,28 @@ def _statement(query: str | None, file: str | None) -> str:
         raise typer.BadParameter(f"cannot read {file}: {error}", param_hint="--file") from None
 
 
-app.add_typer(prompts_app, name="prompts")
-app.command("compare")(compare_command)
+app.command(
+    "report",
+    epilog=_cli_report.EPILOG,
+)(_cli_report.report_command)
+app.command("feedback", epilog=_cli_feedback.EPILOG)(_cli_feedback.feedback_command)
+app.command(
+    "compare",
+    epilog=examples(
+        "closedloop compare --prompt triage --baseline v3 --candidate v4 --since 14d",
+        "closedloop compare --prompt triage --baseline v3 --candidate v4 --prompts prompts/ "
+        "--primary reopen_rate --json",
+    ),
+)(compare_command)
+app.add_typer(
+    prompts_app,
+    name="prompts",
+    cls=CommandGroup,
+    epilog=examples("closedloop prompts validate prompts/", "closedloop prompts list prompts/"),
+)
+app.command("demo", epilog=examples("closedloop demo", "closedloop demo --tickets 600 --seed 3"))(
+    demo_command
+)
 
 if __name__ == "__main__":
     app()
