@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,13 @@ def large_body(seed: int = 5) -> bytes:
     body = protobuf_request(generate_traffic(60, seed=seed, days=1).spans).SerializeToString()
     assert len(body) >= POOL_MIN_BODY_BYTES
     return body
+
+
+def workers_of_this_test() -> Callable[[], set[int]]:
+    """This process's children started since the call: other fixtures' processes (a
+    session's serve) are not this test's workers."""
+    others = children(os.getpid())
+    return lambda: children(os.getpid()) - others
 
 
 def children(pid: int) -> set[int]:
@@ -62,25 +69,28 @@ def pool() -> Iterator[MappingPool]:
 
 
 def test_a_worker_maps_as_serve_does(pool: MappingPool) -> None:
+    started = workers_of_this_test()
     body = large_body()
     here = receive(job(body))
     there = pool.receive(job(body))
-    assert children(os.getpid()), "no worker process mapped it"
+    assert started(), "no worker process mapped it"
     assert summary(there) == summary(here)
     assert (there.rejected, there.error_message) == (here.rejected, here.error_message)
 
 
 def test_start_starts_every_worker_before_any_request() -> None:
+    started = workers_of_this_test()
     mapping = MappingPool(workers=2)
     try:
         mapping.start()
-        assert len(children(os.getpid())) == 2
+        workers = started()
+        assert len(workers) == 2
         body = large_body()
         assert summary(mapping.receive(job(body))) == summary(receive(job(body)))
-        assert len(children(os.getpid())) == 2, "a request started another worker"
+        assert started() == workers, "a request started another worker"
     finally:
         mapping.close()
-    assert not children(os.getpid())
+    assert not started()
 
 
 def test_a_request_refused_in_a_worker_is_refused_with_its_reason(pool: MappingPool) -> None:
@@ -94,19 +104,21 @@ def test_a_request_refused_in_a_worker_is_refused_with_its_reason(pool: MappingP
 
 
 def test_a_killed_worker_costs_no_request(pool: MappingPool) -> None:
+    started = workers_of_this_test()
     body = large_body()
     expected = summary(receive(job(body)))
     assert summary(pool.receive(job(body))) == expected
-    (worker,) = children(os.getpid())
+    (worker,) = started()
     os.kill(worker, signal.SIGKILL)
-    wait_for(lambda: worker not in children(os.getpid()), 10, "the worker did not die")
+    wait_for(lambda: worker not in started(), 10, "the worker did not die")
     assert summary(pool.receive(job(body))) == expected
     assert pool.restarts == 1
     assert summary(pool.receive(job(body))) == expected
-    assert children(os.getpid()) - {worker}, "no new worker after the restart"
+    assert started() - {worker}, "no new worker after the restart"
 
 
 def test_small_bodies_and_sdk_spans_stay_in_serves_process() -> None:
+    started = workers_of_this_test()
     mapping = MappingPool(workers=1)
     try:
         small = protobuf_request(generate_traffic(2, seed=5, days=1).spans).SerializeToString()
@@ -117,7 +129,7 @@ def test_small_bodies_and_sdk_spans_stay_in_serves_process() -> None:
             isinstance(view.source, ReceivedSpan) and view.source.span is not None
             for view in with_sdk.views
         )
-        assert not children(os.getpid())
+        assert not started()
     finally:
         mapping.close()
 

@@ -43,6 +43,8 @@ from closedloop.server._metrics import ServeMetrics
 from closedloop.server._otlp import OtlpFormat, OtlpRequestError, request_format
 from closedloop.server._pipeline import Pipeline
 from closedloop.server._query import query_routes
+from closedloop.server._registry_view import RegistryView
+from closedloop.server._ui import ui_routes
 from closedloop.store._spool_home import state_directory
 
 logger = logging.getLogger("closedloop.server")
@@ -202,6 +204,12 @@ def create_app(pipeline: Pipeline, config: ServeConfig) -> Starlette:
         *feedback_routes(feedback, lambda spans: not pipeline.accept_spans(spans).refused),
         *query_routes(pipeline.store, authorize=authorize, live=pipeline.stats),
         *admin_routes(pipeline, authorize=authorize),
+        *ui_routes(
+            pipeline.store,
+            RegistryView(config.prompts_dir),
+            authorize=authorize,
+            live=pipeline.stats,
+        ),
     ]
     app = Starlette(routes=routes, middleware=[metrics.middleware(routes)])
     app.state.receiver = receiver

@@ -39,6 +39,8 @@ logger = logging.getLogger("closedloop.server")
 PAGE_DEFAULT: Final = 100
 PAGE_MOST: Final = 500
 """Feedback rows per page: by default, and at most (a larger ``limit`` is cut to this)."""
+FLOOR_DEPTH_FACTOR: Final = 4
+"""Feedback candidates read per row wanted, and the factor of each deeper try."""
 NOT_IN_STORE: Final = {
     "by_rule": "the store does not record which sampling rule kept a trace, so there are no "
     "counts by rule for a window; since_start.by_rule has what the running sampler decided",
@@ -145,8 +147,7 @@ class _QueryApi:
         params.ordered(values, low, high)
         size = params.limit(values, default=PAGE_DEFAULT, most=PAGE_MOST)
         cursor = Cursor.decode(values)
-        rows = self.store.query(
-            self._sql("feedback_page.sql"),
+        rows = self._feedback_rows(
             {
                 "prompt": values.get("prompt"),
                 "version": values.get("version"),
@@ -159,13 +160,29 @@ class _QueryApi:
                 "cursor_span": cursor.span_id if cursor else "",
                 "limit": size + 1,  # one more than the page: is there a next one?
                 "skip": cursor.skip if cursor else 0,
-            },
+            }
         )
         page = rows[:size]
         following = _next_cursor(page, cursor) if len(rows) > size else None
         return JSONResponse(
             {"rows": [_feedback_row(row) for row in page], "limit": size, "next_cursor": following}
         )
+
+    def _feedback_rows(self, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+        """The page's rows, read from the traces of the newest candidates only: rows at or
+        after a floor the newest ``depth`` calls and signals set. Too few rows there (calls
+        with feedback and unresolved signals are candidates without rows): a deeper floor,
+        down to none, which reads every trace."""
+        wanted = parameters["limit"] + parameters["skip"]
+        depth = FLOOR_DEPTH_FACTOR * wanted
+        while True:
+            [floor] = self.store.query(
+                self._sql("feedback_floor.sql"), {**parameters, "depth": depth}
+            )
+            rows = self.store.query(self._sql("feedback_page.sql"), {**parameters, **floor})
+            if len(rows) == parameters["limit"] or floor["floor_ns"] is None:
+                return rows
+            depth *= FLOOR_DEPTH_FACTOR
 
     def trace(self, request: Request) -> Response:
         params.single_values(request.query_params, ())

@@ -1,0 +1,130 @@
+"""The query API's fast SQL answers exactly what the straightforward queries it replaced
+did (tests/server/data/reference_*.sql), on generated traffic with the awkward cases:
+spans stored twice, late feedback rescued, feedback on a request span or by trace id,
+ties at a page boundary, filters and windows, and pages of one row to hundreds (the
+feedback route's floor, its deeper tries and none at all)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import format_span_id
+
+import closedloop.store as cs
+from _support.collector import PRODUCTION_CONFIG
+from _support.traffic import generate_traffic
+from closedloop.sampling import SpanView, TailSampler, load
+from closedloop.server._query import _QueryApi, _sql
+from closedloop.store._schema import render
+
+DATA = Path(__file__).with_name("data")
+LATE_AFTER_NS = 60 * 1_000_000_000
+OPEN = {"from_ns": None, "to_ns": None}
+FEEDBACK_OPEN = {
+    "prompt": None,
+    "version": None,
+    "name": None,
+    "type": None,
+    **OPEN,
+    "cursor_ns": None,
+    "cursor_trace": "",
+    "cursor_span": "",
+    "skip": 0,
+}
+
+
+def reference(store: cs.Store, name: str) -> str:
+    return render((DATA / f"reference_{name}.sql").read_text(), store.settings)
+
+
+def filled(store: cs.Store) -> list[ReadableSpan]:
+    """Every span in the recent tier (a fifth of them twice), the tail sampler's traces in
+    the sampled tier, and a rescue of the late feedback's traces; the spans, by start."""
+    traffic = generate_traffic(150, seed=31, days=2)
+    late = {
+        item.span_id
+        for item in traffic.feedback
+        if item.timestamp_ns - item.call.start_ns > LATE_AFTER_NS
+    }
+    kept: list[SpanView] = []
+    sampler = TailSampler(load(PRODUCTION_CONFIG), kept.extend)
+    for is_late in (False, True):
+        sampler.ingest(
+            SpanView.of(span)
+            for span in traffic.spans
+            if (format_span_id(span.context.span_id) in late) is is_late
+        )
+        sampler.drain()
+    store.insert_spans(traffic.spans, table="otel_traces_recent")
+    store.insert_spans(traffic.spans[::5], table="otel_traces_recent")  # an exporter's retry
+    store.insert_spans([view.source for view in kept if isinstance(view.source, ReadableSpan)])
+    assert cs.rescue(store).spans > 0
+    return sorted(traffic.spans, key=lambda span: span.start_time or 0)
+
+
+def windows(spans: list[ReadableSpan]) -> list[dict[str, Any]]:
+    starts = [span.start_time or 0 for span in spans]
+    third = len(starts) // 3
+    return [OPEN, {"from_ns": starts[third], "to_ns": starts[2 * third]}, {"from_ns": starts[-1]}]
+
+
+def test_sampling_queries_answer_as_the_distinct_and_in_queries(store: cs.Store) -> None:
+    spans = filled(store)
+    for window in windows(spans):
+        parameters = {**OPEN, **window}
+        expected = store.query(reference(store, "sampling"), parameters)
+        assert store.query(_sql("sampling.sql", store), parameters) == expected
+        assert expected[0]["received_spans"] > 0
+        for bucket_s in (3_600, 86_400):
+            bucketed = {**parameters, "bucket_s": bucket_s}
+            expected = store.query(reference(store, "sampling_series"), bucketed)
+            assert store.query(_sql("sampling_series.sql", store), bucketed) == expected
+
+
+def test_feedback_pages_are_the_feedback_views_pages(store: cs.Store) -> None:
+    spans = filled(store)
+    api = _QueryApi(store, None)
+    middle = windows(spans)[1]
+    cases: list[dict[str, Any]] = [
+        {},
+        {"name": "thumbs"},
+        {"type": "outcome"},
+        {"prompt": "triage", "version": "v1"},
+        {"prompt": "support", "name": "safety", "type": "explicit"},
+        {"name": "no-such-signal"},
+        middle,
+        {"to_ns": middle["to_ns"], "prompt": "support"},
+    ]
+    for case in cases:
+        for size in (1, 7, 200):
+            parameters = {**FEEDBACK_OPEN, **case, "limit": size + 1}
+            pages = 0
+            while True:
+                expected = store.query(reference(store, "feedback_page"), parameters)
+                assert api._feedback_rows(dict(parameters)) == expected, (case, size, pages)
+                pages += 1
+                if len(expected) <= size or pages == 4:
+                    break
+                last = expected[size - 1]
+                key = (last["timestamp_ns"], last["trace_id"], last["span_id"])
+                ties = sum(
+                    (row["timestamp_ns"], row["trace_id"], row["span_id"]) == key
+                    for row in expected[:size]
+                )
+                same = (
+                    parameters["cursor_ns"] == key[0]
+                    and (
+                        parameters["cursor_trace"],
+                        parameters["cursor_span"],
+                    )
+                    == key[1:]
+                )
+                parameters = {
+                    **parameters,
+                    "cursor_ns": key[0],
+                    "cursor_trace": key[1],
+                    "cursor_span": key[2],
+                    "skip": ties + (parameters["skip"] if same else 0),
+                }
