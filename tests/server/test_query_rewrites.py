@@ -2,10 +2,13 @@
 did (tests/server/data/reference_*.sql), on generated traffic with the awkward cases:
 spans stored twice, late feedback rescued, feedback on a request span or by trace id,
 ties at a page boundary, filters and windows, and pages of one row to hundreds (the
-feedback route's floor, its deeper tries and none at all)."""
+feedback route's floor, its deeper tries and none at all). Sums of floats may differ in
+their last bits, as the rows reach them in another order: those compare to 1e-12."""
 
 from __future__ import annotations
 
+import datetime
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ from opentelemetry.trace import format_span_id
 import closedloop.store as cs
 from _support.collector import PRODUCTION_CONFIG
 from _support.traffic import generate_traffic
+from closedloop.experiments._compare import query_text
 from closedloop.sampling import SpanView, TailSampler, load
 from closedloop.server._query import _QueryApi, _sql
 from closedloop.store._schema import render
@@ -128,3 +132,74 @@ def test_feedback_pages_are_the_feedback_views_pages(store: cs.Store) -> None:
                     "cursor_span": key[2],
                     "skip": ties + (parameters["skip"] if same else 0),
                 }
+
+
+def same_rows(got: list[dict[str, Any]], expected: list[dict[str, Any]]) -> bool:
+    """Equal rows, floats equal but for the last bits a sum's order changes."""
+    if len(got) != len(expected):
+        return False
+    return all(
+        math.isclose(x[1], y[1], rel_tol=1e-12, abs_tol=1e-12) and x[0] == y[0]
+        if isinstance(x[1], float) and isinstance(y[1], float)
+        else x == y
+        for a, b in zip(got, expected, strict=True)
+        for x, y in zip(a.items(), b.items(), strict=True)
+    )
+
+
+def test_overview_and_versions_answer_as_the_metrics_view(store: cs.Store) -> None:
+    spans = filled(store)
+    days = sorted(
+        {
+            datetime.datetime.fromtimestamp((s.start_time or 0) / 1e9, datetime.UTC).date()
+            for s in spans
+        }
+    )
+    assert len(days) >= 2
+    cases: list[dict[str, Any]] = [
+        {},
+        {"prompt": "support"},
+        {"prompt": "triage"},
+        {"prompt": "no-such-prompt"},
+        {"from_day": days[-1]},
+        {"to_day": days[0]},
+        {"prompt": "support", "from_day": days[0], "to_day": days[0]},
+        {"from_day": days[0], "to_day": days[-1]},
+    ]
+    for case in cases:
+        parameters = {"prompt": None, "from_day": None, "to_day": None, **case}
+        for name in ("overview", "versions"):
+            expected = store.query(reference(store, name), parameters)
+            got = store.query(_sql(f"{name}.sql", store), parameters)
+            assert same_rows(got, expected), (name, case)
+            if not case:
+                assert any(row["task_success_rate"] is not None for row in expected)
+                assert any(row["thumbs_up_rate"] is not None for row in expected)
+
+
+def test_compare_units_answer_as_the_call_signals_view(store: cs.Store) -> None:
+    spans = filled(store)
+    starts = [span.start_time or 0 for span in spans]
+    middle, late = starts[len(starts) // 2], starts[3 * len(starts) // 4]
+    cases = [
+        ("support", "v1", "v3", 0, 0, 2**62),
+        ("support", "v2", "v3", middle, starts[0], 2**62),
+        ("triage", "v1", "v2", 0, 0, late),
+        ("triage", "v1", "v2", middle, middle, late),
+    ]
+    text = query_text(store.settings)
+    for prompt, baseline, candidate, since, pre_since, until in cases:
+        for by_user in (0, 1):
+            parameters = {
+                "prompt": prompt,
+                "baseline": baseline,
+                "candidate": candidate,
+                "by_user": by_user,
+                "since_ns": since,
+                "until_ns": until,
+                "pre_since_ns": pre_since if by_user else since,
+            }
+            expected = store.query(reference(store, "compare_units"), parameters)
+            got = store.query(text, parameters)
+            assert same_rows(got, expected), (prompt, baseline, by_user, since)
+            assert sum(row["task_outcomes"] + row["thumbs_votes"] for row in expected) > 0

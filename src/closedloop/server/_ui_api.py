@@ -10,7 +10,7 @@ the API says.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from importlib import resources
 from typing import Any, Final
 
@@ -108,7 +108,7 @@ class UiApi:
         shares, source = self._shares(values["prompt"], values["baseline"], values["candidate"])
         try:
             result = compare(
-                _InUnitOrder(self.store),
+                self.store,
                 prompt=values["prompt"],
                 baseline=values["baseline"],
                 candidate=values["candidate"],
@@ -158,24 +158,6 @@ class UiApi:
             for row in rows
         ]
         return JSONResponse({"bucket": bucket, "points": points})
-
-
-class _InUnitOrder:
-    """The store, with ``compare``'s per-unit rows sorted by unit and each unit's
-    latencies sorted: the store returns groups in no fixed order, and the bootstrap's
-    resamples (so p95's interval and the units needed) follow that order. Sorted, the same
-    data gives the same answer at every request, as the UI's tests require."""
-
-    def __init__(self, store: Store) -> None:
-        self.settings = store.settings
-        self._store = store
-
-    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        rows = self._store.query(sql, parameters)
-        for row in rows:
-            if "latencies" in row:
-                row["latencies"] = sorted(row["latencies"])
-        return sorted(rows, key=lambda row: str(row.get("unit", "")))
 
 
 def _days(request: Request) -> dict[str, Any]:

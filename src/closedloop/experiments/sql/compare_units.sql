@@ -2,8 +2,9 @@
 -- prompt_version_metrics is a ratio of, for the two versions compared in [since, until);
 -- with units = users, also the same sums over the user's calls of this prompt (any
 -- version) in [pre_since, since): the pre-experiment covariates CUPED adjusts by.
--- Signals are each call's latest of each name (call_signals), as in the metrics view;
--- shadow calls and non-generations are left out the same way. A unit with calls in both
+-- Signals are each call's latest of each name (the call_signals view's definition, computed
+-- on these calls' traces only), as in the metrics view; shadow calls and non-generations
+-- are left out the same way. A unit with calls in both
 -- versions has two entries in `arms`: compare() leaves it out and counts it.
 WITH
 calls AS (
@@ -25,28 +26,65 @@ calls AS (
       AND c.timestamp >= fromUnixTimestamp64Nano({pre_since_ns:Int64})
       AND c.timestamp < fromUnixTimestamp64Nano({until_ns:Int64})
 ),
+-- call_signals on these calls' traces only (the view resolves every signal of the store
+-- before a filter applies): feedback_resolution's rule, the target span when it is an LLM
+-- span of the trace, else the trace's latest non-shadow generation, then the latest
+-- signal of each name per call
+trace_signals AS (
+    SELECT trace_id, target_span_id, feedback_span_id, timestamp, name, value, label
+    FROM ${database}.feedback_signals
+    WHERE trace_id IN (SELECT trace_id FROM calls)
+),
+traces AS (
+    SELECT
+        trace_id,
+        groupArray(span_id) AS span_ids,
+        argMaxIf(span_id, (timestamp, span_id), generation AND NOT shadow) AS latest_span_id
+    FROM ${database}.llm_calls
+    WHERE trace_id IN (SELECT trace_id FROM calls)
+    GROUP BY trace_id
+),
+-- per call, from its latest signal of each name: call_signals' rows (one per name, its
+-- argMax value and label) taken in one grouping, each name's argMax by argMaxIf
 signals AS (
     SELECT
         s.trace_id AS trace_id,
-        s.span_id AS span_id,
-        countIf(s.name = 'task_succeeded') AS call_task_outcomes,
-        countIf(s.name = 'task_succeeded' AND s.value = 1) AS call_tasks_succeeded,
-        countIf(s.name = 'ticket_reopened') AS call_reopen_outcomes,
-        countIf(s.name = 'ticket_reopened' AND s.value = 1) AS call_reopened,
-        countIf(s.name = 'thumbs') AS call_thumbs_votes,
-        countIf(s.name = 'thumbs' AND s.value = 1) AS call_thumbs_up,
-        countIf(s.name = 'rating') AS call_ratings,
-        sumIf(ifNull(s.value, 0), s.name = 'rating') AS call_rating_sum,
-        countIf(s.name = 'edit_ratio') AS call_edits,
-        sumIf(ifNull(s.value, 0), s.name = 'edit_ratio') AS call_edit_ratio_sum,
-        countIf(s.name = 'needed_human_help' AND s.value = 1) AS call_needed_human_help,
-        countIf(s.name = 'escalated' AND s.value = 1) AS call_escalated,
-        countIf(s.name = 'safety' AND s.label IN ('low', 'medium', 'high')) AS call_safety_triggered,
-        countIf(s.name = 'retry' AND s.value = 1) AS call_retried,
-        countIf(s.name = 'abandoned' AND s.value = 1) AS call_abandoned
-    FROM ${database}.call_signals AS s
-    WHERE s.trace_id IN (SELECT trace_id FROM calls)
-    GROUP BY s.trace_id, s.span_id
+        if(has(t.span_ids, s.target_span_id) AND s.target_span_id != '',
+           s.target_span_id, t.latest_span_id) AS span_id,
+        toUInt64(countIf(s.name = 'task_succeeded') > 0) AS call_task_outcomes,
+        toUInt64(ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'task_succeeded') = 1, 0))
+            AS call_tasks_succeeded,
+        toUInt64(countIf(s.name = 'ticket_reopened') > 0) AS call_reopen_outcomes,
+        toUInt64(ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'ticket_reopened') = 1, 0))
+            AS call_reopened,
+        toUInt64(countIf(s.name = 'thumbs') > 0) AS call_thumbs_votes,
+        toUInt64(ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'thumbs') = 1, 0))
+            AS call_thumbs_up,
+        toUInt64(countIf(s.name = 'rating') > 0) AS call_ratings,
+        if(call_ratings > 0,
+           ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'rating'), 0),
+           0) AS call_rating_sum,
+        toUInt64(countIf(s.name = 'edit_ratio') > 0) AS call_edits,
+        if(call_edits > 0,
+           ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'edit_ratio'), 0),
+           0) AS call_edit_ratio_sum,
+        toUInt64(ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'needed_human_help') = 1, 0))
+            AS call_needed_human_help,
+        toUInt64(ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'escalated') = 1, 0))
+            AS call_escalated,
+        toUInt64(
+            countIf(s.name = 'safety') > 0
+            AND argMaxIf(s.label, (s.timestamp, s.feedback_span_id), s.name = 'safety')
+                IN ('low', 'medium', 'high')
+        ) AS call_safety_triggered,
+        toUInt64(ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'retry') = 1, 0))
+            AS call_retried,
+        toUInt64(ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'abandoned') = 1, 0))
+            AS call_abandoned
+    FROM trace_signals AS s
+    INNER JOIN traces AS t ON s.trace_id = t.trace_id
+    GROUP BY trace_id, span_id
+    HAVING span_id != ''
 ),
 per_call AS (
     SELECT c.*, s.* EXCEPT (trace_id, span_id)

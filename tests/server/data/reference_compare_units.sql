@@ -1,0 +1,104 @@
+-- Per unit of randomisation (the hashed user, or each call), the sums every metric of
+-- prompt_version_metrics is a ratio of, for the two versions compared in [since, until);
+-- with units = users, also the same sums over the user's calls of this prompt (any
+-- version) in [pre_since, since): the pre-experiment covariates CUPED adjusts by.
+-- Signals are each call's latest of each name (call_signals), as in the metrics view;
+-- shadow calls and non-generations are left out the same way. A unit with calls in both
+-- versions has two entries in `arms`: compare() leaves it out and counts it.
+WITH
+calls AS (
+    SELECT
+        c.trace_id AS trace_id,
+        c.span_id AS span_id,
+        c.prompt_version AS version,
+        if({by_user:UInt8} = 1, c.user_hash, concat(c.trace_id, ':', c.span_id)) AS unit,
+        c.timestamp >= fromUnixTimestamp64Nano({since_ns:Int64})
+            AND c.prompt_version IN ({baseline:String}, {candidate:String}) AS in_experiment,
+        c.timestamp < fromUnixTimestamp64Nano({since_ns:Int64}) AS before,
+        c.is_error AS is_error,
+        c.latency_ms AS latency_ms,
+        ifNull(c.cost_usd, 0) AS cost_usd
+    FROM ${database}.llm_calls AS c
+    WHERE c.prompt_name = {prompt:String}
+      AND c.generation
+      AND NOT c.shadow
+      AND c.timestamp >= fromUnixTimestamp64Nano({pre_since_ns:Int64})
+      AND c.timestamp < fromUnixTimestamp64Nano({until_ns:Int64})
+),
+signals AS (
+    SELECT
+        s.trace_id AS trace_id,
+        s.span_id AS span_id,
+        countIf(s.name = 'task_succeeded') AS call_task_outcomes,
+        countIf(s.name = 'task_succeeded' AND s.value = 1) AS call_tasks_succeeded,
+        countIf(s.name = 'ticket_reopened') AS call_reopen_outcomes,
+        countIf(s.name = 'ticket_reopened' AND s.value = 1) AS call_reopened,
+        countIf(s.name = 'thumbs') AS call_thumbs_votes,
+        countIf(s.name = 'thumbs' AND s.value = 1) AS call_thumbs_up,
+        countIf(s.name = 'rating') AS call_ratings,
+        sumIf(ifNull(s.value, 0), s.name = 'rating') AS call_rating_sum,
+        countIf(s.name = 'edit_ratio') AS call_edits,
+        sumIf(ifNull(s.value, 0), s.name = 'edit_ratio') AS call_edit_ratio_sum,
+        countIf(s.name = 'needed_human_help' AND s.value = 1) AS call_needed_human_help,
+        countIf(s.name = 'escalated' AND s.value = 1) AS call_escalated,
+        countIf(s.name = 'safety' AND s.label IN ('low', 'medium', 'high')) AS call_safety_triggered,
+        countIf(s.name = 'retry' AND s.value = 1) AS call_retried,
+        countIf(s.name = 'abandoned' AND s.value = 1) AS call_abandoned
+    FROM ${database}.call_signals AS s
+    WHERE s.trace_id IN (SELECT trace_id FROM calls)
+    GROUP BY s.trace_id, s.span_id
+),
+per_call AS (
+    SELECT c.*, s.* EXCEPT (trace_id, span_id)
+    FROM calls AS c
+    LEFT JOIN signals AS s ON s.trace_id = c.trace_id AND s.span_id = c.span_id
+)
+SELECT
+    unit,
+    groupUniqArrayIf(version, in_experiment) AS arms,
+    countIf(in_experiment) AS calls,
+    countIf(in_experiment AND is_error) AS errors,
+    sumIf(latency_ms, in_experiment) AS latency_sum,
+    -- sorted, with the rows ordered by unit below: the bootstrap's seeded resampling then
+    -- sees the same input on every run (groupArray's order follows the parts read)
+    arraySort(groupArrayIf(latency_ms, in_experiment)) AS latencies,
+    sumIf(cost_usd, in_experiment) AS cost_sum,
+    sumIf(call_task_outcomes, in_experiment) AS task_outcomes,
+    sumIf(call_tasks_succeeded, in_experiment) AS tasks_succeeded,
+    sumIf(call_reopen_outcomes, in_experiment) AS reopen_outcomes,
+    sumIf(call_reopened, in_experiment) AS reopened,
+    sumIf(call_thumbs_votes, in_experiment) AS thumbs_votes,
+    sumIf(call_thumbs_up, in_experiment) AS thumbs_up,
+    sumIf(call_ratings, in_experiment) AS ratings,
+    sumIf(call_rating_sum, in_experiment) AS rating_sum,
+    sumIf(call_edits, in_experiment) AS edits,
+    sumIf(call_edit_ratio_sum, in_experiment) AS edit_ratio_sum,
+    sumIf(call_needed_human_help, in_experiment) AS needed_human_help,
+    sumIf(call_escalated, in_experiment) AS escalated,
+    sumIf(call_safety_triggered, in_experiment) AS safety_triggered,
+    sumIf(call_retried, in_experiment) AS retried,
+    sumIf(call_abandoned, in_experiment) AS abandoned,
+    -- the same over the pre-experiment period
+    countIf(before) AS pre_calls,
+    countIf(before AND is_error) AS pre_errors,
+    sumIf(latency_ms, before) AS pre_latency_sum,
+    sumIf(cost_usd, before) AS pre_cost_sum,
+    sumIf(call_task_outcomes, before) AS pre_task_outcomes,
+    sumIf(call_tasks_succeeded, before) AS pre_tasks_succeeded,
+    sumIf(call_reopen_outcomes, before) AS pre_reopen_outcomes,
+    sumIf(call_reopened, before) AS pre_reopened,
+    sumIf(call_thumbs_votes, before) AS pre_thumbs_votes,
+    sumIf(call_thumbs_up, before) AS pre_thumbs_up,
+    sumIf(call_ratings, before) AS pre_ratings,
+    sumIf(call_rating_sum, before) AS pre_rating_sum,
+    sumIf(call_edits, before) AS pre_edits,
+    sumIf(call_edit_ratio_sum, before) AS pre_edit_ratio_sum,
+    sumIf(call_needed_human_help, before) AS pre_needed_human_help,
+    sumIf(call_escalated, before) AS pre_escalated,
+    sumIf(call_safety_triggered, before) AS pre_safety_triggered,
+    sumIf(call_retried, before) AS pre_retried,
+    sumIf(call_abandoned, before) AS pre_abandoned
+FROM per_call
+GROUP BY unit
+HAVING calls > 0
+ORDER BY unit
