@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
@@ -56,9 +57,17 @@ _UNAUTHORIZED: Final = f"this API {NEEDS_API_KEY}"
 Handler = Callable[[Request], Response]
 
 
+_INCLUDE: Final = re.compile(r"\$\{include:([\w.]+)\}")
+"""``${include:NAME.sql}`` in a query file: that file's text, for a part two routes share."""
+
+
 def _sql(name: str, store: Store) -> str:
+    return render(_text(name), store.settings)
+
+
+def _text(name: str) -> str:
     text = resources.files("closedloop.server").joinpath("queries", name).read_text("utf-8")
-    return render(text, store.settings)
+    return _INCLUDE.sub(lambda included: _text(included[1]), text)
 
 
 def query_routes(

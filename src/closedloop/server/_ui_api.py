@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from importlib import resources
 from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from closedloop.server import _query_params as params
-from closedloop.server._query import Handler
+from closedloop.server._query import Handler, _sql
 from closedloop.server._query_params import BadParameter
 from closedloop.server._registry_view import RegistryView
 from closedloop.store import Store
-from closedloop.store._schema import render
 
 BUCKETS_S: Final = {"hour": 3_600, "day": 86_400}
 """The bucket sizes ``/api/sampling/series`` offers."""
@@ -43,8 +41,7 @@ class UiApi:
 
     def _query(self, name: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         if name not in self._rendered:
-            text = resources.files("closedloop.server").joinpath("queries", name)
-            self._rendered[name] = render(text.read_text("utf-8"), self.store.settings)
+            self._rendered[name] = _sql(name, self.store)
         return self.store.query(self._rendered[name], parameters)
 
     def handlers(self) -> list[tuple[str, Handler]]:

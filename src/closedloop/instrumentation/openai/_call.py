@@ -163,6 +163,7 @@ class LLMCall:
         # What the metrics need at the end, kept as the span learns it.
         self._response_model: str | None = None
         self._usage: TokenUsage | None = None
+        self._cost: float | None = None  # priced once, in record_usage, for the observer too
         self._error_type: str | None = None
         self._lock = threading.Lock()
         self._ended = False
@@ -293,7 +294,7 @@ class LLMCall:
                 attr.USAGE_REASONING_OUTPUT_TOKENS: reasoning_tokens,
             }
         )
-        cost = self._cost_usd(usage, model)
+        self._cost = cost = self._cost_usd(usage, model)
         if cost is not None:
             self.span.set_attribute(attr.COST_USD, cost)
 
@@ -441,8 +442,10 @@ class LLMCall:
         if on_cost is None:
             return
         try:
-            usage = self._usage
-            on_cost(None if usage is None else self._cost_usd(usage, self._response_model))
+            usage, cost = self._usage, self._cost
+            if cost is None and usage is not None:  # not recording: record_usage never ran
+                cost = self._cost_usd(usage, self._response_model)
+            on_cost(cost)
         except Exception as error:
             health.record_failure("observer.on_cost", error)
 
