@@ -237,6 +237,26 @@ def test_phone_redaction_reaches_a_fixpoint(text: str, region: str) -> None:
     assert redactor(once) == (once, 0)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Replacing the last number changes what the middle one reads after it, and
+        # replacing the middle one what the first reads: each is a neighbour of a run cut in
+        # the round before, though outside the runs that round looked at.
+        (
+            "761 217 6614 ext. 42-761 217 6614 ext. 42-293-780-2892",
+            "<PHONE>-<PHONE>-<PHONE>",
+        ),
+        ("761 217 6614 ext. 42-" * 4 + "293-780-2892", "-".join(["<PHONE>"] * 5)),
+    ],
+)
+def test_phone_redaction_settles_chains_of_neighbouring_numbers(text: str, expected: str) -> None:
+    redactor = PhoneRedactor("US")
+    once, count = redactor(text)
+    assert (once, count) == (expected, expected.count("<PHONE>"))
+    assert redactor(once) == (once, 0)
+
+
 @settings(max_examples=200, deadline=None)
 @given(text=LONG_TEXTS)
 def test_pipeline_output_is_a_fixpoint_on_long_runs_of_numbers(text: str) -> None:

@@ -54,6 +54,22 @@ def test_copied_extension_syntax_matches_the_library(text: str) -> None:
     assert (theirs and theirs.end()) == (mine and mine.end())
 
 
+@settings(max_examples=1000, deadline=None)
+@given(
+    text=st.lists(
+        st.sampled_from([*EXTENSION_PIECES, "+", "(", ")", "\uff0b", "\uff38", "XT", "EXT", "2"]),
+        max_size=12,
+    ).map("".join)
+)
+def test_the_run_patterns_find_what_they_would_ignoring_case(text: str) -> None:
+    # They ignore case only where it matters, which lets ``re`` skip to a run faster.
+    for pattern in (_phone_windows._RUN, _phone_windows._ASCII_RUN, _phone_windows._CONTINUATION):
+        caseless = re.compile(pattern.pattern, pattern.flags | re.IGNORECASE)
+        assert [(run.span(), run.span("extension")) for run in pattern.finditer(text)] == [
+            (run.span(), run.span("extension")) for run in caseless.finditer(text)
+        ]
+
+
 NATIONAL_EXAMPLES = [
     (region, number)
     for region in sorted(phonenumbers.SUPPORTED_REGIONS)

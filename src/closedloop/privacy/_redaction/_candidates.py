@@ -1,32 +1,41 @@
 r"""The engine of the built-in redactors: a cheap pre-check, a candidate regex, then validation.
 
 A regex scan that cannot skip ahead by a literal costs about 5 µs per KB, so the built-ins'
-patterns start with a literal (found at memchr speed) where they can, and otherwise run only
-after a cheap pre-check. Patterns check what precedes their first character with a width-2
-lookbehind placed after it (``x(?<!\w.)``): a leading lookbehind would make ``re`` try every
-position.
+patterns start with a literal (found at memchr speed) where they can, and every one runs only
+after a pre-check (see :mod:`._detector`). Patterns check what precedes their first
+character with a width-2 lookbehind placed after it (``x(?<!\w.)``): a leading lookbehind
+would make ``re`` try every position. An entity that is its whole candidate is replaced in
+one ``re.sub`` pass, which costs one Python call per candidate and nothing more.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
+from closedloop.privacy._redaction._detector import Detector, Precheck, counts_of
 from closedloop.privacy._redaction.base import Redactor, TextRange, replace_spans
 
-SpanFinder = Callable[[re.Match[str]], Iterable[TextRange]]
+SpanFinder = Callable[[re.Match[str]], Sequence[TextRange]]
+# What replaces a candidate match, or None to keep it.
+Replacement = Callable[[re.Match[str]], str | None]
 
 
-class BuiltInRedactor:
+class BuiltInRedactor(Detector):
     """A named built-in; the name is what the pipeline's ``repr`` shows."""
 
     __slots__ = ("_name",)
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, precheck: Precheck) -> None:
+        super().__init__(precheck)
         self._name = name
 
     def __repr__(self) -> str:
         return f"<built-in redactor {self._name}>"
+
+
+class _PartialCandidate(Exception):
+    """A candidate of which only part is replaced: ``re.sub`` cannot resume inside it."""
 
 
 class CandidateRedactor(BuiltInRedactor):
@@ -36,7 +45,7 @@ class CandidateRedactor(BuiltInRedactor):
     fails).
     """
 
-    __slots__ = ("_candidates", "_placeholder", "_precheck", "_spans")
+    __slots__ = ("_candidates", "_placeholder", "_spans")
 
     def __init__(
         self,
@@ -45,26 +54,42 @@ class CandidateRedactor(BuiltInRedactor):
         placeholder: str,
         spans: SpanFinder,
         *,
-        precheck: Callable[[str], bool] | None = None,
+        precheck: Precheck,
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, precheck)
         self._candidates = candidates
         self._placeholder = placeholder
         self._spans = spans
-        self._precheck = precheck
 
-    def __call__(self, text: str) -> tuple[str, int]:
-        if self._precheck is not None and not self._precheck(text):
-            return text, 0
-        # No candidate is the common case: answer it without setting up the replacement.
-        first = self._candidates.search(text)
-        if first is None:
-            return text, 0
-        return replace_spans(text, self._spans_to_replace(text, first), self._placeholder)
+    def detect(self, text: str) -> tuple[str, int]:
+        # Nearly every candidate is replaced whole or kept whole, which one ``re.sub`` does
+        # with one Python call per candidate; the rare other kind needs the search loop.
+        try:
+            return self._substitute(text)
+        except _PartialCandidate:
+            return replace_spans(text, self._spans_to_replace(text), self._placeholder)
 
-    def _spans_to_replace(self, text: str, first: re.Match[str]) -> Iterator[TextRange]:
-        """Spans to replace, starting with those of the ``first`` candidate."""
-        match: re.Match[str] | None = first
+    def _substitute(self, text: str) -> tuple[str, int]:
+        """Replace whole candidates; raises :class:`_PartialCandidate` at any other kind."""
+        replaced = 0
+        spans, placeholder = self._spans, self._placeholder
+
+        def substitute(match: re.Match[str]) -> str:
+            nonlocal replaced
+            kept = spans(match)
+            if not kept:
+                return match.group()
+            if len(kept) != 1 or kept[0] != match.span():
+                raise _PartialCandidate
+            replaced += 1
+            return placeholder
+
+        redacted = self._candidates.sub(substitute, text)
+        return (redacted, replaced) if replaced else (text, 0)
+
+    def _spans_to_replace(self, text: str) -> Iterator[TextRange]:
+        """Spans to replace, searching again after each candidate's last one."""
+        match = self._candidates.search(text)
         last_end = 0
         while match is not None:
             for span in self._spans(match):
@@ -77,32 +102,90 @@ class CandidateRedactor(BuiltInRedactor):
             )
 
 
-class RedactorChain(BuiltInRedactor):
-    """Several redactors sharing one placeholder, exposed as one (e.g. IPv6 then IPv4)."""
+class SubstitutingRedactor(BuiltInRedactor):
+    """Replaces each candidate with what ``replacement`` makes of it, if anything.
 
-    __slots__ = ("_parts",)
+    For entities whose replacement stays within their candidate, so the search can go on
+    after each candidate as ``re.sub`` does. A string ``replacement`` replaces every
+    candidate, by ``re`` alone: for patterns that match only entities.
+    """
+
+    __slots__ = ("_candidates", "_replacement")
+
+    def __init__(
+        self,
+        name: str,
+        candidates: re.Pattern[str],
+        replacement: Replacement | str,
+        *,
+        precheck: Precheck,
+    ) -> None:
+        super().__init__(name, precheck)
+        self._candidates = candidates
+        self._replacement = replacement
+
+    def detect(self, text: str) -> tuple[str, int]:
+        if isinstance(self._replacement, str):
+            redacted, count = self._candidates.subn(self._replacement, text)
+            return (redacted, count) if count else (text, 0)
+        replaced = 0
+        replacement = self._replacement
+
+        def substitute(match: re.Match[str]) -> str:
+            nonlocal replaced
+            new = replacement(match)
+            if new is None:
+                return match.group()
+            replaced += 1
+            return new
+
+        redacted = self._candidates.sub(substitute, text)
+        return (redacted, replaced) if replaced else (text, 0)
+
+
+def placeholder_if(valid: Callable[[str], bool], placeholder: str) -> Replacement:
+    """For validators that accept or reject a candidate as a whole."""
+
+    def replacement(match: re.Match[str]) -> str | None:
+        return placeholder if valid(match.group()) else None
+
+    return replacement
+
+
+class RedactorChain(BuiltInRedactor):
+    """Several redactors sharing one placeholder, exposed as one (e.g. IPv6 then IPv4).
+
+    Each part that is a :class:`Detector` keeps its own pre-check; the chain's passes if
+    any part's does.
+    """
+
+    __slots__ = ("_steps", "parts")
 
     def __init__(self, name: str, *parts: Redactor) -> None:
-        super().__init__(name)
-        self._parts = parts
+        super().__init__(name, self._any_part_may_change)
+        self.parts = parts
+        # Each part's pre-check and redaction; a part that is no detector may change any text.
+        self._steps: tuple[tuple[Precheck, Redactor], ...] = tuple(
+            (part.precheck, part.detect) if isinstance(part, Detector) else (_anything, part)
+            for part in parts
+        )
 
-    def __call__(self, text: str) -> tuple[str, int]:
+    def _any_part_may_change(self, text: str, digits: int, others: int) -> bool:
+        return any(precheck(text, digits, others) for precheck, _ in self._steps)
+
+    def detect(self, text: str) -> tuple[str, int]:
         total = 0
-        for part in self._parts:
-            text, count = part(text)
-            total += count
+        counts: tuple[int, int] | None = None  # the current text's, shared by the parts
+        for precheck, redact in self._steps:
+            if counts is None:
+                counts = counts_of(text)
+            if precheck(text, *counts):
+                redacted, count = redact(text)
+                total += count
+                if redacted != text:
+                    text, counts = redacted, None
         return text, total
 
 
-def entire_match(match: re.Match[str]) -> tuple[TextRange]:
-    """For candidates that need no validation."""
-    return (match.span(),)
-
-
-def entire_match_if(valid: Callable[[str], bool]) -> SpanFinder:
-    """For validators that accept or reject a candidate as a whole."""
-
-    def spans(match: re.Match[str]) -> tuple[TextRange, ...]:
-        return (match.span(),) if valid(match.group()) else ()
-
-    return spans
+def _anything(text: str, digits: int, others: int) -> bool:
+    return True

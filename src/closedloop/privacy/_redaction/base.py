@@ -56,11 +56,3 @@ _ASCII_DIGITS = b"0123456789"
 def ascii_digit_count(ascii_text: bytes) -> int:
     """Digits in ``ascii_text``, in one C pass: far cheaper than scanning with a regex."""
     return len(ascii_text) - len(ascii_text.translate(None, _ASCII_DIGITS))
-
-
-def digit_count(text: str) -> int:
-    """ASCII digits in ``text``.
-
-    Most entities need several digits and most chat text has few, so this rejects it early.
-    """
-    return ascii_digit_count(text.encode("ascii", "ignore"))

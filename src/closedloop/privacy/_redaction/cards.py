@@ -6,7 +6,7 @@ import re
 from itertools import accumulate
 
 from closedloop.privacy._redaction._candidates import CandidateRedactor
-from closedloop.privacy._redaction.base import TextRange, digit_count
+from closedloop.privacy._redaction.base import TextRange
 
 # Groups of 3+ digits joined by one space or dash: "4111 1111 1111 1111", "3782-822463-10005".
 # Shorter groups end the run, so an expiry month after the number ("... 1111 12/26") stays out,
@@ -75,5 +75,5 @@ redact_cards = CandidateRedactor(
     _CARD_RUN,
     "<CARD>",
     _card_spans,
-    precheck=lambda text: digit_count(text) >= _MIN_DIGITS,
+    precheck=lambda text, digits, others: digits >= _MIN_DIGITS,
 )

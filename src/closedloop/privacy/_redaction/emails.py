@@ -82,9 +82,7 @@ class EmailRedactor(BuiltInRedactor):
 
     __slots__ = ()
 
-    def __call__(self, text: str) -> tuple[str, int]:
-        if "@" not in text:
-            return text, 0
+    def detect(self, text: str) -> tuple[str, int]:
         return replace_spans(text, self._spans(text), "<EMAIL>")
 
     @staticmethod
@@ -102,4 +100,8 @@ class EmailRedactor(BuiltInRedactor):
                 done = domain.end()
 
 
-redact_emails = EmailRedactor("emails")
+def _has_at_sign(text: str, digits: int, others: int) -> bool:
+    return "@" in text
+
+
+redact_emails = EmailRedactor("emails", _has_at_sign)

@@ -6,11 +6,10 @@ import ipaddress
 import re
 
 from closedloop.privacy._redaction._candidates import (
-    CandidateRedactor,
     RedactorChain,
-    entire_match_if,
+    SubstitutingRedactor,
+    placeholder_if,
 )
-from closedloop.privacy._redaction.base import digit_count
 
 # A superset of IPv6 text (full, compressed, IPv4-suffixed); ``ipaddress`` decides.
 _IPV6 = re.compile(
@@ -22,11 +21,19 @@ _IPV6 = re.compile(
 # with a literal, this finds them at memchr speed, unlike the full pattern.
 _IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
 
-_IPV4 = re.compile(r"\d(?<![\w.].)\d{0,2}(?:\.\d{1,3}){3}(?!\w|\.\d)", re.ASCII)
+# An octet is one to three digits, leading zeros allowed, up to 255: the lookbehind (after
+# the digits, so it sees all of them) turns down 256-999, and since an octet must end at a "."
+# or the address's end, no shorter match takes its place. So ``re.sub`` replaces on its own.
+_OCTET_END = r"(?<![3-9][0-9]{2}|2[6-9][0-9]|25[6-9])"
+_IPV4 = re.compile(
+    rf"[0-9](?<![\w.].)[0-9]{{0,2}}{_OCTET_END}(?:\.[0-9]{{1,3}}{_OCTET_END}){{3}}"
+    r"(?!\w|\.[0-9])",
+    re.ASCII,
+)
 _DIGIT_DOT_DIGIT = re.compile(r"\.(?<=\d\.)\d", re.ASCII)
 
 
-def _may_hold_ipv6(text: str) -> bool:
+def _may_hold_ipv6(text: str, digits: int, others: int) -> bool:
     return _IPV6_HINT.search(text) is not None
 
 
@@ -40,17 +47,15 @@ def _ipv6_valid(address: str) -> bool:
     return True
 
 
-def _may_hold_ipv4(text: str) -> bool:
-    return digit_count(text) >= 4 and _DIGIT_DOT_DIGIT.search(text) is not None
-
-
-def _ipv4_valid(address: str) -> bool:
-    return all(int(octet) <= 255 for octet in address.split("."))
+def _may_hold_ipv4(text: str, digits: int, others: int) -> bool:
+    return digits >= 4 and _DIGIT_DOT_DIGIT.search(text) is not None
 
 
 # IPv6 first: the IPv4 pattern would otherwise take the suffix of "::ffff:192.0.2.1".
 redact_ips = RedactorChain(
     "ips",
-    CandidateRedactor("ipv6", _IPV6, "<IP>", entire_match_if(_ipv6_valid), precheck=_may_hold_ipv6),
-    CandidateRedactor("ipv4", _IPV4, "<IP>", entire_match_if(_ipv4_valid), precheck=_may_hold_ipv4),
+    SubstitutingRedactor(
+        "ipv6", _IPV6, placeholder_if(_ipv6_valid, "<IP>"), precheck=_may_hold_ipv6
+    ),
+    SubstitutingRedactor("ipv4", _IPV4, "<IP>", precheck=_may_hold_ipv4),
 )

@@ -8,25 +8,30 @@ is not assigned yet, while "2024-118822" in "ORD-2024-118822" is valid but no ph
 libphonenumber costs about 30 µs per candidate it parses, so it is handed only the windows of
 :mod:`._phone_windows` (bounded in size, found in one linear scan) that the sound checks of
 :mod:`._national_numbers` and :mod:`._formatted_numbers` let through, and each window's
-verdict is kept for the rest of the call: repeated data costs one parse.
+verdict is kept for the rest of the call: repeated data costs one parse. Verdicts are not
+kept between calls, as they would hold the numbers of past requests in memory.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable
 
 import phonenumbers
 
+from closedloop.privacy._redaction._detector import Detector
 from closedloop.privacy._redaction._formatted_numbers import FormattedNumbers
 from closedloop.privacy._redaction._national_numbers import NationalNumbers
 from closedloop.privacy._redaction._phone_windows import (
     MIN_DIGITS,
     Window,
+    digit_count,
     phone_runs,
     phone_windows,
 )
-from closedloop.privacy._redaction.base import TextRange, ascii_digit_count, replace_spans
+from closedloop.privacy._redaction._possible_numbers import MAX_TRIES, possible_numbers
+from closedloop.privacy._redaction.base import TextRange, replace_spans
 
 # Seven digits with at most a few separators between neighbours: every valid number in
 # international or national format has that, while prose with a few numbers rarely does.
@@ -35,30 +40,25 @@ from closedloop.privacy._redaction.base import TextRange, ascii_digit_count, rep
 _PHONE_HINT = re.compile(r"\d(?:\D{0,4}\d){6}")
 _ASCII_PHONE_HINT = re.compile(_PHONE_HINT.pattern, re.ASCII)
 _PLACEHOLDER = "<PHONE>"
-# Failed parses libphonenumber may try per window (the whole candidate, then the parts it
-# splits it into); ordinary text needs a few, the bound caps what a crafted window costs.
-_MAX_TRIES = 16
 # Replacing a number changes the run it was in (now two runs, maybe short ones), so the
-# redactor looks at those runs again, until its output is a fixpoint.
-_MAX_ROUNDS = 3
+# redactor looks at those runs and their neighbours again, until its output is a fixpoint.
 _DIGIT = re.compile(r"\d")
 _GROUPED = phonenumbers.Leniency.STRICT_GROUPING
-_POSSIBLE = phonenumbers.Leniency.POSSIBLE
 
-Verdicts = dict[tuple[int, bool, str], tuple[TextRange, ...]]
+# A window's verdict depends on its text with context, where its core starts and ends in it,
+# whether it is a part, and whether a digit precedes it.
+Verdicts = dict[tuple[str, int, int, bool, bool], tuple[TextRange, ...]]
 
 
-def _may_hold_phone(text: str) -> bool:
-    ascii_only = text.encode("ascii", "ignore")
+def _may_hold_phone(text: str, digits: int, others: int) -> bool:
     # Any non-ASCII character might be a digit, so count them all before the Unicode regex.
-    digits_at_most = ascii_digit_count(ascii_only) + len(text) - len(ascii_only)
-    if digits_at_most < MIN_DIGITS:
+    if digits + others < MIN_DIGITS:
         return False
-    hint = _ASCII_PHONE_HINT if len(ascii_only) == len(text) else _PHONE_HINT
+    hint = _PHONE_HINT if others else _ASCII_PHONE_HINT
     return hint.search(text) is not None
 
 
-class PhoneRedactor:
+class PhoneRedactor(Detector):
     """Replaces phone numbers with ``<PHONE>``: valid ones, bare or grouped as the region
     groups them, and possible ones in a phone format.
 
@@ -71,6 +71,7 @@ class PhoneRedactor:
     reaches_fixpoint = True
 
     def __init__(self, region: str = "US") -> None:
+        super().__init__(_may_hold_phone)
         region = region.upper()
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(
@@ -85,41 +86,55 @@ class PhoneRedactor:
     def region(self) -> str:
         return self._region
 
-    def __call__(self, text: str) -> tuple[str, int]:
-        if not _may_hold_phone(text):
-            return text, 0
+    def detect(self, text: str) -> tuple[str, int]:
         verdicts: Verdicts = {}
         total = 0
         regions = [(0, len(text))]
-        for round_ in range(_MAX_ROUNDS):
-            numbers, changed = self._scan(text, regions, verdicts, after_cut=round_ > 0)
-            if not numbers:
-                break
+        runs: list[TextRange] = []  # every run of the text, as of the last scan
+        while True:
+            numbers, changed, runs = self._scan(text, regions, runs, verdicts)
+            if not numbers:  # each round replaces digits, so this ends
+                return text, total
             text, count = replace_spans(text, numbers, _PLACEHOLDER)
             total += count
             regions = _after_replacing(changed, numbers)
-        return text, total
+            # A window needs MIN_DIGITS digits of its region, which replacing usually leaves
+            # none with: then the next scan would find nothing.
+            if all(digit_count(text[start:end]) < MIN_DIGITS for start, end in regions):
+                return text, total
+            runs = _moved(runs, numbers)
 
     def _scan(
-        self, text: str, regions: list[TextRange], verdicts: Verdicts, *, after_cut: bool
-    ) -> tuple[list[TextRange], list[TextRange]]:
-        """The numbers in ``regions``, and the regions that replacing them changes.
+        self,
+        text: str,
+        regions: list[TextRange],
+        runs: list[TextRange],
+        verdicts: Verdicts,
+    ) -> tuple[list[TextRange], list[TextRange], list[TextRange]]:
+        """The numbers in ``regions``, the regions that replacing them changes, and every run
+        of ``text``: those of ``regions`` found now, the others as ``runs`` knew them.
 
-        ``after_cut``: the regions are runs just cut by replacements, or their neighbours.
+        Regions after the first scan of the whole text are runs just cut by replacements, or
+        their neighbours. A neighbour may lie outside the regions scanned ("A ext. 42-B":
+        replacing B changes what A's window reads after it), hence the runs kept.
         """
         found: list[TextRange] = []
-        changed: list[TextRange] = []
+        hit: list[TextRange] = []  # runs holding numbers
+        scanned: list[TextRange] = []
+        edges_only = bool(runs)
         for start, end in regions:
-            runs = list(phone_runs(text, start, end))
-            for index, run in enumerate(runs):
-                windows = phone_windows(run, edges_only=after_cut)
+            for run in phone_runs(text, start, end):
+                scanned.append(run.span())
+                windows = phone_windows(run, edges_only=edges_only)
                 numbers = [
                     span for window in windows for span in self._numbers(text, window, verdicts)
                 ]
                 if numbers:
                     found += numbers
-                    changed.append(_neighbourhood(runs, index))
-        return _union(found), changed
+                    hit.append(run.span())
+        every = sorted(_outside(runs, regions) + scanned)
+        changed = [_neighbourhood(every, bisect_left(every, run)) for run in hit]
+        return _union(found), changed, every
 
     def _numbers(self, text: str, window: Window, verdicts: Verdicts) -> list[TextRange]:
         start, end, is_part = window
@@ -127,14 +142,15 @@ class PhoneRedactor:
         # not a digit (a run can start right after an extension), which it would read on.
         before = 1 if start and not text[start - 1].isdecimal() else 0
         glued = bool(start) and not before  # right after a digit: no "+" there is a lead
-        key = (before, glued, text[start - before : end + window.context_after])
+        window_text = text[start - before : end + window.context_after]
+        key = (window_text, before, end - start, is_part, glued)
         spans = verdicts.get(key)
         if spans is None:
             core = text[start:end]
             valid = self._national.may_hold_valid(core, whole=is_part)
             formatted = self._formatted.may_hold(core)
             spans = self._match(
-                key[2], before, end - start, valid=valid, formatted=formatted, glued=glued
+                window_text, before, end - start, valid=valid, formatted=formatted, glued=glued
             )
             verdicts[key] = spans
         return [(start + left, start + right) for left, right in spans]
@@ -153,9 +169,7 @@ class PhoneRedactor:
         end = before + length
         found: list[TextRange] = []
         if formatted:
-            possible = phonenumbers.PhoneNumberMatcher(
-                window, self._region, leniency=_POSSIBLE, max_tries=_MAX_TRIES
-            )
+            possible = possible_numbers(window, self._region)
             found += _in_core(
                 (
                     number
@@ -167,7 +181,7 @@ class PhoneRedactor:
             )
         if valid and _has_digit_outside(window, before, end, found):
             grouped = phonenumbers.PhoneNumberMatcher(
-                window, self._region, leniency=_GROUPED, max_tries=_MAX_TRIES
+                window, self._region, leniency=_GROUPED, max_tries=MAX_TRIES
             )
             found += _in_core(grouped, before, end)
         return tuple((start - before, stop - before) for start, stop in found)
@@ -192,16 +206,47 @@ def _has_digit_outside(window: str, start: int, end: int, spans: list[TextRange]
     return _DIGIT.search(window, start, end) is not None
 
 
-def _neighbourhood(runs: list[re.Match[str]], index: int) -> TextRange:
+def _neighbourhood(runs: list[TextRange], index: int) -> TextRange:
     """The run at ``index`` with the runs whose verdicts depend on its characters: one that
     ends at most three characters before it (its context after reaches in) and one that
     continues it (its context before is this run's last character)."""
-    start, end = runs[index].span()
-    if index and start - runs[index - 1].end() <= 3:
-        start = runs[index - 1].start()
-    if index + 1 < len(runs) and runs[index + 1].start() == end:
-        end = runs[index + 1].end()
+    start, end = runs[index]
+    if index and start - runs[index - 1][1] <= 3:
+        start = runs[index - 1][0]
+    if index + 1 < len(runs) and runs[index + 1][0] == end:
+        end = runs[index + 1][1]
     return start, end
+
+
+def _outside(runs: list[TextRange], regions: list[TextRange]) -> list[TextRange]:
+    """The ``runs`` that overlap none of ``regions`` (both in order, regions disjoint)."""
+    kept: list[TextRange] = []
+    index = 0
+    for run in runs:
+        while index < len(regions) and regions[index][1] <= run[0]:
+            index += 1
+        if index == len(regions) or run[1] <= regions[index][0]:
+            kept.append(run)
+    return kept
+
+
+def _moved(runs: list[TextRange], replaced: list[TextRange]) -> list[TextRange]:
+    """Where ``runs`` are after replacing ``replaced`` (both in order). A run that held a
+    replaced span lies in a changed region, which is scanned again, so its span need only
+    stay in order."""
+    moved: list[TextRange] = []
+    shift = 0  # how much shorter the text before the current run got
+    index = 0
+    for start, end in runs:
+        while index < len(replaced) and replaced[index][1] <= start:
+            shift += replaced[index][1] - replaced[index][0] - len(_PLACEHOLDER)
+            index += 1
+        new_start = start - shift
+        while index < len(replaced) and replaced[index][1] <= end:
+            shift += replaced[index][1] - replaced[index][0] - len(_PLACEHOLDER)
+            index += 1
+        moved.append((new_start, max(new_start, end - shift)))
+    return moved
 
 
 def _union(spans: list[TextRange]) -> list[TextRange]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from closedloop.privacy._redaction._detector import Detector, Precheck, counts_of
 from closedloop.privacy._redaction.base import RedactionResult, Redactor, reaches_fixpoint
 from closedloop.privacy._redaction.cards import redact_cards
 from closedloop.privacy._redaction.emails import redact_emails
@@ -34,6 +35,15 @@ def default_redactors(phone_region: str = "US") -> list[Redactor]:
 
 _EMPTY = RedactionResult("", 0)
 _MAX_PASSES = 3  # a bound in case a custom redactor keeps rewriting its own output
+# What the pipeline runs for a redactor: a detector's pre-check (None for other redactors),
+# the redaction it guards, and whether running it on its own output changes nothing.
+_Step = tuple[Precheck | None, Redactor, bool]
+
+
+def _step(redactor: Redactor) -> _Step:
+    if isinstance(redactor, Detector):
+        return redactor.precheck, redactor.detect, reaches_fixpoint(redactor)
+    return None, redactor, reaches_fixpoint(redactor)
 
 
 class RedactionPipeline:
@@ -43,7 +53,7 @@ class RedactionPipeline:
     ``extra`` redactors run after them, so they see text with built-in PII already replaced.
     """
 
-    __slots__ = ("_redactors", "_settled_by_own_run")
+    __slots__ = ("_redactors", "_steps")
 
     def __init__(
         self,
@@ -57,7 +67,7 @@ class RedactionPipeline:
         for redactor in self._redactors:
             if not callable(redactor):
                 raise TypeError(f"redactor {redactor!r} is not callable as redactor(text)")
-        self._settled_by_own_run = tuple(map(reaches_fixpoint, self._redactors))
+        self._steps = tuple(map(_step, self._redactors))
 
     @property
     def redactors(self) -> tuple[Redactor, ...]:
@@ -70,28 +80,37 @@ class RedactionPipeline:
         becomes "1.2.3.4.<PHONE>", now an IP), so after a change the redactors that have not
         seen the new text run again, and only they: text without PII takes one pass, and
         the phone redactor (the costly one, which settles its own output) runs again only if
-        another redactor changed the text after it.
+        another redactor changed the text after it. The built-in detectors' pre-checks share
+        one count of the text's digits per version of it, so text without PII is rejected by
+        each detector in a substring test or two.
         """
         if not text:
             return _EMPTY
         total = 0
         version = 0  # counts changes to the text
-        seen = [-1] * len(self._redactors)  # the version each redactor's output is final for
+        seen = [-1] * len(self._steps)  # the version each redactor's output is final for
+        digits = others = -1  # the current version's counts, taken once a pre-check needs them
         for _ in range(_MAX_PASSES):
-            ran = False
-            for index, redactor in enumerate(self._redactors):
+            first = version
+            for index, (precheck, redact, settles) in enumerate(self._steps):
                 if seen[index] == version:
                     continue
-                ran = True
-                redacted, count = redactor(text)
+                if precheck is not None:
+                    if digits < 0:
+                        digits, others = counts_of(text)
+                    if not precheck(text, digits, others):
+                        seen[index] = version
+                        continue
+                redacted, count = redact(text)
                 total += count
                 if redacted == text:
                     seen[index] = version
                     continue
                 text = redacted
+                digits = -1
                 version += 1
-                seen[index] = version if self._settled_by_own_run[index] else version - 1
-            if not ran:
+                seen[index] = version if settles else version - 1
+            if version == first:  # every redactor has seen this text and left it as it is
                 break
         return RedactionResult(text, total)
 

@@ -19,4 +19,6 @@ def _ssn_spans(match: re.Match[str]) -> tuple[TextRange, ...]:
     return ((start, end),)
 
 
-redact_ssns = CandidateRedactor("ssns", _SSN, "<SSN>", _ssn_spans)
+redact_ssns = CandidateRedactor(
+    "ssns", _SSN, "<SSN>", _ssn_spans, precheck=lambda text, digits, others: digits >= 9
+)

@@ -1,0 +1,88 @@
+"""The fast path for possible numbers finds what libphonenumber's matcher finds.
+
+Windows are generated around the shape the fast path takes (" +1 415 555 2671) p") and
+every near miss of it: brackets, slashes, other separators, extensions, digits or leads
+around the number, letters, full-width characters, too many digits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import phonenumbers
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from closedloop.privacy._redaction import _possible_numbers
+from closedloop.privacy._redaction._possible_numbers import MAX_TRIES, possible_numbers
+
+DIGITS = st.text(alphabet="0123456789", min_size=1, max_size=5)
+# Before the "+": nothing, prose, or a digit or lead the matcher would read.
+BEFORE = st.sampled_from(["", " ", "a", ":", "é", "-", ".", "x", "/", ")", "(", "[", "+", "7"])
+SEPARATORS = [" ", "-", ".", "/", "  ", "", "(", ")", " x", "\xa0", "\u2013", " - "]
+EXTENSION = st.sampled_from(["", "", "", " ext. 12", " x 5", "#", ";ext=7", " - 42#", ":30"])
+AFTER = st.text(alphabet=" )-.:/ax#+(1", max_size=3)
+# International numbers as regions write them ("+44 7400 123456"), spaced by any separator.
+EXAMPLES = [
+    phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS)[::3]
+    for number in [phonenumbers.example_number(region)]
+    if number is not None
+]
+REAL = st.builds(
+    lambda before, number, sep, extension, after: (
+        before + number.replace(" ", sep) + extension + after
+    ),
+    BEFORE,
+    st.sampled_from(EXAMPLES),
+    st.sampled_from([" ", "-", ".", *SEPARATORS]),
+    EXTENSION,
+    AFTER,
+)
+# Anything of those parts: leads, digit groups and separators at random.
+MADE_UP = st.builds(
+    lambda before, lead, code, groups, extension, after: (
+        before + lead + code + "".join(sep + digits for sep, digits in groups) + extension + after
+    ),
+    BEFORE,
+    st.sampled_from(["+", "+", "\uff0b", "(+", "++", ""]),
+    DIGITS,
+    st.lists(st.tuples(st.sampled_from(SEPARATORS), DIGITS), max_size=6),
+    EXTENSION,
+    AFTER,
+)
+WINDOWS = st.one_of(REAL, MADE_UP)
+REGIONS = st.sampled_from(["US", "GB", "DE", "IN"])
+
+
+def matches(
+    found: Iterable[phonenumbers.PhoneNumberMatch],
+) -> list[tuple[int, int, str, phonenumbers.PhoneNumber]]:
+    return [(match.start, match.end, match.raw_string, match.number) for match in found]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(window=WINDOWS, region=REGIONS)
+@example(window=" +1 415 555 2671) p", region="US")
+@example(window=" +44 20 7946 0958.", region="GB")
+@example(window="+1 2012-01-02 08:0", region="US")  # a time stamp, then ":MM" cut short
+@example(window=" +1 415 555 2671 x", region="US")
+def test_the_fast_path_finds_what_the_matcher_finds(window: str, region: str) -> None:
+    expected = phonenumbers.PhoneNumberMatcher(
+        window, region, leniency=phonenumbers.Leniency.POSSIBLE, max_tries=MAX_TRIES
+    )
+    assert matches(possible_numbers(window, region)) == matches(expected)
+
+
+@pytest.mark.parametrize(
+    ("window", "region"), [(" +1 415 555 2671) p", "US"), ("+44 20-7946-0958", "GB")]
+)
+def test_an_international_number_alone_skips_the_matcher(
+    window: str, region: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_matcher(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the matcher ran")
+
+    monkeypatch.setattr(_possible_numbers.phonenumbers, "PhoneNumberMatcher", no_matcher)
+    assert len(list(possible_numbers(window, region))) == 1
