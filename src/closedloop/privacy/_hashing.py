@@ -32,15 +32,21 @@ def key_file_path() -> Path:
     return KEY_SPEC.key_file_path()
 
 
+# Hashes remembered per hasher: a user makes many calls in a row, and a dict lookup costs a
+# fraction of an HMAC. Past this many users the memory starts afresh.
+_REMEMBERED = 4096
+
+
 class UserHasher:
     """HMAC-SHA256 of user ids, hex encoded (64 characters)."""
 
-    __slots__ = ("_hmac", "_key_source")
+    __slots__ = ("_hashes", "_hmac", "_key_source")
 
     def __init__(self, key: str | bytes | None = None) -> None:
         secret, source = resolve_key(KEY_SPEC, key, stacklevel=2)  # warn the caller
         self._hmac = hmac.new(secret, digestmod=hashlib.sha256)
         self._key_source: KeySource = source
+        self._hashes: dict[str, str] = {}
 
     @property
     def key_source(self) -> KeySource:
@@ -49,11 +55,18 @@ class UserHasher:
 
     def hash(self, user_id: str) -> str:
         """The hex HMAC-SHA256 of the UTF-8 ``user_id``."""
+        known = self._hashes.get(user_id) if type(user_id) is str else None
+        if known is not None:
+            return known
         if not isinstance(user_id, str):
             raise TypeError(f"user_id must be a str, not {type(user_id).__name__}")
         digest = self._hmac.copy()  # reuses the keyed state instead of re-deriving it
         digest.update(user_id.encode())
-        return digest.hexdigest()
+        hashed = digest.hexdigest()
+        if len(self._hashes) >= _REMEMBERED:
+            self._hashes.clear()  # not evicted one by one: other threads may be reading
+        self._hashes[user_id] = hashed
+        return hashed
 
     def __repr__(self) -> str:
         return f"UserHasher(key_source={self._key_source!r})"

@@ -15,11 +15,12 @@ not, and feedback on an unsampled call lands in that call's trace.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
@@ -122,15 +123,37 @@ class Endpoint:
     port: int | None
 
     @classmethod
-    def of(cls, resource: Any) -> Endpoint:
-        client = resource._client
-        url = client.base_url
+    def of(cls, url: Any) -> Endpoint:
+        """The endpoint of a client's ``base_url`` (an ``httpx`` URL)."""
         host = url.host or None
         port = url.port or {"https": 443, "http": 80}.get(url.scheme)
         provider: ProviderName = (
             "azure.ai.openai" if host and host.endswith(".azure.com") else "openai"
         )
         return cls(provider, host, port)
+
+
+class EndpointCache:
+    """The endpoint of the base URL last called: apps call through one client or a few,
+    and reading a URL apart on every call would cost as much as a span attribute batch.
+
+    A client keeps its ``base_url`` object until it is changed, so the object's identity
+    says when to read it again. One tuple is swapped whole: safe across threads.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: tuple[Any, Endpoint] | None = None
+
+    def of(self, resource: Any) -> Endpoint:
+        url = resource._client.base_url
+        last = self._last
+        if last is not None and last[0] is url:
+            return last[1]
+        endpoint = Endpoint.of(url)
+        self._last = (url, endpoint)
+        return endpoint
 
 
 @dataclass(frozen=True)
@@ -141,6 +164,7 @@ class Hooks:
     settings: InstrumentationSettings
     stream_usage: StreamUsagePolicy
     metrics: ClientMetrics
+    endpoints: EndpointCache = field(default_factory=EndpointCache)
 
 
 class LLMCall:
@@ -167,6 +191,8 @@ class LLMCall:
         self._error_type: str | None = None
         self._lock = threading.Lock()
         self._ended = False
+        # Attributes learnt during the call, set on the span in one batch when it ends.
+        self._pending: dict[str, AttributeValue] = {}
         self._layer = current_call_context()
         self._observer = current_observer()
         self.span: Span = hooks.tracer.start_span(
@@ -237,10 +263,17 @@ class LLMCall:
                 TypeError(f"increment() returned {interaction!r}, not an int"),
             )
 
+    def _put(self, key: str, value: AttributeValue) -> None:
+        """Set ``key`` when the span ends; a key set again moves last, as on a span."""
+        pending = self._pending
+        if key in pending:
+            del pending[key]
+        pending[key] = value
+
     def _set_json(self, content: Mapping[str, Any]) -> None:
         for key, value in content.items():
             if value:
-                self.span.set_attribute(key, to_json(value))
+                self._put(key, to_json(value))
 
     def set(self, values: Mapping[str, AttributeValue | None]) -> None:
         """Set the attributes whose value is known (None means unknown: not set). The
@@ -251,9 +284,12 @@ class LLMCall:
         self._remember(values.get(attr.RESPONSE_ID))
         if not self.recording:
             return
+        pending = self._pending
         for key, value in values.items():
             if value is not None:
-                self.span.set_attribute(key, value)
+                if key in pending:  # set again: moves last, as on a span
+                    del pending[key]
+                pending[key] = value
 
     def measured(self, model: Any, usage: TokenUsage | None, response_id: Any = None) -> None:
         """The response model and token usage of a call whose span is not recording, and
@@ -281,7 +317,8 @@ class LLMCall:
             return
         used = list(self._layer.tools) if self._layer is not None else []
         used.extend(name for name in names if name not in used)
-        self.span.set_attribute(attr.TOOLS, used)
+        if self.recording:
+            self._put(attr.TOOLS, used)
 
     def record_usage(self, usage: TokenUsage, reasoning_tokens: int | None, model: Any) -> None:
         """Token counts as the provider reported them, and the cost they imply."""
@@ -295,8 +332,8 @@ class LLMCall:
             }
         )
         self._cost = cost = self._cost_usd(usage, model)
-        if cost is not None:
-            self.span.set_attribute(attr.COST_USD, cost)
+        if cost is not None and self.recording:
+            self._put(attr.COST_USD, cost)
 
     def _cost_usd(self, usage: TokenUsage, model: Any) -> float | None:
         """The cost of ``usage`` at the response model's price, else the request model's."""
@@ -314,7 +351,7 @@ class LLMCall:
 
     def record_output(self, messages: list[dict[str, Any]]) -> None:
         if self.scrubber is not None and messages:
-            self.span.set_attribute(attr.OUTPUT_MESSAGES, to_json(messages))
+            self._put(attr.OUTPUT_MESSAGES, to_json(messages))
 
     def mark_done(self) -> float:
         """The provider finished answering (response, error, or last chunk): latency ends
@@ -351,7 +388,7 @@ class LLMCall:
             return
         event: dict[str, AttributeValue] = {"exception.type": error_type}
         try:
-            self.span.set_attribute(attr.ERROR_TYPE, error_type)
+            self._put(attr.ERROR_TYPE, error_type)
             self.span.set_status(Status(StatusCode.ERROR, error_type))
             request_id = getattr(getattr(error, "response", None), "headers", {}).get(
                 "x-request-id"
@@ -373,7 +410,7 @@ class LLMCall:
         self._error_type = error_type
         if not self.recording:
             return
-        self.span.set_attribute(attr.ERROR_TYPE, error_type)
+        self._put(attr.ERROR_TYPE, error_type)
         self.span.set_status(Status(StatusCode.ERROR, error_type))
         if self.scrubber is not None and message:
             description = f"{error_type}: {self.scrubber.section().text(message)}"
@@ -390,6 +427,7 @@ class LLMCall:
         try:
             if self.recording:
                 self._set_end_attributes(duration_s)
+                self.span.set_attributes(self._pending)
         except Exception as error:
             health.record_failure("span.attributes", error)
         try:
@@ -401,33 +439,19 @@ class LLMCall:
 
     def _set_end_attributes(self, duration_s: float) -> None:
         """Latency, time to first chunk and what content capture did."""
-        self.span.set_attribute(attr.LATENCY_MS, duration_s * 1000.0)
+        self._put(attr.LATENCY_MS, duration_s * 1000.0)
         if self._first_chunk_at is not None:
-            self.span.set_attribute(
-                attr.RESPONSE_TIME_TO_FIRST_CHUNK, self._first_chunk_at - self._started
-            )
+            self._put(attr.RESPONSE_TIME_TO_FIRST_CHUNK, self._first_chunk_at - self._started)
         if self.scrubber is not None:
             if self.scrubber.redactor is not None:
-                self.span.set_attribute(attr.REDACTIONS, self.scrubber.count)
+                self._put(attr.REDACTIONS, self.scrubber.count)
             if self.scrubber.truncated:
-                self.span.set_attribute(attr.CONTENT_TRUNCATED, True)
+                self._put(attr.CONTENT_TRUNCATED, True)
 
     def _record_metrics(self, duration_s: float) -> None:
         try:
-            attributes: dict[str, AttributeValue] = {
-                attr.OPERATION_NAME: self.operation.operation_name,
-                attr.PROVIDER_NAME: self.endpoint.provider,
-            }
-            if isinstance(self.request_model, str):
-                attributes[attr.REQUEST_MODEL] = self.request_model
-            if self._response_model is not None:
-                attributes[attr.RESPONSE_MODEL] = self._response_model
-            if self.endpoint.address:
-                attributes[attr.SERVER_ADDRESS] = self.endpoint.address
-            if self.endpoint.port:
-                attributes[attr.SERVER_PORT] = self.endpoint.port
             self.metrics.record(
-                attributes,
+                self._metric_attributes(),
                 duration_s,
                 self._usage,
                 self.operation.has_output_tokens,
@@ -435,6 +459,15 @@ class LLMCall:
             )
         except Exception as error:
             health.record_failure("metrics.record", error)
+
+    def _metric_attributes(self) -> dict[str, AttributeValue]:
+        """The call's metric attributes: operation, provider, models and server."""
+        request_model = self.request_model if isinstance(self.request_model, str) else None
+        return dict(
+            _metric_attributes(
+                self.operation.operation_name, self.endpoint, request_model, self._response_model
+            )
+        )
 
     def _report_cost(self) -> None:
         """Tell the block's observer what the call cost, sampled or not (a shadow budget)."""
@@ -452,3 +485,23 @@ class LLMCall:
     @property
     def ended(self) -> bool:
         return self._ended
+
+
+@functools.lru_cache(maxsize=256)
+def _metric_attributes(
+    operation_name: str, endpoint: Endpoint, request_model: str | None, response_model: str | None
+) -> Mapping[str, AttributeValue]:
+    """Built once per combination: an app calls a few models at a few endpoints."""
+    attributes: dict[str, AttributeValue] = {
+        attr.OPERATION_NAME: operation_name,
+        attr.PROVIDER_NAME: endpoint.provider,
+    }
+    if request_model is not None:
+        attributes[attr.REQUEST_MODEL] = request_model
+    if response_model is not None:
+        attributes[attr.RESPONSE_MODEL] = response_model
+    if endpoint.address:
+        attributes[attr.SERVER_ADDRESS] = endpoint.address
+    if endpoint.port:
+        attributes[attr.SERVER_PORT] = endpoint.port
+    return attributes

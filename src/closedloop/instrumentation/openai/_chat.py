@@ -174,6 +174,19 @@ class _Choice:
         self.tool_calls: dict[int, dict[str, Any]] = {}
 
 
+def _observe_tool_calls(state: _Choice, tool_calls: Iterable[Any]) -> None:
+    """Tool calls arrive in pieces: an id and a name once, the arguments bit by bit."""
+    for tool_call in tool_calls:
+        slot = state.tool_calls.setdefault(
+            tool_call.index, {"id": None, "name": None, "arguments": []}
+        )
+        slot["id"] = slot["id"] or tool_call.id
+        if tool_call.function is not None:
+            slot["name"] = slot["name"] or tool_call.function.name
+            if tool_call.function.arguments:
+                slot["arguments"].append(tool_call.function.arguments)
+
+
 class ChatStreamMeter:
     """What the metrics need from a chat stream (its model, and usage from the final
     chunk), and its response id for feedback: all that is kept of a stream whose span is
@@ -225,34 +238,31 @@ class ChatStreamState(ChatStreamMeter):
         self.content_started = False
 
     def observe(self, chunk: Any) -> None:
-        super().observe(chunk)
+        # One flat method: it runs for every chunk of every stream.
+        self.response_id = self.response_id or chunk.id
+        self.model = self.model or chunk.model
+        if chunk.usage is not None:
+            self.usage = chunk.usage
         self.service_tier = chunk.service_tier or self.service_tier
         self.system_fingerprint = chunk.system_fingerprint or self.system_fingerprint
+        choices = self.choices
         for choice in chunk.choices or ():
-            self._observe_choice(choice)
-
-    def _observe_choice(self, choice: Any) -> None:
-        state = self.choices.setdefault(choice.index, _Choice())
-        delta = choice.delta
-        if delta is not None:
-            if delta.content:
-                state.text.append(delta.content)
-                self.content_started = True
-            if delta.refusal:
-                state.refusal.append(delta.refusal)
-                self.content_started = True
-            for tool_call in delta.tool_calls or ():
-                self.content_started = True
-                slot = state.tool_calls.setdefault(
-                    tool_call.index, {"id": None, "name": None, "arguments": []}
-                )
-                slot["id"] = slot["id"] or tool_call.id
-                if tool_call.function is not None:
-                    slot["name"] = slot["name"] or tool_call.function.name
-                    if tool_call.function.arguments:
-                        slot["arguments"].append(tool_call.function.arguments)
-        if choice.finish_reason:
-            state.finish_reason = choice.finish_reason
+            state = choices.get(choice.index)
+            if state is None:
+                state = choices[choice.index] = _Choice()
+            delta = choice.delta
+            if delta is not None:
+                if delta.content:
+                    state.text.append(delta.content)
+                    self.content_started = True
+                if delta.refusal:
+                    state.refusal.append(delta.refusal)
+                    self.content_started = True
+                if delta.tool_calls:
+                    self.content_started = True
+                    _observe_tool_calls(state, delta.tool_calls)
+            if choice.finish_reason:
+                state.finish_reason = choice.finish_reason
 
     def finish(self, call: LLMCall) -> None:
         ordered = [self.choices[index] for index in sorted(self.choices)]

@@ -13,10 +13,18 @@ from typing import Any
 
 from closedloop.privacy import RedactionPipeline
 
+# Whether a type is a Mapping, per type: an ABC ``isinstance`` check on an SDK model costs
+# more than the read itself, and messages are read field by field.
+_IS_MAPPING: dict[type, bool] = {dict: True}
+
 
 def field(obj: Any, name: str, default: Any = None) -> Any:
     """Read ``name`` from a TypedDict-style mapping or an SDK model alike."""
-    if isinstance(obj, (dict, Mapping)):
+    kind = type(obj)
+    is_mapping = _IS_MAPPING.get(kind)
+    if is_mapping is None:
+        is_mapping = _IS_MAPPING[kind] = isinstance(obj, Mapping)
+    if is_mapping:
         return obj.get(name, default)
     return getattr(obj, name, default)
 
@@ -125,8 +133,12 @@ class ContentScrubber:
         return self.value(raw)
 
 
+# Built once: ``json.dumps`` with options builds an encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def to_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _ENCODER.encode(value)
 
 
 def text_part(scrubber: ContentScrubber, text: str) -> dict[str, Any]:
@@ -186,8 +198,15 @@ def _tool_response(scrubber: ContentScrubber, content: Any) -> str:
     return " ".join(part.get("content", "") for part in content_parts(scrubber, content))
 
 
+_ROLE_AND_TEXT = frozenset({"role", "content"})
+
+
 def chat_message(scrubber: ContentScrubber, message: Any) -> dict[str, Any]:
     """One Chat Completions message (request or response side) as a semconv message."""
+    if type(message) is dict and message.keys() <= _ROLE_AND_TEXT:
+        role, content = message.get("role"), message.get("content")
+        if role != "tool" and type(content) is str:  # most messages: one text part
+            return {"role": role, "parts": [text_part(scrubber, content)]}
     role = field(message, "role")
     if role == "tool":
         return {

@@ -18,7 +18,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from closedloop import _health as health
 from closedloop.instrumentation import _attributes as attr
-from closedloop.instrumentation.openai._call import Endpoint, Hooks, LLMCall, Operation
+from closedloop.instrumentation.openai._call import Hooks, LLMCall, Operation
 from closedloop.instrumentation.openai._raw import finish_legacy, traced_api_response
 from closedloop.instrumentation.openai._stream_usage import (
     StreamUsagePolicy,
@@ -74,7 +74,7 @@ def _begin(
     # caller's, exactly as the SDK would have raised it while reading them.
     prepared = operation.prepare(kwargs)
     try:
-        endpoint = Endpoint.of(instance)
+        endpoint = hooks.endpoints.of(instance)
         call = LLMCall(hooks, operation, endpoint, prepared)
     except Exception as error:
         health.record_failure(f"{name}.start", error)
