@@ -167,11 +167,38 @@ class Hooks:
     endpoints: EndpointCache = field(default_factory=EndpointCache)
 
 
+# Held for a check and a store while a call ends: one lock for all calls, not one each.
+_ENDING = threading.Lock()
+
+
 class LLMCall:
     """Owns one CLIENT span; every method is safe to call in any order, any number of times.
 
     On a span that is not recording, methods keep only what the metrics need.
     """
+
+    __slots__ = (
+        "_cost",
+        "_done_at",
+        "_ended",
+        "_error_type",
+        "_first_chunk_at",
+        "_layer",
+        "_observer",
+        "_pending",
+        "_response_model",
+        "_span_context",
+        "_started",
+        "_usage",
+        "endpoint",
+        "metrics",
+        "operation",
+        "recording",
+        "request_model",
+        "scrubber",
+        "settings",
+        "span",
+    )
 
     def __init__(
         self, hooks: Hooks, operation: Operation, endpoint: Endpoint, kwargs: Mapping[str, Any]
@@ -189,7 +216,6 @@ class LLMCall:
         self._usage: TokenUsage | None = None
         self._cost: float | None = None  # priced once, in record_usage, for the observer too
         self._error_type: str | None = None
-        self._lock = threading.Lock()
         self._ended = False
         # Attributes learnt during the call, set on the span in one batch when it ends.
         self._pending: dict[str, AttributeValue] = {}
@@ -419,7 +445,7 @@ class LLMCall:
     def end(self) -> None:
         """Latency, TTFT and redaction count, then end the span and record the call's
         metrics, sampled or not: only the first call acts."""
-        with self._lock:
+        with _ENDING:
             if self._ended:
                 return
             self._ended = True
