@@ -9,10 +9,12 @@ shows the traceback instead.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, Final
 
 from closedloop._errors import ClosedloopError
 from closedloop._extras import extra_needed
+from closedloop._since import SinceError, since_moment
 
 with extra_needed("cli", "The closedloop command"):
     import typer
@@ -24,6 +26,21 @@ DEBUG: Final = "closedloop.debug"
 # vendor their own): the bases of typer.BadParameter.
 _USAGE_ERROR: Final[type[Exception]] = typer.BadParameter.__mro__[1]
 _CLICK_ERROR: Final[type[Exception]] = typer.BadParameter.__mro__[2]
+
+
+STORE_HELP: Final = (
+    "Store URL (default: chdb://.closedloop/store, relative to the current directory). "
+    "While closedloop serve holds a chDB store, the command goes through serve's API."
+)
+"""``--store`` of every command that reads the store, serve or not."""
+
+
+def moment_option(option: str, text: str | None) -> datetime.datetime | None:
+    """The moment an age or ISO time option names (``--since 7d``); None when not given."""
+    try:
+        return since_moment(text) if text else None
+    except SinceError as error:
+        raise ClosedloopError(f"{option}: {error}") from None
 
 
 def examples(*lines: str) -> str:

@@ -15,10 +15,9 @@ import sys
 from importlib import resources
 from typing import Any, Final
 
-from closedloop._cli_app import examples
+from closedloop._cli_app import STORE_HELP, examples, moment_option
 from closedloop._errors import ClosedloopError
 from closedloop._extras import extra_needed
-from closedloop._since import SinceError, since_moment
 
 with extra_needed("cli", "The closedloop command"):
     import typer
@@ -45,12 +44,7 @@ def report_command(
         help="From the UTC day of this moment on: an age (7d, 12h) or ISO time; default: all.",
     ),
     json_output: bool = typer.Option(False, "--json", help="Print JSON rows, for programs."),
-    store_url: str = typer.Option(
-        None,
-        "--store",
-        help="Store URL (default: chdb://.closedloop/store); through closedloop serve when it "
-        "holds the store.",
-    ),
+    store_url: str = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Metrics per prompt version: calls, errors, latency, cost and the feedback rates.
 
@@ -90,13 +84,8 @@ def _quoted(value: str) -> str:
 
 def _day(since: str | None) -> str | None:
     """The UTC date ``--since`` names: the view has one row per day."""
-    if since is None:
-        return None
-    try:
-        moment = since_moment(since)
-    except SinceError as error:
-        raise ClosedloopError(f"--since: {error}") from None
-    return moment.astimezone(datetime.timezone.utc).date().isoformat()
+    moment = moment_option("--since", since)
+    return moment.astimezone(datetime.timezone.utc).date().isoformat() if moment else None
 
 
 def _filters(prompt: str | None, version: str | None, since: str | None) -> str:

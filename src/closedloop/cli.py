@@ -22,7 +22,7 @@ with extra_needed("cli", "The closedloop command"):
     from rich.console import Console
 
     from closedloop import _cli_feedback, _cli_report
-    from closedloop._cli_app import DEBUG, CommandGroup, examples
+    from closedloop._cli_app import DEBUG, STORE_HELP, CommandGroup, examples
     from closedloop._sql_output import OutputFormat
     from closedloop.demo._cli import demo_command
     from closedloop.experiments._cli_compare import compare_command
@@ -189,12 +189,6 @@ def serve(
         raise typer.Exit(1) from None
 
 
-_STORE_HELP = (
-    "Store URL (default: chdb://.closedloop/store, relative to the current directory). "
-    "While closedloop serve holds a chDB store, the command goes through serve's API."
-)
-
-
 def _since(text: str) -> datetime.datetime:
     """``3d``, ``12h``, ``30m`` ago, or an ISO timestamp (UTC if no zone)."""
     try:
@@ -218,7 +212,7 @@ def rescue(
         help="Feedback that arrived since: an age (3d, 12h) or ISO time; "
         "default: the recent tier's retention.",
     ),
-    store_url: str = typer.Option(None, "--store", help=_STORE_HELP),
+    store_url: str = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Copy traces that got feedback after sampling dropped them back into otel_traces."""
     from closedloop._cli_progress import working
@@ -311,7 +305,7 @@ def sql(
     output: OutputFormat = typer.Option(  # noqa: B008 - typer's way to declare a choice
         OutputFormat.TABLE, "--format", help="table for people; csv or json for programs."
     ),
-    store_url: str = typer.Option(None, "--store", help=_STORE_HELP),
+    store_url: str = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Run one read-only SQL statement on the store and print its answer.
 

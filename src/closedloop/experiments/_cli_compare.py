@@ -8,7 +8,6 @@ the statement as quoted literals).
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 import re
@@ -17,9 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from closedloop._cli_app import STORE_HELP, moment_option
 from closedloop._errors import ClosedloopError
 from closedloop._extras import extra_needed
-from closedloop._since import SinceError, since_moment
 
 with extra_needed("cli", "The closedloop command"):
     import typer
@@ -72,12 +71,7 @@ def compare_command(
         False, "--sequential", help="Verdicts from always-valid p-values (safe to check daily)."
     ),
     json_output: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    store_url: str = typer.Option(
-        None,
-        "--store",
-        help="Store URL (default: chdb://.closedloop/store); through closedloop serve when it "
-        "holds the store.",
-    ),
+    store_url: str = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Compare a candidate prompt version with the baseline on every metric."""
     from closedloop._cli_store import _Direct, store_access
@@ -87,8 +81,8 @@ def compare_command(
 
     url = store_url or DEFAULT_URL
     try:
-        start = _moment("--since", since)
-        end = _moment("--until", until)
+        start = moment_option("--since", since)
+        end = moment_option("--until", until)
         weights = _configured_shares(shares, prompts, prompt, (baseline, candidate))
         if unit not in ("user", "call"):
             raise ClosedloopError(f"--unit {unit!r}: pass user or call")
@@ -123,13 +117,6 @@ def compare_command(
 
 def _unit(text: str) -> Unit:
     return "user" if text == "user" else "call"
-
-
-def _moment(option: str, text: str | None) -> datetime.datetime | None:
-    try:
-        return since_moment(text) if text else None
-    except SinceError as error:
-        raise ClosedloopError(f"{option}: {error}") from None
 
 
 def _configured_shares(
