@@ -75,7 +75,8 @@ def page_requests(store: cs.Store) -> dict[str, list[str]]:
     return {
         "Overview": ["/api/overview"],
         "Prompts": ["/api/versions"],
-        "Compare": ["/api/versions", f"/api/compare?{compare}&unit=user"],
+        "Compare": ["/api/version_list", f"/api/compare?{compare}&unit=user"],
+        "Compare, calls as units": ["/api/version_list", f"/api/compare?{compare}&unit=call"],
         "Feedback": ["/api/feedback?limit=50"],
         "Trace": [f"/api/traces/{trace['trace_id']}"],
         "Sampling": ["/api/sampling", "/api/sampling/series?bucket=hour"],

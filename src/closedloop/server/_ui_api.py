@@ -1,5 +1,5 @@
 """The query API routes the web UI adds: ``/api/overview``, ``/api/versions``,
-``/api/registry``, ``/api/compare`` and ``/api/sampling/series``.
+``/api/version_list``, ``/api/registry``, ``/api/compare`` and ``/api/sampling/series``.
 
 Same rules as the routes of :mod:`._query`: read-only, GET only, the same credentials
 check, a 400 naming a bad parameter, SQL from ``queries/`` with bound values. Each page of
@@ -48,6 +48,7 @@ class UiApi:
         return [
             ("/api/overview", self.overview),
             ("/api/versions", self.versions),
+            ("/api/version_list", self.version_list),
             ("/api/registry", self.registry_json),
             ("/api/compare", self.compare),
             ("/api/sampling/series", self.sampling_series),
@@ -72,7 +73,15 @@ class UiApi:
     def versions(self, request: Request) -> Response:
         """Per version over the window, with the registry's status and share (null: not
         known, because serve has no ``--prompts`` or the files do not name the version)."""
-        rows = self._query("versions.sql", _days(request))
+        return self._with_status(self._query("versions.sql", _days(request)))
+
+    def version_list(self, request: Request) -> Response:
+        """The versions ``/api/versions`` has rows for, with calls and days but none of its
+        feedback metrics: a picker's list, read without resolving any feedback."""
+        return self._with_status(self._query("version_list.sql", _days(request)))
+
+    def _with_status(self, rows: list[dict[str, Any]]) -> Response:
+        """Rows per version with the registry's status and share added."""
         for row in rows:
             known = self.registry.status(row["prompt_name"], row["prompt_version"])
             row["first_day"], row["last_day"] = str(row["first_day"]), str(row["last_day"])

@@ -186,7 +186,7 @@ def _version_row(row: Mapping[str, Any]) -> str:
 
 
 def compare(api: Mapping[str, Handler], values: Mapping[str, str]) -> str:
-    versions = ask(api["/api/versions"], "/api/versions")
+    versions = ask(api["/api/version_list"], "/api/version_list")
     if not versions.ok:
         return error_box(versions.error)
     chosen = _choice(versions.body["rows"], values)
