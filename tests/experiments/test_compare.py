@@ -12,6 +12,7 @@ numbers from those raw counts with scipy and the textbook formulas, not with
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import random
@@ -41,6 +42,7 @@ from closedloop.experiments._compare import (
     MIN_UNITS_PER_ARM,
     CompareError,
     CompareResult,
+    Unit,
     Verdict,
     compare,
 )
@@ -255,6 +257,27 @@ def test_compare_refuses_bad_arguments_by_name(
         compare(store, **{**call, **arguments})  # type: ignore[arg-type]
 
 
+class _RowsOnly:
+    """A store's rows and nothing else: compare takes the rows-only path with it."""
+
+    def __init__(self, store: cs.Store) -> None:
+        self.settings = store.settings
+        self._store = store
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self._store.query(sql, parameters)
+
+
+@pytest.mark.parametrize("unit", ["user", "call"])
+def test_compare_reads_the_same_units_column_by_column_as_row_by_row(
+    world: World, unit: Unit
+) -> None:
+    call: dict[str, Any] = {"prompt": PROMPT, "baseline": BASELINE, "candidate": CANDIDATE}
+    call |= {"unit": unit, "until": datetime.datetime.now(datetime.timezone.utc)}
+    with cs.connect(world.url, migrate=False) as store:
+        assert compare(store, **call).as_json() == compare(_RowsOnly(store), **call).as_json()
+
+
 def test_cli_names_a_bad_option_on_one_line(world: World) -> None:
     app = typer.Typer()
     app.command()(compare_command)
@@ -280,7 +303,8 @@ def test_cli_names_a_bad_option_on_one_line(world: World) -> None:
 
 
 class _RowsStore:
-    """A store that answers the per-unit query with given rows."""
+    """A store that answers the per-unit query with given rows, and rows only (as serve's
+    read-only SQL route does)."""
 
     settings = SchemaSettings()
 
@@ -294,7 +318,14 @@ class _RowsStore:
 def _unit_row(unit: str, arm: str, **sums: int) -> dict[str, Any]:
     """One user of one call (latency 100 ms) with the given sums, every other column 0."""
     columns: dict[str, Any] = dict.fromkeys(_UNIT_COLUMNS, 0)
-    columns.update(unit=unit, arms=[arm], calls=1, latency_sum=100.0, latencies=[100.0])
+    columns.update(
+        unit=unit,
+        baseline_calls=int(arm == "v3"),
+        candidate_calls=int(arm == "v4"),
+        calls=1,
+        latency_sum=100.0,
+        latencies=[100.0],
+    )
     return {**columns, **sums}
 
 
@@ -320,6 +351,12 @@ def test_per_user_rates_of_one_call_each_use_wilson_and_fisher_not_the_delta_met
     assert (c.baseline.interval.low, round(c.baseline.interval.high, 4)) == (0.0, 0.1135)
     assert round(c.p_value, 4) == round(scipy_stats.fisher_exact([[0, 30], [4, 26]]).pvalue, 4)
     assert (c.baseline.units, c.candidate.units) == (30, 30)
+
+
+def test_no_units_no_verdicts() -> None:
+    result = _compare_rows([])
+    assert (result.units, result.srm, result.excluded_units) == ((0, 0), None, 0)
+    assert {metric.verdict for metric in result.metrics} == {Verdict.NOT_ENOUGH_DATA}
 
 
 def test_no_verdict_below_the_minimum_units_or_without_spread() -> None:

@@ -177,6 +177,22 @@ def test_overview_and_versions_answer_as_the_metrics_view(store: cs.Store) -> No
                 assert any(row["thumbs_up_rate"] is not None for row in expected)
 
 
+def reference_units(store: cs.Store, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reference's per-unit rows, each unit's versions sorted (groupUniqArray's order
+    is the hash table's)."""
+    rows = store.query(reference(store, "compare_units"), parameters)
+    return [{**row, "arms": sorted(row["arms"])} for row in rows]
+
+
+def with_arms(row: dict[str, Any], baseline: str, candidate: str) -> dict[str, Any]:
+    """A compare_units row in the reference's shape: its calls per version become the
+    versions it has calls in (sorted), where the reference has them."""
+    row = dict(row)
+    calls = {baseline: row.pop("baseline_calls"), candidate: row.pop("candidate_calls")}
+    arms = sorted(version for version, count in calls.items() if count > 0)
+    return {"unit": row.pop("unit"), "arms": arms, **row}
+
+
 def test_compare_units_answer_as_the_call_signals_view(store: cs.Store) -> None:
     spans = filled(store)
     starts = [span.start_time or 0 for span in spans]
@@ -199,7 +215,7 @@ def test_compare_units_answer_as_the_call_signals_view(store: cs.Store) -> None:
                 "until_ns": until,
                 "pre_since_ns": pre_since if by_user else since,
             }
-            expected = store.query(reference(store, "compare_units"), parameters)
-            got = store.query(text, parameters)
+            expected = reference_units(store, parameters)
+            got = [with_arms(row, baseline, candidate) for row in store.query(text, parameters)]
             assert same_rows(got, expected), (prompt, baseline, by_user, since)
             assert sum(row["task_outcomes"] + row["thumbs_votes"] for row in expected) > 0

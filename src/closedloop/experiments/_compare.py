@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +31,7 @@ from closedloop.store._schema import SchemaSettings, render
 Unit = Literal["user", "call"]
 Role = Literal["primary", "guardrail", "metric"]
 Array = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 DEFAULT_PRE_PERIOD = datetime.timedelta(days=14)
 MIXTURE_SD_UNITS = 0.1
@@ -65,6 +67,16 @@ class Queryable(Protocol):
     def query(
         self, sql: str, parameters: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class ColumnQueryable(Queryable, Protocol):
+    """A store that also answers column by column, as every ``Store`` does: 300,000 units
+    then reach numpy in a tenth of the time their rows take."""
+
+    def query_columns(
+        self, sql: str, parameters: Mapping[str, Any] | None = None
+    ) -> dict[str, list[Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -194,7 +206,8 @@ def compare(
     by_user = unit == "user"
     start = since or _EPOCH
     pre_start = start - pre_period if (by_user and since and pre_period) else start
-    rows = store.query(
+    columns = _unit_columns(
+        store,
         query_text(store.settings),
         {
             "prompt": prompt,
@@ -206,7 +219,7 @@ def compare(
             "pre_since_ns": _ns(pre_start),
         },
     )
-    data = _Units.from_rows(rows, baseline, candidate)
+    data = _Units.from_columns(columns, by_user)
     units = (data.size(0), data.size(1))
     srm = stats.sample_ratio_mismatch(units, shares) if sum(units) else None
     analyses = [_Analysis(metric, data, by_user, alpha, seed) for metric in METRICS]
@@ -264,6 +277,17 @@ def query_text(settings: SchemaSettings) -> str:
     return render(text.read_text("utf-8"), settings)
 
 
+def _unit_columns(
+    store: Queryable, sql: str, parameters: Mapping[str, Any]
+) -> Mapping[str, Sequence[Any]]:
+    """The per-unit query's answer column by column; from its rows when the store answers
+    rows only (serve's read-only SQL route, whose rows are parsed already)."""
+    if isinstance(store, ColumnQueryable):
+        return store.query_columns(sql, parameters)
+    rows = store.query(sql, parameters)
+    return {name: [row[name] for row in rows] for name in (rows[0] if rows else _CORE_COLUMNS)}
+
+
 def _check_arguments(
     *,
     prompt: str,
@@ -301,38 +325,68 @@ def _ns(moment: datetime.datetime) -> int:
     return (moment - _EPOCH) // datetime.timedelta(microseconds=1) * 1000
 
 
+_ARM_CALLS = ("baseline_calls", "candidate_calls")
+_CORE_COLUMNS = ("unit", "latencies", "calls", *_ARM_CALLS)
+"""The columns ``_Units`` reads for every metric: the empty answer of a store that answers
+rows only (no rows, so no names); a metric without its own columns has no data."""
+
+
 @dataclass(frozen=True)
 class _Units:
-    """Per-unit sums of each arm (0: baseline, 1: candidate), column by column."""
+    """Per-unit sums of each arm (0: baseline, 1: candidate), column by column, and each
+    arm's latencies unit after unit, with the position of each one's unit in its arm."""
 
     columns: tuple[dict[str, Array], dict[str, Array]]
-    latencies: tuple[list[list[float]], list[list[float]]]
+    latencies: tuple[Array, Array]
+    latency_units: tuple[IntArray, IntArray]
+    sizes: tuple[int, int]
     excluded: int
     calls_without_user: int
 
     def size(self, arm: int) -> int:
-        return len(self.latencies[arm])
+        return self.sizes[arm]
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Mapping[str, Any]], baseline: str, candidate: str) -> _Units:
-        picked: tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]] = ([], [])
-        excluded = without_user = 0
-        for row in rows:
-            if row["unit"] == "":
-                without_user += int(row["calls"])
-            elif len(row["arms"]) > 1:
-                excluded += 1
-            else:
-                picked[(baseline, candidate).index(row["arms"][0])].append(row)
+    def from_columns(cls, columns: Mapping[str, Sequence[Any]], by_user: bool) -> _Units:
+        """Whole columns into numpy (a Python loop per unit costs seconds for 300,000
+        calls): units without a user are counted, units in both arms counted and left
+        out. Calls as units have no pre-period (no CUPED): its columns are not read."""
         names = [
-            key for key in (rows[0] if rows else {}) if key not in ("unit", "arms", "latencies")
+            name
+            for name in columns
+            if name not in ("unit", "latencies") and (by_user or not name.startswith("pre_"))
         ]
-        columns = tuple(
-            {name: np.array([float(row[name]) for row in arm], dtype=np.float64) for name in names}
-            for arm in picked
+        table = np.array([columns[name] for name in names], dtype=np.float64)
+        number = dict(zip(names, table, strict=True))
+        without_user = np.array(columns["unit"], dtype=object) == ""
+        in_arm = [~without_user & (number[name] > 0) for name in _ARM_CALLS]
+        masks = (in_arm[0] & ~in_arm[1], in_arm[1] & ~in_arm[0])
+        latencies, latency_units = _split_latencies(columns["latencies"], masks)
+        baseline, candidate = (dict(zip(names, table[:, mask], strict=True)) for mask in masks)
+        return cls(
+            (baseline, candidate),
+            latencies,
+            latency_units,
+            (int(np.count_nonzero(masks[0])), int(np.count_nonzero(masks[1]))),
+            int(np.count_nonzero(in_arm[0] & in_arm[1])),
+            int(number["calls"][without_user].sum()),
         )
-        latencies = tuple([[float(v) for v in row["latencies"]] for row in arm] for arm in picked)
-        return cls((columns[0], columns[1]), (latencies[0], latencies[1]), excluded, without_user)
+
+
+def _split_latencies(
+    per_unit: Sequence[Sequence[float]], masks: tuple[npt.NDArray[np.bool_], ...]
+) -> tuple[tuple[Array, Array], tuple[IntArray, IntArray]]:
+    """Each arm's latencies, flat in unit order, and the unit (0, 1, ... within the arm)
+    each belongs to: what the cluster bootstrap resamples."""
+    counts = np.fromiter(map(len, per_unit), dtype=np.int64, count=len(per_unit))
+    flat = np.fromiter(
+        itertools.chain.from_iterable(per_unit), dtype=np.float64, count=int(counts.sum())
+    )
+    values, labels = [], []
+    for mask in masks:
+        values.append(flat[np.repeat(mask, counts)])
+        labels.append(np.repeat(np.arange(np.count_nonzero(mask)), counts[mask]))
+    return (values[0], values[1]), (labels[0], labels[1])
 
 
 class _NotEnoughData(Exception):
@@ -468,11 +522,10 @@ class _Analysis:
         values, labels = [], []
         self._judge((self.data.size(0), self.data.size(1)), None)
         for arm in (0, 1):
-            per_unit = self.data.latencies[arm]
-            if len(per_unit) < 2:
+            if self.data.size(arm) < 2:
                 raise _NotEnoughData
-            values.append(np.concatenate([np.asarray(v, dtype=np.float64) for v in per_unit]))
-            labels.append(np.repeat(np.arange(len(per_unit)), [len(v) for v in per_unit]))
+            values.append(self.data.latencies[arm])
+            labels.append(self.data.latency_units[arm])
         return stats.bootstrap_quantile_difference(
             values[0],
             values[1],

@@ -18,6 +18,7 @@ from closedloop.store._base import (
     DEDUPLICATION_SETTINGS,
     INSERT_SETTINGS,
     QUERY_SETTINGS,
+    OutputFormat,
     Store,
     refused_rows,
 )
@@ -133,12 +134,14 @@ class ChDBStore(Store):
     def _execute(self, sql: str, parameters: Mapping[str, Any] | None) -> None:
         self._fetch(sql, parameters)
 
-    def _fetch(self, sql: str, parameters: Mapping[str, Any] | None) -> bytes:
+    def _fetch(
+        self, sql: str, parameters: Mapping[str, Any] | None, fmt: OutputFormat = "JSONEachRow"
+    ) -> bytes:
         with self._lock:
             self._require_open()
             try:
                 params = {key: parameter_text(value) for key, value in (parameters or {}).items()}
-                result = self._session.query(sql, "JSONEachRow", params=params)
+                result = self._session.query(sql, fmt, params=params)
             except Exception as error:
                 raise StoreError(f"chDB rejected the statement: {error}") from error
         body: bytes = result.bytes()  # chDB ships no type information

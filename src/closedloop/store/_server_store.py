@@ -17,6 +17,7 @@ from closedloop.store._base import (
     DEDUPLICATION_SETTINGS,
     INSERT_SETTINGS,
     QUERY_SETTINGS,
+    OutputFormat,
     Store,
     refused_rows,
 )
@@ -64,9 +65,11 @@ class ClickHouseServerStore(Store):
     def location(self) -> str:
         return self._location
 
-    def _fetch(self, sql: str, parameters: Mapping[str, Any] | None) -> bytes:
+    def _fetch(
+        self, sql: str, parameters: Mapping[str, Any] | None, fmt: OutputFormat = "JSONEachRow"
+    ) -> bytes:
         try:
-            body = self._client.raw_query(sql, parameters=dict(parameters or {}), fmt="JSONEachRow")
+            body = self._client.raw_query(sql, parameters=dict(parameters or {}), fmt=fmt)
         except Exception as error:
             raise StoreError(f"ClickHouse rejected the query: {error}") from error
         return bytes(body)

@@ -4,8 +4,8 @@
 -- version) in [pre_since, since): the pre-experiment covariates CUPED adjusts by.
 -- Signals are each call's latest of each name (the call_signals view's definition, computed
 -- on these calls' traces only), as in the metrics view; shadow calls and non-generations
--- are left out the same way. A unit with calls in both
--- versions has two entries in `arms`: compare() leaves it out and counts it.
+-- are left out the same way. A unit with calls in both versions (baseline_calls and
+-- candidate_calls both positive): compare() leaves it out and counts it.
 WITH
 calls AS (
     SELECT
@@ -25,15 +25,34 @@ calls AS (
       AND NOT c.shadow
       AND c.timestamp >= fromUnixTimestamp64Nano({pre_since_ns:Int64})
       AND c.timestamp < fromUnixTimestamp64Nano({until_ns:Int64})
+      -- any other call adds to no sum, and a unit of only such calls has no row (calls =
+      -- 0): their traces' signals need no resolving
+      AND (in_experiment OR before)
 ),
 -- call_signals on these calls' traces only (the view resolves every signal of the store
 -- before a filter applies): feedback_resolution's rule, the target span when it is an LLM
 -- span of the trace, else the trace's latest non-shadow generation, then the latest
 -- signal of each name per call
 trace_signals AS (
-    SELECT trace_id, target_span_id, feedback_span_id, timestamp, name, value, label
+    SELECT
+        trace_id,
+        target_span_id,
+        name,
+        value,
+        label,
+        -- (timestamp, feedback_span_id) as one String that sorts the same: the timestamp's
+        -- 8 bytes big-endian, sign bit flipped (negative before positive), then the span
+        -- id. argMax compares a String in a fast path of its own, a tuple field by field
+        concat(
+            reverse(reinterpretAsFixedString(
+                bitXor(toUInt64(toUnixTimestamp64Nano(timestamp)), 9223372036854775808))),
+            feedback_span_id
+        ) AS latest_key
     FROM ${database}.feedback_signals
     WHERE trace_id IN (SELECT trace_id FROM calls)
+      -- the names summed below: a call's other signals change no sum
+      AND name IN ('task_succeeded', 'ticket_reopened', 'thumbs', 'rating', 'edit_ratio',
+                   'needed_human_help', 'escalated', 'safety', 'retry', 'abandoned')
 ),
 traces AS (
     SELECT
@@ -52,34 +71,31 @@ signals AS (
         if(has(t.span_ids, s.target_span_id) AND s.target_span_id != '',
            s.target_span_id, t.latest_span_id) AS span_id,
         toUInt64(countIf(s.name = 'task_succeeded') > 0) AS call_task_outcomes,
-        toUInt64(ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'task_succeeded') = 1, 0))
+        toUInt64(ifNull(argMaxIf(s.value, s.latest_key, s.name = 'task_succeeded') = 1, 0))
             AS call_tasks_succeeded,
         toUInt64(countIf(s.name = 'ticket_reopened') > 0) AS call_reopen_outcomes,
-        toUInt64(ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'ticket_reopened') = 1, 0))
+        toUInt64(ifNull(argMaxIf(s.value, s.latest_key, s.name = 'ticket_reopened') = 1, 0))
             AS call_reopened,
         toUInt64(countIf(s.name = 'thumbs') > 0) AS call_thumbs_votes,
-        toUInt64(ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'thumbs') = 1, 0))
+        toUInt64(ifNull(argMaxIf(s.value, s.latest_key, s.name = 'thumbs') = 1, 0))
             AS call_thumbs_up,
         toUInt64(countIf(s.name = 'rating') > 0) AS call_ratings,
-        if(call_ratings > 0,
-           ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'rating'), 0),
-           0) AS call_rating_sum,
+        if(call_ratings > 0, ifNull(argMaxIf(s.value, s.latest_key, s.name = 'rating'), 0), 0)
+            AS call_rating_sum,
         toUInt64(countIf(s.name = 'edit_ratio') > 0) AS call_edits,
-        if(call_edits > 0,
-           ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'edit_ratio'), 0),
-           0) AS call_edit_ratio_sum,
-        toUInt64(ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'needed_human_help') = 1, 0))
+        if(call_edits > 0, ifNull(argMaxIf(s.value, s.latest_key, s.name = 'edit_ratio'), 0), 0)
+            AS call_edit_ratio_sum,
+        toUInt64(ifNull(argMaxIf(s.value, s.latest_key, s.name = 'needed_human_help') = 1, 0))
             AS call_needed_human_help,
-        toUInt64(ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'escalated') = 1, 0))
+        toUInt64(ifNull(argMaxIf(s.value, s.latest_key, s.name = 'escalated') = 1, 0))
             AS call_escalated,
         toUInt64(
             countIf(s.name = 'safety') > 0
-            AND argMaxIf(s.label, (s.timestamp, s.feedback_span_id), s.name = 'safety')
-                IN ('low', 'medium', 'high')
+            AND argMaxIf(s.label, s.latest_key, s.name = 'safety') IN ('low', 'medium', 'high')
         ) AS call_safety_triggered,
-        toUInt64(ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'retry') = 1, 0))
+        toUInt64(ifNull(argMaxIf(s.value, s.latest_key, s.name = 'retry') = 1, 0))
             AS call_retried,
-        toUInt64(ifNull(argMaxIf(s.value, (s.timestamp, s.feedback_span_id), s.name = 'abandoned') = 1, 0))
+        toUInt64(ifNull(argMaxIf(s.value, s.latest_key, s.name = 'abandoned') = 1, 0))
             AS call_abandoned
     FROM trace_signals AS s
     INNER JOIN traces AS t ON s.trace_id = t.trace_id
@@ -93,8 +109,9 @@ per_call AS (
 )
 SELECT
     unit,
-    groupUniqArrayIf(version, in_experiment) AS arms,
-    countIf(in_experiment) AS calls,
+    countIf(in_experiment AND version = {baseline:String}) AS baseline_calls,
+    countIf(in_experiment AND version = {candidate:String}) AS candidate_calls,
+    baseline_calls + candidate_calls AS calls,
     countIf(in_experiment AND is_error) AS errors,
     sumIf(latency_ms, in_experiment) AS latency_sum,
     -- sorted, with the rows ordered by unit below: the bootstrap's seeded resampling then
