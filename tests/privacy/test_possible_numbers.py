@@ -15,7 +15,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from closedloop.privacy._redaction import _possible_numbers
-from closedloop.privacy._redaction._possible_numbers import MAX_TRIES, possible_numbers
+from closedloop.privacy._redaction._possible_numbers import (
+    MAX_TRIES,
+    parse_plus_number,
+    possible_numbers,
+)
 
 DIGITS = st.text(alphabet="0123456789", min_size=1, max_size=5)
 # Before the "+": nothing, prose, or a digit or lead the matcher would read.
@@ -86,3 +90,59 @@ def test_an_international_number_alone_skips_the_matcher(
 
     monkeypatch.setattr(_possible_numbers.phonenumbers, "PhoneNumberMatcher", no_matcher)
     assert len(list(possible_numbers(window, region))) == 1
+
+
+# Leading digits for "+" numbers: country codes, with the national prefixes and leading zeros
+# parse has to strip or keep ("+44 0 20", "+39 06", "+7 8", "+1 1"), and no country code.
+LEADS = [
+    "1", "1 1", "7", "7 8", "44", "44 0", "44 0 20", "39", "39 06", "39 0", "39 00", "49", "49 0",
+    "55", "55 0", "55 0 21", "55 0 15", "54 0", "54 15", "54 0 11 15", "54 9", "52 1", "33 0",
+    "86", "86 0", "61 0", "262", "290", "800", "808", "870", "881", "882", "979", "0", "011 44",
+    "00", "28", "999", "",
+]  # fmt: skip
+SEPARATOR = st.sampled_from(" .-")
+PLUS_NUMBERS = st.builds(
+    lambda lead, sep, groups: (
+        "+" + lead.replace(" ", sep) + "".join(sep + digits for sep, digits in groups)
+    ),
+    st.sampled_from(LEADS),
+    SEPARATOR,
+    st.lists(
+        st.tuples(SEPARATOR, st.text(alphabet="0123456789", min_size=1, max_size=6)), max_size=6
+    ),
+).filter(
+    lambda number: (
+        _possible_numbers._PLUS_NUMBER.fullmatch(number) is not None
+        and sum(char.isdigit() for char in number) <= 20
+    )
+)
+PARSE_REGIONS = st.sampled_from(["US", "GB", "DE", "IT", "BR", "RU", "AR", "MX", "ZZ", "001"])
+
+
+def parse(candidate: str, region: str) -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(candidate, region, keep_raw_input=True)
+    except phonenumbers.NumberParseException:
+        return None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(candidate=PLUS_NUMBERS, region=PARSE_REGIONS)
+@example(candidate="+44 0 20 7946 0958", region="GB")
+@example(candidate="+39 06 6982 1234", region="US")
+@example(candidate="+7 8 495 123 4567", region="DE")
+@example(candidate="+011 44 20 7946 0958", region="US")
+def test_parse_plus_number_is_parse(candidate: str, region: str) -> None:
+    assert parse_plus_number(candidate, region) == parse(candidate, region)
+
+
+@pytest.mark.parametrize(
+    ("window", "region"),
+    [(" +1 415 555 2671) p", "US"), ("+44 20-7946-0958", "GB"), (" +39 06 6982 1234.", "IT")],
+)
+def test_without_the_parse_steps_parse_itself_gives_the_same_numbers(
+    window: str, region: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = matches(possible_numbers(window, region))
+    monkeypatch.setattr(_possible_numbers, "HAS_PARSE_STEPS", False)
+    assert matches(possible_numbers(window, region)) == fast != []

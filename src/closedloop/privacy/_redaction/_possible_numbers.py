@@ -15,6 +15,10 @@ the window shape that dominates real text, an international number alone between
 
 Only if that parse fails or the number is not possible does the matcher look inside the
 candidate, so only then is it run. ASCII windows only: libphonenumber reads Unicode digits.
+
+The parse itself is mostly Unicode normalisation and RFC 3966 and extension handling, none of
+which can change a "+" and ASCII digit groups; ``parse_plus_number`` takes only the steps that
+can.
 """
 
 from __future__ import annotations
@@ -23,7 +27,26 @@ import re
 from collections.abc import Iterable
 
 import phonenumbers
-from phonenumbers import CountryCodeSource, NumberParseException, PhoneNumberMatch
+from phonenumbers import (
+    CountryCodeSource,
+    NumberParseException,
+    PhoneMetadata,
+    PhoneNumber,
+    PhoneNumberMatch,
+)
+from phonenumbers.phonenumberutil import ValidationResult, region_code_for_country_code
+
+try:  # libphonenumber's internal steps: a release without them leaves its public parse
+    from phonenumbers.phonenumberutil import (
+        _extract_country_code,
+        _maybe_strip_national_prefix_carrier_code,
+        _set_italian_leading_zeros_for_phone_number,
+        _test_number_length,
+    )
+
+    HAS_PARSE_STEPS = True
+except ImportError:  # pragma: no cover - the installed release has them
+    HAS_PARSE_STEPS = False
 
 from closedloop.privacy._redaction.base import ascii_digit_count
 
@@ -35,6 +58,13 @@ MAX_TRIES = 16
 # groups joined by one space, dash or dot, then no digit.
 _PLUS_NUMBER = re.compile(r"[^0-9(\[+]?(\+[0-9]+(?:[ .-][0-9]+)*)[^0-9]*", re.ASCII)
 _MAX_BLOCK_DIGITS = 20  # the matcher's longest digit block, and fewer blocks than it allows
+_MIN_NSN, _MAX_NSN = 2, 17  # libphonenumber's bounds on a national significant number
+# Lengths for which parse keeps the national prefix: the rest may be a short number.
+_KEEP_PREFIX = (
+    ValidationResult.TOO_SHORT,
+    ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+    ValidationResult.INVALID_LENGTH,
+)
 
 
 def possible_numbers(window: str, region: str) -> Iterable[PhoneNumberMatch]:
@@ -49,15 +79,65 @@ def possible_numbers(window: str, region: str) -> Iterable[PhoneNumberMatch]:
     return phonenumbers.PhoneNumberMatcher(window, region, leniency=_POSSIBLE, max_tries=MAX_TRIES)
 
 
-def _possible(candidate: str, region: str) -> phonenumbers.PhoneNumber | None:
+def _possible(candidate: str, region: str) -> PhoneNumber | None:
     """The number ``candidate`` parses to if it is possible, as the matcher returns it."""
-    try:
-        number = phonenumbers.parse(candidate, region, keep_raw_input=True)
-    except NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
+    number = parse_plus_number(candidate, region) if HAS_PARSE_STEPS else _parse(candidate, region)
+    if number is None or not phonenumbers.is_possible_number(number):
         return None
     number.country_code_source = CountryCodeSource.UNSPECIFIED
     number.raw_input = None
     number.preferred_domestic_carrier_code = None
     return number
+
+
+def parse_plus_number(candidate: str, region: str) -> PhoneNumber | None:
+    """``phonenumbers.parse(candidate, region, keep_raw_input=True)``, None where it raises,
+    for a ``_PLUS_NUMBER`` candidate of at most ``_MAX_BLOCK_DIGITS`` digits.
+
+    For this shape parse's first steps are fixed: the candidate is shorter than its input
+    limit, holds no ";phone-context=" or ";isub=", starts with "+" (so any region will do)
+    and ends with a digit, so it is the number to parse; it is viable exactly when it has
+    three digits, which the check after the "+" needs anyway; it has no extension, as every
+    extension form needs a letter, "#", "~", "," or ";"; normalising it keeps its digits. The
+    rest are libphonenumber's own steps after its "+" is stripped.
+    """
+    digits = candidate[1:].replace(" ", "").replace(".", "").replace("-", "")
+    if len(digits) <= _MIN_NSN:
+        return None  # too short after the "+"
+    country_code, national = _extract_country_code(digits)
+    if country_code == 0:
+        return _parse(candidate, region)  # rare: parse retries it without the "+", as an IDD
+    if len(national) < _MIN_NSN:
+        return None
+    number = PhoneNumber(
+        country_code=country_code,
+        raw_input=candidate,
+        country_code_source=CountryCodeSource.FROM_NUMBER_WITH_PLUS_SIGN,
+    )
+    metadata = _metadata(country_code, region)
+    if metadata is not None:
+        carrier, stripped, _ = _maybe_strip_national_prefix_carrier_code(national, metadata)
+        if _test_number_length(stripped, metadata) not in _KEEP_PREFIX:
+            national = stripped
+            number.preferred_domestic_carrier_code = carrier or None
+    if not _MIN_NSN <= len(national) <= _MAX_NSN:
+        return None
+    _set_italian_leading_zeros_for_phone_number(national, number)
+    number.national_number = int(national)
+    return number
+
+
+def _metadata(country_code: int, region: str) -> PhoneMetadata | None:
+    """The metadata parse reads for a number with ``country_code`` parsed in ``region``."""
+    number_region = region_code_for_country_code(country_code)
+    if number_region == region:
+        return PhoneMetadata.metadata_for_region(region.upper(), None)
+    return PhoneMetadata.metadata_for_region_or_calling_code(country_code, number_region)
+
+
+def _parse(candidate: str, region: str) -> PhoneNumber | None:
+    """``phonenumbers.parse`` keeping the raw input, None where it raises."""
+    try:
+        return phonenumbers.parse(candidate, region, keep_raw_input=True)
+    except NumberParseException:
+        return None
