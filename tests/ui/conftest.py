@@ -119,8 +119,11 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
         yield Ui(serve, sent)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one module's tests. Not for the session: Playwright's sync API keeps an
+    asyncio loop running in this thread until it stops, and every ``asyncio.run`` in the
+    tests collected after these would fail."""
     with chromium() as running_browser:
         yield running_browser
 
