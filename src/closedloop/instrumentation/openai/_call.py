@@ -34,7 +34,7 @@ from closedloop.instrumentation._client_metrics import ClientMetrics
 from closedloop.instrumentation._context import current_call_context, generation_started
 from closedloop.instrumentation._observer import current_observer
 from closedloop.instrumentation._settings import InstrumentationSettings
-from closedloop.instrumentation.openai._content import ContentScrubber, to_json
+from closedloop.instrumentation.openai._content import ContentScrubber, EncodedJson, to_json
 from closedloop.instrumentation.openai._stream_usage import StreamUsagePolicy
 
 # Fixed value sets of the span attributes (the conventions' well-known values).
@@ -372,7 +372,7 @@ class LLMCall:
         """The scrubber with a fresh budget for the output messages (None: no capture)."""
         return self.scrubber.section() if self.scrubber is not None else None
 
-    def record_output(self, messages: list[dict[str, Any]]) -> None:
+    def record_output(self, messages: list[dict[str, Any]] | EncodedJson | None) -> None:
         if self.scrubber is not None and messages:
             self._put(attr.OUTPUT_MESSAGES, to_json(messages))
 

@@ -13,9 +13,14 @@ from closedloop.instrumentation import _attributes as attr
 from closedloop.instrumentation.openai._call import ApiType, LLMCall, OperationName
 from closedloop.instrumentation.openai._content import (
     ContentScrubber,
-    chat_messages,
+    EncodedJson,
+    chat_messages_json,
     field,
+    json_array,
+    output_message_json,
+    text_answer_json,
     text_part,
+    to_json,
     tool_call_part,
 )
 
@@ -74,6 +79,16 @@ def chat_usage(usage: Any) -> tuple[TokenUsage, int | None]:
     return TokenUsage(prompt, completion, cached), reasoning
 
 
+# The request parameters that become span attributes besides ``stream``.
+_ATTRIBUTE_PARAMETERS = frozenset(
+    {
+        *("temperature", "top_p", "max_completion_tokens", "max_tokens", "seed"),
+        *("frequency_penalty", "presence_penalty", "stop", "response_format"),
+        *("service_tier", "n", "tools"),
+    }
+)
+
+
 class ChatCompletions:
     """``chat.completions.create``."""
 
@@ -95,6 +110,8 @@ class ChatCompletions:
         return {**kwargs, "stream_options": {"include_usage": True}}
 
     def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
+        if _ATTRIBUTE_PARAMETERS.isdisjoint(kwargs):  # model and messages alone: the commonest
+            return {attr.REQUEST_STREAM: kwargs.get("stream") is True}
         stop = given(kwargs, "stop")
         values: dict[str, Any] = {
             attr.REQUEST_STREAM: given(kwargs, "stream") is True,
@@ -118,8 +135,10 @@ class ChatCompletions:
             values[attr.TOOLS_DEFINED] = defined
         return {key: value for key, value in values.items() if value is not None}
 
-    def input_content(self, kwargs: Mapping[str, Any], scrubber: ContentScrubber) -> dict[str, Any]:
-        return {attr.INPUT_MESSAGES: chat_messages(scrubber, given(kwargs, "messages") or ())}
+    def input_content(
+        self, kwargs: Mapping[str, Any], scrubber: ContentScrubber
+    ) -> dict[str, EncodedJson | None]:
+        return {attr.INPUT_MESSAGES: chat_messages_json(scrubber, given(kwargs, "messages") or ())}
 
     def record_response(self, call: LLMCall, response: Any) -> None:
         choices = response.choices or []
@@ -144,15 +163,11 @@ class ChatCompletions:
         call.add_tools_called(called)
         scrubber = call.output_scrubber()
         if scrubber is not None:
-            call.record_output(
-                [
-                    {
-                        **chat_messages(scrubber, [choice.message])[0],
-                        "finish_reason": choice.finish_reason,
-                    }
-                    for choice in choices
-                ]
-            )
+            answers = [
+                output_message_json(scrubber, choice.message, choice.finish_reason)
+                for choice in choices
+            ]
+            call.record_output(json_array(answers) if answers else None)
 
     def measure(self, call: LLMCall, response: Any) -> None:
         usage = chat_usage(response.usage)[0] if response.usage is not None else None
@@ -285,10 +300,16 @@ class ChatStreamState(ChatStreamMeter):
         )
         scrubber = call.output_scrubber()
         if scrubber is not None:
-            call.record_output([self._message(scrubber, c) for c in ordered])
+            answers = [self._message(scrubber, c) for c in ordered]
+            call.record_output(json_array(answers) if answers else None)
 
     @staticmethod
-    def _message(scrubber: ContentScrubber, choice: _Choice) -> dict[str, Any]:
+    def _message(scrubber: ContentScrubber, choice: _Choice) -> str:
+        """The JSON of what one choice delivered: written directly when it is text alone."""
+        if choice.text and not choice.refusal and not choice.tool_calls:
+            return text_answer_json(
+                scrubber, "assistant", "".join(choice.text), choice.finish_reason
+            )
         parts: list[dict[str, Any]] = []
         if choice.text:
             parts.append(text_part(scrubber, "".join(choice.text)))
@@ -299,4 +320,4 @@ class ChatStreamState(ChatStreamMeter):
             parts.append(
                 tool_call_part(scrubber, slot["id"], slot["name"], "".join(slot["arguments"]))
             )
-        return {"role": "assistant", "parts": parts, "finish_reason": choice.finish_reason}
+        return to_json({"role": "assistant", "parts": parts, "finish_reason": choice.finish_reason})

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from openai.types.chat import ChatCompletionMessage
 
 from closedloop.privacy import RedactionPipeline
 
@@ -135,9 +138,21 @@ class ContentScrubber:
 
 # Built once: ``json.dumps`` with options builds an encoder on every call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+# How that encoder writes a string (``ensure_ascii=False``): the fast paths below use it to
+# write the commonest messages directly, byte for byte as the encoder would.
+_string = json.encoder.encode_basestring
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedJson:
+    """JSON text written directly by a fast path, set on the span as it is."""
+
+    text: str
 
 
 def to_json(value: Any) -> str:
+    if type(value) is EncodedJson:
+        return value.text
     return _ENCODER.encode(value)
 
 
@@ -242,3 +257,72 @@ def chat_messages(scrubber: ContentScrubber, messages: Iterable[Any]) -> list[di
     if isinstance(messages, (str, bytes, Mapping)):
         return []
     return [chat_message(scrubber, message) for message in messages]
+
+
+def _text_message(message: Any) -> tuple[str, str] | None:
+    """(role, text) of a message that is one text and nothing else, the commonest kind:
+    a ``{"role", "content"}`` dict that is no tool result, or an SDK response message
+    without refusal, tool calls or name. None for anything else."""
+    kind = type(message)
+    if kind is dict:
+        if message.keys() <= _ROLE_AND_TEXT:
+            role, content = message.get("role"), message.get("content")
+            if type(role) is str and role != "tool" and type(content) is str:
+                return role, content
+        return None
+    if kind is ChatCompletionMessage:
+        extra = message.__pydantic_extra__
+        if message.refusal or message.tool_calls or (extra and extra.get("name")):
+            return None
+        role, content = getattr(message, "role", None), message.content
+        if type(role) is str and type(content) is str:
+            return role, content
+    return None
+
+
+def _open_text_message(scrubber: ContentScrubber, role: str, text: str) -> str:
+    """``to_json(chat_message(...))`` of a one-text message, written directly, without
+    its closing brace (an answer adds its finish reason first)."""
+    content = _string(scrubber.text(text))
+    return f'{{"role":{_string(role)},"parts":[{{"type":"text","content":{content}}}]'
+
+
+def chat_messages_json(scrubber: ContentScrubber, messages: Iterable[Any]) -> EncodedJson | None:
+    """``to_json(chat_messages(...))``, None for no messages; one-text messages are written
+    directly (no dicts built, no encoder walk), the others as ``chat_message`` builds them."""
+    if isinstance(messages, (str, bytes, Mapping)):
+        return None
+    fragments: list[str] = []
+    for message in messages:
+        simple = _text_message(message)
+        if simple is None:
+            fragments.append(to_json(chat_message(scrubber, message)))
+        else:
+            fragments.append(f"{_open_text_message(scrubber, *simple)}}}")
+    return json_array(fragments) if fragments else None
+
+
+def output_message_json(scrubber: ContentScrubber, message: Any, finish_reason: Any) -> str:
+    """``to_json`` of an answer's message with its ``finish_reason`` after the parts."""
+    simple = _text_message(message)
+    if simple is None:
+        return to_json({**chat_message(scrubber, message), "finish_reason": finish_reason})
+    return text_answer_json(scrubber, *simple, finish_reason)
+
+
+def text_answer_json(scrubber: ContentScrubber, role: str, text: str, finish_reason: Any) -> str:
+    """``to_json`` of a one-text answer with its ``finish_reason``, written directly when
+    the reason is a string or None (always, from the SDK)."""
+    if finish_reason is None:
+        reason = "null"
+    elif type(finish_reason) is str:
+        reason = _string(finish_reason)
+    else:
+        text_message = {"role": role, "parts": [text_part(scrubber, text)]}
+        return to_json({**text_message, "finish_reason": finish_reason})
+    return f'{_open_text_message(scrubber, role, text)},"finish_reason":{reason}}}'
+
+
+def json_array(fragments: list[str]) -> EncodedJson:
+    """Encoded JSON values as one JSON array."""
+    return EncodedJson(f"[{','.join(fragments)}]")

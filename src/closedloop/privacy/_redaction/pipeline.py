@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 from closedloop.privacy._redaction._detector import Detector, Precheck, counts_of
 from closedloop.privacy._redaction.base import RedactionResult, Redactor, reaches_fixpoint
@@ -11,6 +12,7 @@ from closedloop.privacy._redaction.emails import redact_emails
 from closedloop.privacy._redaction.ibans import redact_ibans
 from closedloop.privacy._redaction.ips import redact_ips
 from closedloop.privacy._redaction.phones import PhoneRedactor
+from closedloop.privacy._redaction.regex import RegexRedactor
 from closedloop.privacy._redaction.secrets import redact_secrets
 from closedloop.privacy._redaction.ssns import redact_ssns
 
@@ -38,6 +40,14 @@ _MAX_PASSES = 3  # a bound in case a custom redactor keeps rewriting its own out
 # What the pipeline runs for a redactor: a detector's pre-check (None for other redactors),
 # the redaction it guards, and whether running it on its own output changes nothing.
 _Step = tuple[Precheck | None, Redactor, bool]
+# Results remembered per text, for pipelines of built-in redactors only (a function of the
+# text alone): apps resend the same system prompt on every call and a conversation's
+# history on every turn, which is then redacted once, not once per call. Two bounds keep
+# the memory at a few MB: many short texts, few long ones; longer texts are not kept.
+_SHORT_TEXT = 1_024
+_SHORT_ENTRIES = 2_048
+_LONG_TEXT = 32_768
+_LONG_ENTRIES = 64
 
 
 def _step(redactor: Redactor) -> _Step:
@@ -51,9 +61,12 @@ class RedactionPipeline:
 
     ``redactors=None`` selects :func:`default_redactors` (``phone_region`` applies only then);
     ``extra`` redactors run after them, so they see text with built-in PII already replaced.
+    ``remember`` keeps the results of recent texts up to 32 KB (a few MB at most) when every
+    redactor is built in or a :class:`RegexRedactor`: a system prompt sent on every call is
+    redacted once. Other redactors may depend on more than the text, so they run every time.
     """
 
-    __slots__ = ("_redactors", "_steps")
+    __slots__ = ("_long", "_redactors", "_short", "_steps")
 
     def __init__(
         self,
@@ -61,6 +74,7 @@ class RedactionPipeline:
         *,
         extra: Sequence[Redactor] = (),
         phone_region: str = "US",
+        remember: bool = True,
     ) -> None:
         chosen = default_redactors(phone_region) if redactors is None else redactors
         self._redactors: tuple[Redactor, ...] = (*chosen, *extra)
@@ -68,12 +82,28 @@ class RedactionPipeline:
             if not callable(redactor):
                 raise TypeError(f"redactor {redactor!r} is not callable as redactor(text)")
         self._steps = tuple(map(_step, self._redactors))
+        self._short: Callable[[str], RedactionResult] | None = None
+        self._long: Callable[[str], RedactionResult] | None = None
+        if remember and all(isinstance(r, (Detector, RegexRedactor)) for r in self._redactors):
+            self._short = functools.lru_cache(maxsize=_SHORT_ENTRIES)(self._redact)
+            self._long = functools.lru_cache(maxsize=_LONG_ENTRIES)(self._redact)
 
     @property
     def redactors(self) -> tuple[Redactor, ...]:
         return self._redactors
 
     def redact(self, text: str) -> RedactionResult:
+        """Redact ``text``: remembered for a text seen recently, else :meth:`_redact`."""
+        if self._short is None or self._long is None or type(text) is not str:
+            return self._redact(text)
+        size = len(text)
+        if size <= _SHORT_TEXT:
+            return self._short(text)
+        if size <= _LONG_TEXT:
+            return self._long(text)
+        return self._redact(text)
+
+    def _redact(self, text: str) -> RedactionResult:
         """Redact until no redactor changes the text, so redacting the result is a no-op.
 
         A replacement can expose a new match to an earlier redactor ("1.2.3.4.5 123-..."
