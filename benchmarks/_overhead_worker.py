@@ -9,6 +9,8 @@ calls fails the run, rather than looking free.
 
 from __future__ import annotations
 
+import itertools
+import string
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -28,11 +30,29 @@ import closedloop
 
 CONFIGS = ("bare", "openai-v2", "closedloop", "closedloop-capture-off", "bare-span")
 MODEL = "gpt-4o-mini"
-# The local server echoes the last user message one word per chunk: 12 stream chunks.
-MESSAGES = [
-    {"role": "system", "content": "You are a helpful support assistant for an online shop."},
-    {"role": "user", "content": "My parcel has not arrived yet, where is it?"},
-]
+# Every call sends this system prompt and a user message no other call sends, as an app
+# does: closedloop redacts the system prompt once (the pipeline remembers recent texts), the
+# user message and the answer on every call. The local server echoes the user message one
+# word per chunk: 14 stream chunks.
+SYSTEM = {"role": "system", "content": "You are a helpful support assistant for an online shop."}
+QUESTION = "My parcel has not arrived yet, where is it? Order"
+MESSAGES = [SYSTEM, {"role": "user", "content": f"{QUESTION} aaaa."}]
+_turns = itertools.count()
+
+
+def order_reference(number: int) -> str:
+    """A word of letters per number (no digits: those would make redaction work harder)."""
+    letters = []
+    for _ in range(4):
+        number, letter = divmod(number, 26)
+        letters.append(string.ascii_lowercase[letter])
+    return "".join(reversed(letters))
+
+
+def turn() -> list[dict[str, str]]:
+    """The next call's messages: the same system prompt, a user message never sent before."""
+    return [SYSTEM, {"role": "user", "content": f"{QUESTION} {order_reference(next(_turns))}."}]
+
 
 Call = Callable[[openai.OpenAI], None]
 
@@ -53,11 +73,11 @@ class CountingExporter(SpanExporter):
 
 
 def plain_call(client: openai.OpenAI) -> None:
-    client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    client.chat.completions.create(model=MODEL, messages=turn())
 
 
 def stream_call(client: openai.OpenAI) -> None:
-    for _ in client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True):
+    for _ in client.chat.completions.create(model=MODEL, messages=turn(), stream=True):
         pass
 
 
@@ -128,6 +148,17 @@ def instrument(
     return lambda kind, call: call
 
 
+def timed_calls(run: Call, client: openai.OpenAI, calls: int) -> tuple[list[float], list[float]]:
+    """Seconds per call: wall time, and CPU time of this (the calling) thread."""
+    wall, cpu = [], []
+    for _ in range(calls):
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        run(client)
+        cpu.append(time.thread_time() - cpu_started)
+        wall.append(time.perf_counter() - started)
+    return wall, cpu
+
+
 def run_worker(
     config: str,
     base_url: str,
@@ -135,23 +166,20 @@ def run_worker(
     warmup: int,
     span_attributes: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, Any]:
-    """Per-call seconds for each kind of call, after ``warmup`` untimed calls of it."""
+    """Per-call seconds for each kind of call, after ``warmup`` untimed calls of it: wall
+    time, and the CPU time of this (the calling) thread."""
     exporter = CountingExporter()
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(exporter))
     wrap = instrument(config, provider, span_attributes)
     client = openai.OpenAI(base_url=base_url, api_key="bench", max_retries=0)
-    result: dict[str, Any] = {"samples": {}, "attributes": {}}
+    result: dict[str, Any] = {"samples": {}, "cpu": {}, "attributes": {}}
     with closedloop.context(**CONTEXT):
         for kind, call in KINDS.items():
             run = wrap(kind, call)
             for _ in range(warmup):
                 run(client)
-            samples = []
-            for _ in range(calls):
-                started = time.perf_counter()
-                run(client)
-                samples.append(time.perf_counter() - started)
+            samples, cpu = timed_calls(run, client, calls)
             provider.force_flush()
             expected = 0 if config == "bare" else warmup + calls
             if exporter.spans != expected:
@@ -160,6 +188,7 @@ def run_worker(
                     "expected; its instrumentation is not doing its work, so its time is wrong."
                 )
             result["samples"][kind] = samples
+            result["cpu"][kind] = cpu
             result["attributes"][kind] = exporter.attributes
             exporter.spans = exporter.attributes = 0
     provider.shutdown()

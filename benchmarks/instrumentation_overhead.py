@@ -11,8 +11,11 @@ Each configuration runs in a process of its own (this script with ``--worker``),
 round, in an order reversed every other round and rotated every two, so none always goes
 first or after the same neighbour. A configuration's overhead in a round is its median per-call
 time minus the same round's bare median (and likewise its 10th percentile); the table
-shows the median of those over the rounds. Then the issue's goals, redaction cost, and
-calls with large prompts.
+shows the median of those over the rounds. Two clocks: wall time per call (what the caller
+waits, the local server's replies included), and the CPU time of the calling thread per
+call (what the instrumentation itself costs the caller: no server, no export thread), which
+varies far less between processes. Workers share one hash seed. Then the issue's goals,
+redaction cost, and calls with large prompts.
 
 openai-v2 lives only in the benchmark environment: run ``make bench`` (it builds
 ``.build/bench-venv``), or that venv's python with ``--rounds``, ``--calls`` or ``--quick``.
@@ -30,12 +33,14 @@ import sys
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import openai
 from rich.console import Console
 from rich.table import Table
 
 import closedloop
+from _overhead_interleaved import run_interleaved
 from _overhead_redaction import (
     PII_GOAL_US_PER_KB,
     TEXTS,
@@ -63,37 +68,53 @@ CAPTURE_OFF_MARGIN_US = 30.0  # issue 15: capture off within this of a bare span
 @dataclass
 class Round:
     """One round's per-call medians and 10th percentiles, µs, and the most attributes
-    seen on one span, per (configuration, kind)."""
+    seen on one span, per (configuration, kind); the same figures in the calling thread's
+    CPU time."""
 
     median: dict[tuple[str, str], float]
     p10: dict[tuple[str, str], float]
     attributes: dict[tuple[str, str], int]
+    cpu_median: dict[tuple[str, str], float]
+    cpu_p10: dict[tuple[str, str], float]
 
 
 def worker_environment() -> dict[str, str]:
-    """This environment without OTel or closedloop settings, so defaults are the defaults."""
+    """This environment without OTel or closedloop settings, so defaults are the defaults,
+    and one hash seed for every worker (dict layouts then differ by configuration only)."""
     return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("OTEL_", "CLOSEDLOOP_"))
+        **{
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("OTEL_", "CLOSEDLOOP_"))
+        },
+        "PYTHONHASHSEED": "0",
     }
 
 
+def run_worker_process(what: str, arguments: list[str], args: argparse.Namespace) -> Any:
+    """Run this script as a worker with ``arguments``; its JSON report."""
+    command = [sys.executable, __file__, *arguments]
+    command += ["--span-attributes", json.dumps(args.span_attributes)]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=worker_environment(), check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the {what} worker failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
 def run_round(order: list[str], base_url: str, args: argparse.Namespace) -> Round:
-    result = Round({}, {}, {})
+    result = Round({}, {}, {}, {}, {})
     for config in order:
-        command = [sys.executable, __file__, "--worker", config, "--base-url", base_url]
-        command += ["--calls", str(args.calls), "--warmup", str(args.warmup)]
-        command += ["--span-attributes", json.dumps(args.span_attributes)]
-        done = subprocess.run(
-            command, capture_output=True, text=True, env=worker_environment(), check=False
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"the {config} worker failed:\n{done.stderr}")
-        report = json.loads(done.stdout)
+        arguments = ["--worker", config, "--base-url", base_url]
+        arguments += ["--calls", str(args.calls), "--warmup", str(args.warmup)]
+        report = run_worker_process(config, arguments, args)
         for kind, seconds in report["samples"].items():
             result.median[(config, kind)] = statistics.median(seconds) * 1e6
             result.p10[(config, kind)] = statistics.quantiles(seconds, n=10)[0] * 1e6
+        for kind, seconds in report["cpu"].items():
+            result.cpu_median[(config, kind)] = statistics.median(seconds) * 1e6
+            result.cpu_p10[(config, kind)] = statistics.quantiles(seconds, n=10)[0] * 1e6
         for kind, count in report["attributes"].items():
             result.attributes[(config, kind)] = count
     return result
@@ -118,15 +139,38 @@ class Overhead:
         return f"{self.median:+.0f} ({self.p10:+.0f}) µs"
 
 
-def overheads(rounds: list[Round]) -> dict[tuple[str, str], Overhead]:
+def overheads(rounds: list[Round], cpu: bool = False) -> dict[tuple[str, str], Overhead]:
+    """Each configuration's overhead in wall time, or in the calling thread's CPU time."""
     result = {}
     for config in CONFIGS[1:]:
         for kind in KINDS:
             key, bare = (config, kind), ("bare", kind)
-            medians = [one.median[key] - one.median[bare] for one in rounds]
-            p10s = [one.p10[key] - one.p10[bare] for one in rounds]
+            median = [one.cpu_median if cpu else one.median for one in rounds]
+            p10 = [one.cpu_p10 if cpu else one.p10 for one in rounds]
+            medians = [one[key] - one[bare] for one in median]
+            p10s = [one[key] - one[bare] for one in p10]
             result[key] = Overhead(statistics.median(medians), statistics.median(p10s))
     return result
+
+
+def interleaved_overheads(
+    base_url: str, args: argparse.Namespace
+) -> tuple[dict[tuple[str, str], Overhead], dict[tuple[str, str], Overhead]]:
+    """Wall and CPU overheads from one process running every configuration in turn:
+    median over rounds of (configuration - the same round's bare), and that difference's
+    10th percentile over rounds."""
+    arguments = ["--interleaved", "--base-url", base_url]
+    arguments += ["--rounds", str(args.interleaved_rounds), "--calls", str(args.interleaved_calls)]
+    report = run_worker_process("interleaved", arguments, args)
+    wall, cpu = {}, {}
+    for config in CONFIGS[1:]:
+        for kind in KINDS:
+            ours, bare = report[f"{config} {kind}"], report[f"bare {kind}"]
+            for clock, result in enumerate((wall, cpu)):
+                gaps = [one[clock] - base[clock] for one, base in zip(ours, bare, strict=True)]
+                tenth = statistics.quantiles(gaps, n=10)[0] if len(gaps) > 1 else gaps[0]
+                result[(config, kind)] = Overhead(statistics.median(gaps), tenth)
+    return wall, cpu
 
 
 def closedloop_revision() -> str:
@@ -186,7 +230,10 @@ def stream_chunks(base_url: str) -> int:
 
 
 def overhead_table(
-    result: dict[tuple[str, str], Overhead], rounds: list[Round], labels: dict[str, str]
+    result: dict[tuple[str, str], Overhead],
+    rounds: list[Round],
+    labels: dict[str, str],
+    clock: str,
 ) -> Table:
     attributes = rounds[-1].attributes
     columns = {
@@ -196,7 +243,8 @@ def overhead_table(
         "bare-span": f"bare span, {attributes[('bare-span', 'plain')]} attributes",
     }
     table = Table(
-        title="Overhead per call over the same round's bare call: median over rounds (p10)"
+        title=f"{clock}: overhead per call over the same round's bare call, median over "
+        "rounds (p10)"
     )
     table.add_column("per call")
     for title in columns.values():
@@ -214,13 +262,10 @@ def overhead_table(
     return table
 
 
-def goal_lines(
-    result: dict[tuple[str, str], Overhead],
-    labels: dict[str, str],
-    turn_us: float,
-    per_kb: dict[str, float],
+def overhead_goals(
+    result: dict[tuple[str, str], Overhead], labels: dict[str, str], clock: str
 ) -> list[str]:
-    """The issue's goals, each with the numbers it was judged on."""
+    """The two overhead goals judged on one clock, with the numbers they were judged on."""
     cheaper, close = [], []
     for kind, label in labels.items():
         ours, anchor = result[("closedloop", kind)].median, result[("openai-v2", kind)].median
@@ -231,10 +276,25 @@ def goal_lines(
             f"{label} {verdict(off - span <= CAPTURE_OFF_MARGIN_US)} "
             f"({off:+.0f} vs {span:+.0f} µs: {off - span:+.0f})"
         )
+    return [
+        f"{clock}: closedloop default ≤ openai-v2: " + "; ".join(cheaper),
+        f"{clock}: capture off within {CAPTURE_OFF_MARGIN_US:.0f} µs of bare span: "
+        + "; ".join(close),
+    ]
+
+
+def goal_lines(
+    result: dict[tuple[str, str], Overhead],
+    cpu: dict[tuple[str, str], Overhead],
+    labels: dict[str, str],
+    turn_us: float,
+    per_kb: dict[str, float],
+) -> list[str]:
+    """The issue's goals, each with the numbers it was judged on."""
     pii = max(value for name, value in per_kb.items() if TEXTS[name][1])
     return [
-        "closedloop default ≤ openai-v2: " + "; ".join(cheaper),
-        f"capture off within {CAPTURE_OFF_MARGIN_US:.0f} µs of bare span: " + "; ".join(close),
+        *overhead_goals(result, labels, "wall time"),
+        *overhead_goals(cpu, labels, "caller's CPU"),
         f"typical turn redaction < {TURN_GOAL_US:.0f} µs: {verdict(turn_us < TURN_GOAL_US)} "
         f"({turn_us:.1f} µs)",
         f"PII-dense redaction < {PII_GOAL_US_PER_KB:.0f} µs/KB: "
@@ -246,15 +306,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--calls", type=int, default=2000, help="timed calls per kind per worker")
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--calls", type=int, default=1500, help="timed calls per kind per worker")
     parser.add_argument("--warmup", type=int, default=200, help="untimed calls before timing")
     parser.add_argument("--large-calls", type=int, default=3, help="calls per large prompt")
+    parser.add_argument(
+        "--interleaved-rounds", type=int, default=20, help="rounds of the one-process check"
+    )
+    parser.add_argument(
+        "--interleaved-calls", type=int, default=300, help="timed calls per block in it"
+    )
+    parser.add_argument("--interleaved", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2 rounds, few calls")
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--span-attributes", type=json.loads, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.interleaved:
+        blocks = run_interleaved(args.base_url, args.rounds, args.calls, args.span_attributes)
+        print(json.dumps(blocks))
+        return
     if args.worker:
         report = run_worker(
             args.worker, args.base_url, args.calls, args.warmup, args.span_attributes
@@ -263,6 +334,7 @@ def main() -> None:
         return
     if args.quick:
         args.rounds, args.calls, args.warmup, args.large_calls = 2, 200, 20, 1
+        args.interleaved_rounds, args.interleaved_calls = 2, 50
     console = Console(width=160)
     print_setup(console, args)
     rounds = []
@@ -272,15 +344,27 @@ def main() -> None:
             order = round_order(index)
             console.print(f"round {index + 1}/{args.rounds}: {', '.join(order)}")
             rounds.append(run_round(order, server.base_url, args))
-        result = overheads(rounds)
+        result, cpu = overheads(rounds), overheads(rounds, cpu=True)
         labels = {
             "plain": "non-stream chat",
             "stream": f"stream, {stream_chunks(server.base_url)} chunks",
         }
-        console.print(overhead_table(result, rounds, labels))
-        turn_us, per_kb = redaction_costs()
-        console.print(redaction_table(turn_us, per_kb))
-        for line in goal_lines(result, labels, turn_us, per_kb):
+        console.print(overhead_table(result, rounds, labels, "Wall time"))
+        console.print(overhead_table(cpu, rounds, labels, "Calling thread's CPU time"))
+        console.print(
+            f"one process, every configuration in turn ({args.interleaved_rounds} rounds of "
+            f"{args.interleaved_calls} calls per block)"
+        )
+        one_wall, one_cpu = interleaved_overheads(server.base_url, args)
+        console.print(overhead_table(one_wall, rounds, labels, "One process, wall time"))
+        console.print(overhead_table(one_cpu, rounds, labels, "One process, CPU time"))
+        turn_us, seen_us, per_kb = redaction_costs()
+        console.print(redaction_table(turn_us, seen_us, per_kb))
+        for line in goal_lines(result, cpu, labels, turn_us, per_kb):
+            console.print(line)
+        for line in overhead_goals(one_wall, labels, "one process, wall time"):
+            console.print(line)
+        for line in overhead_goals(one_cpu, labels, "one process, CPU"):
             console.print(line)
         console.print(large_prompt_table(server.base_url, args.large_calls))
 
