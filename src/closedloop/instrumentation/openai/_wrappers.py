@@ -13,7 +13,7 @@ from typing import Any
 
 import openai
 import wrapt
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from closedloop import _health as health
@@ -128,7 +128,9 @@ def sync_wrapper(hooks: Hooks, operation: Operation) -> Wrapper:
             return wrapped(*args, **send)
         call = request.call
         try:
-            with trace.use_span(call.span, record_exception=False, set_status_on_exception=False):
+            # The span is current while the SDK runs (``use_span`` without its extras).
+            token = context.attach(trace.set_span_in_context(call.span))
+            try:
                 try:
                     result = wrapped(*args, **request.send)
                     refused = False
@@ -138,6 +140,8 @@ def sync_wrapper(hooks: Hooks, operation: Operation) -> Wrapper:
                     refused = True
                 if refused:  # outside the handler: the retry's errors do not chain ours
                     result = wrapped(*args, **request.send)
+            finally:
+                context.detach(token)
         except BaseException as error:
             _failed(call, error)
             raise
@@ -158,7 +162,9 @@ def async_wrapper(hooks: Hooks, operation: Operation) -> Wrapper:
             return await wrapped(*args, **send)
         call = request.call
         try:
-            with trace.use_span(call.span, record_exception=False, set_status_on_exception=False):
+            # The span is current while the SDK runs (``use_span`` without its extras).
+            token = context.attach(trace.set_span_in_context(call.span))
+            try:
                 try:
                     result = await wrapped(*args, **request.send)
                     refused = False
@@ -168,6 +174,8 @@ def async_wrapper(hooks: Hooks, operation: Operation) -> Wrapper:
                     refused = True
                 if refused:  # outside the handler: the retry's errors do not chain ours
                     result = await wrapped(*args, **request.send)
+            finally:
+                context.detach(token)
         except BaseException as error:
             _failed(call, error)
             raise
