@@ -4,14 +4,15 @@ One-text messages (request dicts, SDK answers, streamed answers) are written str
 JSON text instead of building semconv dicts and encoding them. For generated messages of
 every shape (one-text or not, odd roles, surrogates, PII, budgets that cut mid-way), the
 fast path's text, redaction count, remaining budget and truncation flag must equal the
-general path's: ``to_json`` of ``chat_messages``/``chat_message``, which the fast path
-falls back to for everything else.
+general path's: ``to_json`` of what ``chat_message`` builds, which the fast path falls
+back to for everything else.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from openai.types.chat import ChatCompletionMessage
@@ -21,7 +22,6 @@ from closedloop.instrumentation.openai._chat import ChatStreamState, _Choice
 from closedloop.instrumentation.openai._content import (
     ContentScrubber,
     chat_message,
-    chat_messages,
     chat_messages_json,
     output_message_json,
     text_part,
@@ -102,7 +102,7 @@ def state(scrubber: ContentScrubber) -> tuple[int, int, bool]:
 def test_request_messages_are_the_general_paths_json(messages: list[Any], limit: int) -> None:
     fast, general = scrubbers(limit)
     written = chat_messages_json(fast, messages)
-    expected = chat_messages(general, messages)
+    expected = [chat_message(general, message) for message in messages]
     assert (written.text if written is not None else None) == (
         to_json(expected) if expected else None
     )
@@ -163,3 +163,10 @@ def test_streamed_answers_are_the_general_paths_json(
     written = ChatStreamState._message(fast, choice)
     assert written == to_json(reference_streamed_message(general, choice))
     assert state(fast) == state(general)
+
+
+@pytest.mark.parametrize("messages", ["hi", b"hi", {"role": "user", "content": "hi"}])
+def test_anything_but_a_list_of_messages_records_none(messages: Any) -> None:
+    scrubber = ContentScrubber(PIPELINE, 100_000)
+    assert chat_messages_json(scrubber, messages) is None
+    assert state(scrubber) == (0, 100_000, False)

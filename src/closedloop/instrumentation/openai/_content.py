@@ -252,13 +252,6 @@ def chat_message(scrubber: ContentScrubber, message: Any) -> dict[str, Any]:
     return result
 
 
-def chat_messages(scrubber: ContentScrubber, messages: Iterable[Any]) -> list[dict[str, Any]]:
-    """A list of messages; anything else (a mapping, a string) is the SDK's to refuse."""
-    if isinstance(messages, (str, bytes, Mapping)):
-        return []
-    return [chat_message(scrubber, message) for message in messages]
-
-
 def _text_message(message: Any) -> tuple[str, str] | None:
     """(role, text) of a message that is one text and nothing else, the commonest kind:
     a ``{"role", "content"}`` dict that is no tool result, or an SDK response message
@@ -288,8 +281,9 @@ def _open_text_message(scrubber: ContentScrubber, role: str, text: str) -> str:
 
 
 def chat_messages_json(scrubber: ContentScrubber, messages: Iterable[Any]) -> EncodedJson | None:
-    """``to_json(chat_messages(...))``, None for no messages; one-text messages are written
-    directly (no dicts built, no encoder walk), the others as ``chat_message`` builds them."""
+    """The messages as a JSON array, None for none. One-text messages are written directly
+    (no dicts built, no encoder walk), the others as ``chat_message`` builds them. Anything
+    but a list of messages (a mapping, a string) is the SDK's to refuse: None."""
     if isinstance(messages, (str, bytes, Mapping)):
         return None
     fragments: list[str] = []
