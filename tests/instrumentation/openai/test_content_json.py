@@ -24,9 +24,7 @@ from closedloop.instrumentation.openai._content import (
     chat_message,
     chat_messages_json,
     output_message_json,
-    text_part,
     to_json,
-    tool_call_part,
 )
 from closedloop.privacy import RedactionPipeline
 
@@ -131,19 +129,6 @@ def test_answers_are_the_general_paths_json(message: Any, finish: Any, limit: in
     assert state(fast) == state(general)
 
 
-def reference_streamed_message(scrubber: ContentScrubber, choice: _Choice) -> dict[str, Any]:
-    """What a streamed choice was recorded as before the fast path (built as dicts)."""
-    parts: list[dict[str, Any]] = []
-    if choice.text:
-        parts.append(text_part(scrubber, "".join(choice.text)))
-    if choice.refusal:
-        parts.append({"type": "refusal", "content": scrubber.text("".join(choice.refusal))})
-    for index in sorted(choice.tool_calls):
-        slot = choice.tool_calls[index]
-        parts.append(tool_call_part(scrubber, slot["id"], slot["name"], "".join(slot["arguments"])))
-    return {"role": "assistant", "parts": parts, "finish_reason": choice.finish_reason}
-
-
 @settings(max_examples=300, deadline=None)
 @given(
     text=st.lists(TEXT.filter(bool), max_size=4),
@@ -161,7 +146,7 @@ def test_streamed_answers_are_the_general_paths_json(
         choice.tool_calls[0] = {"id": "call_1", "name": "lookup", "arguments": ['{"q": ', '"x"}']}
     fast, general = scrubbers(limit)
     written = ChatStreamState._message(fast, choice)
-    assert written == to_json(reference_streamed_message(general, choice))
+    assert written == to_json(ChatStreamState._choice_message(general, choice))
     assert state(fast) == state(general)
 
 

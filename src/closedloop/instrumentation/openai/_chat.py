@@ -310,6 +310,11 @@ class ChatStreamState(ChatStreamMeter):
             return text_answer_json(
                 scrubber, "assistant", "".join(choice.text), choice.finish_reason
             )
+        return to_json(ChatStreamState._choice_message(scrubber, choice))
+
+    @staticmethod
+    def _choice_message(scrubber: ContentScrubber, choice: _Choice) -> dict[str, Any]:
+        """What one choice delivered as a semconv message, any mix of parts."""
         parts: list[dict[str, Any]] = []
         if choice.text:
             parts.append(text_part(scrubber, "".join(choice.text)))
@@ -320,4 +325,4 @@ class ChatStreamState(ChatStreamMeter):
             parts.append(
                 tool_call_part(scrubber, slot["id"], slot["name"], "".join(slot["arguments"]))
             )
-        return to_json({"role": "assistant", "parts": parts, "finish_reason": choice.finish_reason})
+        return {"role": "assistant", "parts": parts, "finish_reason": choice.finish_reason}

@@ -217,11 +217,8 @@ _ROLE_AND_TEXT = frozenset({"role", "content"})
 
 
 def chat_message(scrubber: ContentScrubber, message: Any) -> dict[str, Any]:
-    """One Chat Completions message (request or response side) as a semconv message."""
-    if type(message) is dict and message.keys() <= _ROLE_AND_TEXT:
-        role, content = message.get("role"), message.get("content")
-        if role != "tool" and type(content) is str:  # most messages: one text part
-            return {"role": role, "parts": [text_part(scrubber, content)]}
+    """One Chat Completions message (request or response side) as a semconv message; the
+    one-text messages most calls carry take ``_text_message``'s way round this."""
     role = field(message, "role")
     if role == "tool":
         return {
