@@ -469,3 +469,26 @@ def test_async_stream_keeps_context_manager_close_and_raw_forms(server, exporter
     assert spans[2].attributes["gen_ai.usage.output_tokens"] == len(
         "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).split()
     )
+
+
+def test_server_address_follows_the_client_called_through(
+    make_server, exporter, instrumented, monkeypatch
+):
+    """The endpoint is read once per client and base URL: a second client, a base URL
+    changed in place and the module-level client (which ``openai.base_url`` steers) each
+    name the server the request went to."""
+    first, second = make_server(), make_server()
+    client = client_for(first)
+    asked = {"model": "gpt-4o-mini", "messages": MESSAGES}
+    client.chat.completions.create(**asked)
+    client_for(second).chat.completions.create(**asked)
+    client.chat.completions.create(**asked)
+    client.base_url = second.base_url
+    client.chat.completions.create(**asked)
+    monkeypatch.setattr(openai, "api_key", "test-key")
+    monkeypatch.setattr(openai, "max_retries", 0)
+    for server in (first, second):
+        monkeypatch.setattr(openai, "base_url", f"{server.base_url}/")
+        openai.chat.completions.create(**asked)
+    ports = [span.attributes["server.port"] for span in llm_spans(exporter)]
+    assert ports == [first.port, second.port, first.port, second.port, first.port, second.port]

@@ -19,7 +19,8 @@ import functools
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -35,7 +36,11 @@ from closedloop.instrumentation._context import current_call_context, generation
 from closedloop.instrumentation._observer import current_observer
 from closedloop.instrumentation._settings import InstrumentationSettings
 from closedloop.instrumentation.openai._content import ContentScrubber, EncodedJson, to_json
-from closedloop.instrumentation.openai._stream_usage import StreamUsagePolicy
+from closedloop.instrumentation.openai._stream_usage import (
+    StreamUsagePolicy,
+    base_url,
+    endpoint_key,
+)
 
 # Fixed value sets of the span attributes (the conventions' well-known values).
 OperationName = Literal["chat", "embeddings"]
@@ -121,38 +126,46 @@ class Endpoint:
     provider: ProviderName
     address: str | None
     port: int | None
+    # The base URL and API version, for the stream usage policy (see ``endpoint_key``).
+    key: str = field(default="", compare=False)
 
     @classmethod
-    def of(cls, url: Any) -> Endpoint:
-        """The endpoint of a client's ``base_url`` (an ``httpx`` URL)."""
+    def of(cls, client: Any) -> Endpoint:
+        """The endpoint of an SDK client (its ``base_url`` is an ``httpx`` URL)."""
+        url = base_url(client)
         host = url.host or None
         port = url.port or {"https": 443, "http": 80}.get(url.scheme)
         provider: ProviderName = (
             "azure.ai.openai" if host and host.endswith(".azure.com") else "openai"
         )
-        return cls(provider, host, port)
+        return cls(provider, host, port, endpoint_key(client))
 
 
 class EndpointCache:
-    """The endpoint of the base URL last called: apps call through one client or a few,
-    and reading a URL apart on every call would cost as much as a span attribute batch.
+    """The endpoint of the client last called through: apps call through one client or a
+    few, and reading a URL apart on every call would cost as much as a span attribute batch.
 
-    A client keeps its ``base_url`` object until it is changed, so the object's identity
-    says when to read it again. One tuple is swapped whole: safe across threads.
+    A client keeps its ``base_url`` object until it is changed, so that object's identity,
+    with the client's (held weakly), says when to read them again. One tuple is swapped
+    whole: safe across threads.
     """
 
     __slots__ = ("_last",)
 
     def __init__(self) -> None:
-        self._last: tuple[Any, Endpoint] | None = None
+        self._last: tuple[Any, Callable[[], Any], Endpoint] | None = None
 
     def of(self, resource: Any) -> Endpoint:
-        url = resource._client.base_url
+        client = resource._client
+        url = base_url(client)
         last = self._last
-        if last is not None and last[0] is url:
-            return last[1]
-        endpoint = Endpoint.of(url)
-        self._last = (url, endpoint)
+        if last is not None and last[0] is url and last[1]() is client:
+            return last[2]
+        endpoint = Endpoint.of(client)
+        try:
+            self._last = (url, weakref.ref(client), endpoint)
+        except TypeError:  # a client that cannot be weakly referenced is read every call
+            self._last = None
         return endpoint
 
 

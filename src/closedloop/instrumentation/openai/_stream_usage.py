@@ -29,10 +29,27 @@ _RAW_RESPONSE_HEADER = "x-stainless-raw-response"
 _MAX_REMEMBERED = 1_024
 
 
+# Clients whose ``base_url`` property returns their ``_configured_base_url``, importing a
+# module on every read to do it (about 3 µs a call). Others, such as the module-level
+# client that ``openai.base_url`` overrides, are asked through the property.
+_CONFIGURED_BASE_URL = frozenset(
+    {openai.OpenAI, openai.AsyncOpenAI, openai.AzureOpenAI, openai.AsyncAzureOpenAI}
+)
+
+
+def base_url(client: Any) -> Any:
+    """The client's ``base_url``, read directly where that is what the property returns."""
+    if type(client) in _CONFIGURED_BASE_URL:
+        url = getattr(client, "_configured_base_url", None)  # absent before openai 2.x
+        if url is not None:
+            return url
+    return client.base_url
+
+
 def endpoint_key(client: Any) -> str:
     """The base URL plus the API version, which decides what a server accepts."""
     version = (getattr(client, "default_query", None) or {}).get("api-version")
-    base = str(client.base_url)
+    base = str(base_url(client))
     return f"{base}?api-version={version}" if version else base
 
 

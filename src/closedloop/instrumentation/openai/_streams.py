@@ -24,11 +24,14 @@ from closedloop.instrumentation.openai._call import LLMCall, StreamState
 class StreamTracer:
     """What both proxies do with each item, kept apart from the proxy plumbing."""
 
-    __slots__ = ("call", "state")
+    __slots__ = ("call", "conceals", "state")
 
-    def __init__(self, call: LLMCall, state: StreamState) -> None:
+    def __init__(self, call: LLMCall, state: StreamState, conceals: bool) -> None:
         self.call = call
         self.state = state
+        # Whether closedloop changed the request (asked for usage): only then is there
+        # anything in the items to undo.
+        self.conceals = conceals
 
     def hide(self, item: Any) -> bool:
         """Observe ``item``; True if the caller must not see it (our own usage chunk).
@@ -36,15 +39,20 @@ class StreamTracer:
         Observing and concealing are guarded apart: a chunk the span cannot read is
         still restored to what the caller would have received without closedloop.
         """
+        state = self.state
         try:
-            started = self.state.content_started
-            self.state.observe(item)
-            if not started and self.state.content_started:
-                self.call.first_chunk()
+            if state.content_started:
+                state.observe(item)
+            else:
+                state.observe(item)
+                if state.content_started:
+                    self.call.first_chunk()
         except Exception as error:
             health.record_failure("stream.observe", error)
+        if not self.conceals:
+            return False
         try:
-            return self.state.conceal(item)
+            return state.conceal(item)
         except Exception as error:
             health.record_failure("stream.conceal", error)
             return False
@@ -195,10 +203,11 @@ def collecting_streams() -> Iterator[list[StreamTracer]]:
 
 
 def traced_stream(
-    stream: Any, call: LLMCall, state: StreamState, is_async: bool
+    stream: Any, call: LLMCall, state: StreamState, is_async: bool, asked_usage: bool
 ) -> TracedStream | AsyncTracedStream:
-    """The proxy the caller gets instead of ``stream``; feedback can be given with it."""
-    tracer = StreamTracer(call, state)
+    """The proxy the caller gets instead of ``stream``; feedback can be given with it.
+    ``asked_usage``: closedloop asked the stream for its usage, which the caller must not see."""
+    tracer = StreamTracer(call, state, asked_usage)
     opened = _opened.get()
     if opened is not None:
         opened.append(tracer)

@@ -22,7 +22,6 @@ from closedloop.instrumentation.openai._call import Hooks, LLMCall, Operation
 from closedloop.instrumentation.openai._raw import finish_legacy, traced_api_response
 from closedloop.instrumentation.openai._stream_usage import (
     StreamUsagePolicy,
-    endpoint_key,
     refuses_stream_options,
 )
 from closedloop.instrumentation.openai._streams import (
@@ -84,7 +83,7 @@ def _begin(
         # Only streams can be asked for usage: plain calls skip the policy's lock entirely.
         # Unsampled streams are asked too: their token usage is in the metrics.
         if prepared.get("stream") is True:
-            key = endpoint_key(instance._client)
+            key = endpoint.key
             if hooks.stream_usage.may_ask(endpoint.address, key, prepared):
                 send = operation.with_stream_usage(prepared) or prepared
     except Exception as error:
@@ -100,7 +99,8 @@ def _finish(request: _Request, result: Any, is_async: bool) -> Any:
         # Streams and unread bodies end where the caller finishes reading them.
         if isinstance(result, (openai.Stream, openai.AsyncStream)):
             call.set({attr.PROVIDER_REQUEST_ID: result.response.headers.get("x-request-id")})
-            return traced_stream(result, call, call.stream_state(request.asked_usage), is_async)
+            asked = request.asked_usage
+            return traced_stream(result, call, call.stream_state(asked), is_async, asked)
         if LegacyAPIResponse is not None and isinstance(result, LegacyAPIResponse):
             return finish_legacy(call, result, is_async)
         if isinstance(result, (openai.APIResponse, openai.AsyncAPIResponse)):

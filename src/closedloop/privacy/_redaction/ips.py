@@ -34,7 +34,7 @@ _DIGIT_DOT_DIGIT = re.compile(r"\.(?<=\d\.)\d", re.ASCII)
 
 
 def _may_hold_ipv6(text: str, digits: int, others: int) -> bool:
-    return _IPV6_HINT.search(text) is not None
+    return ":" in text and _IPV6_HINT.search(text) is not None
 
 
 def _ipv6_valid(address: str) -> bool:

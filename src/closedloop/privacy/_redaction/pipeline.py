@@ -116,10 +116,19 @@ class RedactionPipeline:
         """
         if not text:
             return _EMPTY
+        digits, others = counts_of(text)
+        for start, (precheck, _, _) in enumerate(self._steps):
+            if precheck is None or precheck(text, digits, others):
+                return self._to_fixpoint(text, start, digits, others)
+        return RedactionResult(text, 0)  # most text: no pre-check passes, nothing to redact
+
+    def _to_fixpoint(self, text: str, start: int, digits: int, others: int) -> RedactionResult:
+        """The passes of :meth:`_redact` over text whose redactors before ``start`` have
+        rejected it (``digits`` and ``others``: its counts)."""
         total = 0
         version = 0  # counts changes to the text
-        seen = [-1] * len(self._steps)  # the version each redactor's output is final for
-        digits = others = -1  # the current version's counts, taken once a pre-check needs them
+        # The version each redactor's output is final for (-1: not yet).
+        seen = [0] * start + [-1] * (len(self._steps) - start)
         for _ in range(_MAX_PASSES):
             first = version
             for index, (precheck, redact, settles) in enumerate(self._steps):
