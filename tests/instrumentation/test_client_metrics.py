@@ -142,6 +142,21 @@ def test_calls_aggregate_by_their_attributes(server, reader, metered):
     assert counts == {None: 3, "InternalServerError": 1}
 
 
+def test_a_failure_leaves_the_next_calls_metric_attributes_alone(server, reader, metered):
+    """Calls with the same model and endpoint share their metric attributes: a failed
+    stream's ``error.type`` must not stick to the next call of that model."""
+    client = client_for(server)
+    with pytest.raises(openai.APIError):
+        for _ in client.chat.completions.create(model="error-midstream", messages=ASK, stream=True):
+            pass
+    client.chat.completions.create(model="error-midstream", messages=ASK)
+    client.chat.completions.create(model="error-midstream", messages=ASK)
+    counts = {
+        dict(point.attributes).get("error.type"): point.count for point in points(reader, DURATION)
+    }
+    assert counts == {"APIError": 1, None: 2}
+
+
 # Calls whose span the head sampler drops are measured all the same: with a 10 % sampler
 # the metrics must still count every call and every token.
 

@@ -10,7 +10,9 @@ whatever fraction of it a head sampler keeps.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
 
 from opentelemetry import metrics
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_TOKEN_TYPE
@@ -24,7 +26,25 @@ from closedloop import _telemetry as telemetry
 from closedloop._cost import TokenUsage
 from closedloop.instrumentation import _attributes as attr
 
-TokenType = Literal["input", "output"]
+
+@dataclass(frozen=True, slots=True)
+class MetricAttributes:
+    """A call's metric attributes (operation, provider, models, server) and the token
+    histogram's two variants of them, built once per combination and shared by every call
+    with it: an app calls a few models at a few endpoints. Never mutated."""
+
+    call: Mapping[str, AttributeValue]
+    input_tokens: Mapping[str, AttributeValue]
+    output_tokens: Mapping[str, AttributeValue]
+
+    @classmethod
+    def of(cls, attributes: Mapping[str, AttributeValue]) -> MetricAttributes:
+        return cls(
+            attributes,
+            {**attributes, GEN_AI_TOKEN_TYPE: "input"},
+            {**attributes, GEN_AI_TOKEN_TYPE: "output"},
+        )
+
 
 # The conventions' advisory ExplicitBucketBoundaries for each histogram.
 DURATION_BUCKETS: Final = (
@@ -55,24 +75,19 @@ class ClientMetrics:
 
     def record(
         self,
-        attributes: dict[str, AttributeValue],
+        attributes: MetricAttributes,
         duration_s: float,
         usage: TokenUsage | None,
         output_tokens: bool,
         error_type: str | None,
     ) -> None:
-        """One finished call. ``attributes`` are the call's (operation, provider, models,
-        server); this takes ownership of the dict. ``output_tokens`` is False for
-        operations whose every token is input (embeddings)."""
+        """One finished call. ``output_tokens`` is False for operations whose every token
+        is input (embeddings)."""
         if usage is not None:
-            self._record_tokens(attributes, "input", usage.input_tokens)
+            self._tokens.record(usage.input_tokens, attributes.input_tokens)
             if output_tokens:
-                self._record_tokens(attributes, "output", usage.output_tokens)
+                self._tokens.record(usage.output_tokens, attributes.output_tokens)
+        call = attributes.call
         if error_type is not None:  # the duration's only: token usage has no error.type
-            attributes[attr.ERROR_TYPE] = error_type
-        self._duration.record(duration_s, attributes)
-
-    def _record_tokens(
-        self, attributes: dict[str, AttributeValue], token_type: TokenType, count: int
-    ) -> None:
-        self._tokens.record(count, {**attributes, GEN_AI_TOKEN_TYPE: token_type})
+            call = {**call, attr.ERROR_TYPE: error_type}
+        self._duration.record(duration_s, call)

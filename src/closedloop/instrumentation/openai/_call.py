@@ -31,7 +31,7 @@ from closedloop import _health as health
 from closedloop._cost import TokenUsage
 from closedloop._runtime import current
 from closedloop.instrumentation import _attributes as attr
-from closedloop.instrumentation._client_metrics import ClientMetrics
+from closedloop.instrumentation._client_metrics import ClientMetrics, MetricAttributes
 from closedloop.instrumentation._context import current_call_context, generation_started
 from closedloop.instrumentation._observer import current_observer
 from closedloop.instrumentation._settings import InstrumentationSettings
@@ -408,7 +408,9 @@ class LLMCall:
                 self.operation.measure(self, response)
                 return
             self.operation.record_response(self, response)
-            self.set({attr.PROVIDER_REQUEST_ID: getattr(response, "_request_id", None)})
+            request_id = getattr(response, "_request_id", None)
+            if request_id is not None:
+                self._put(attr.PROVIDER_REQUEST_ID, request_id)
         except Exception as error:
             health.record_failure(f"{self.operation.operation_name}.response", error)
 
@@ -496,13 +498,11 @@ class LLMCall:
         except Exception as error:
             health.record_failure("metrics.record", error)
 
-    def _metric_attributes(self) -> dict[str, AttributeValue]:
+    def _metric_attributes(self) -> MetricAttributes:
         """The call's metric attributes: operation, provider, models and server."""
         request_model = self.request_model if isinstance(self.request_model, str) else None
-        return dict(
-            _metric_attributes(
-                self.operation.operation_name, self.endpoint, request_model, self._response_model
-            )
+        return _metric_attributes(
+            self.operation.operation_name, self.endpoint, request_model, self._response_model
         )
 
     def _report_cost(self) -> None:
@@ -526,7 +526,7 @@ class LLMCall:
 @functools.lru_cache(maxsize=256)
 def _metric_attributes(
     operation_name: str, endpoint: Endpoint, request_model: str | None, response_model: str | None
-) -> Mapping[str, AttributeValue]:
+) -> MetricAttributes:
     """Built once per combination: an app calls a few models at a few endpoints."""
     attributes: dict[str, AttributeValue] = {
         attr.OPERATION_NAME: operation_name,
@@ -540,4 +540,4 @@ def _metric_attributes(
         attributes[attr.SERVER_ADDRESS] = endpoint.address
     if endpoint.port:
         attributes[attr.SERVER_PORT] = endpoint.port
-    return attributes
+    return MetricAttributes.of(attributes)

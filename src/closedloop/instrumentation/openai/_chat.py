@@ -253,13 +253,21 @@ class ChatStreamState(ChatStreamMeter):
         self.content_started = False
 
     def observe(self, chunk: Any) -> None:
-        # One flat method: it runs for every chunk of every stream.
-        self.response_id = self.response_id or chunk.id
-        self.model = self.model or chunk.model
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        self.service_tier = chunk.service_tier or self.service_tier
-        self.system_fingerprint = chunk.system_fingerprint or self.system_fingerprint
+        # One flat method: it runs for every chunk of every stream. Each field is read
+        # once, and stored only when it changes what the span will show.
+        if not self.response_id:
+            self.response_id = chunk.id
+        if not self.model:
+            self.model = chunk.model
+        usage = chunk.usage
+        if usage is not None:
+            self.usage = usage
+        service_tier = chunk.service_tier
+        if service_tier:
+            self.service_tier = service_tier
+        fingerprint = chunk.system_fingerprint
+        if fingerprint:
+            self.system_fingerprint = fingerprint
         choices = self.choices
         for choice in chunk.choices or ():
             state = choices.get(choice.index)
@@ -267,8 +275,9 @@ class ChatStreamState(ChatStreamMeter):
                 state = choices[choice.index] = _Choice()
             delta = choice.delta
             if delta is not None:
-                if delta.content:
-                    state.text.append(delta.content)
+                content = delta.content
+                if content:
+                    state.text.append(content)
                     self.content_started = True
                 if delta.refusal:
                     state.refusal.append(delta.refusal)
