@@ -320,12 +320,17 @@ class LLMCall:
         response_model = values.get(attr.RESPONSE_MODEL)
         if isinstance(response_model, str):
             self._response_model = response_model
-        self._remember(values.get(attr.RESPONSE_ID))
+        response_id = values.get(attr.RESPONSE_ID)
+        if response_id is not None:
+            self._remember(response_id)
         if not self.recording:
             return
-        for key, value in values.items():
+        pending = self._pending
+        for key, value in values.items():  # ``_put`` inlined: this runs for every attribute
             if value is not None:
-                self._put(key, value)
+                if key in pending:
+                    del pending[key]
+                pending[key] = value
 
     def measured(self, model: Any, usage: TokenUsage | None, response_id: Any = None) -> None:
         """The response model and token usage of a call whose span is not recording, and

@@ -78,7 +78,13 @@ class ContentScrubber:
         if len(value) > self.remaining:
             return self._cut(value)
         self.remaining -= len(value)
-        return self._redact(clean(value))
+        if not value.isascii():  # ``clean``, inlined for the commonest (ASCII) text
+            value = _LONE_SURROGATE.sub("\ufffd", value)
+        if self.redactor is None:
+            return value
+        result = self.redactor.redact(value)
+        self.count += result.count
+        return result.text
 
     def _redact(self, value: str) -> str:
         if self.redactor is None:
