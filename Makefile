@@ -7,7 +7,7 @@ CONTRIB_RELEASE := $(shell cat collector/contrib-release.txt)
 COLLECTOR := .build/otelcol-closedloop
 JAEGER := .build/jaeger
 
-.PHONY: demo test lint bench clean collector jaeger dashboards
+.PHONY: demo test lint bench bench-instructions clean collector jaeger dashboards
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ $(BENCH_STAMP): $(STAMP) benchmarks/requirements-bench.txt
 
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/instrumentation_overhead.py $(BENCH_ARGS)
+
+# The same configurations counted in instructions by valgrind (which must be installed).
+bench-instructions: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python benchmarks/instruction_counts.py
 
 # The collector from upstream modules (Go's module and build caches are reused across runs).
 collector: $(COLLECTOR)

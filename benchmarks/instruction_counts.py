@@ -1,0 +1,218 @@
+"""Instructions per LLM call, counted by valgrind's callgrind: the overhead benchmark's
+configurations, counted instead of timed (issue 15).
+
+On a shared 2-core VM, wall and CPU time per call move by 50-100 µs from run to run, more
+than the margins the overhead goals are about. Instruction counts hardly move. Each
+configuration runs in a process of its own under callgrind. It answers from the local
+server's replies, recorded once and replayed through ``httpx2.MockTransport``: no server,
+no sockets, no scheduler in the count. It runs twice, for ``SHORT`` and for ``LONG`` calls
+after the same warm-up, and the difference over ``LONG - SHORT`` calls is its instructions
+per call, with start-up and warm-up taken out. Garbage collection runs as it would in an
+app (its cost is part of a call's) and is counted whole collections at a time, so figures
+move by about 0.2 % from run to run. The batch processor never exports during a count
+(exporting is the same work for every configuration and is left out).
+
+Instructions are not time: cache misses, which make up much of an instrumentation's cost
+inside a large SDK, are not counted. Use this to see a change's direction and size where
+the timed benchmark cannot, not instead of it. Needs valgrind; ``make bench-instructions``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from rich.console import Console
+from rich.table import Table
+
+import closedloop
+from _overhead_worker import (
+    CONFIGS,
+    CONTEXT,
+    KINDS,
+    MESSAGES,
+    MODEL,
+    CountingExporter,
+    capture_off_attributes,
+    instrument,
+)
+from closedloop.testing import OpenAICompatibleServer
+
+WARMUP = 30
+SHORT, LONG = 50, 250
+_COLLECTED = re.compile(r"Collected : (\d+)")
+_NEVER_MS = 24 * 3600 * 1000  # the batch processor's export delay: no export while counting
+
+
+def record_replies(base_url: str) -> dict[str, Any]:
+    """The server's replies to each request the configurations send (with and without a
+    stream usage request), as JSON: status, headers, base64 body."""
+    replies = {}
+    for stream in (False, True):
+        for usage in (False, True) if stream else (False,):
+            body: dict[str, Any] = {"model": MODEL, "messages": MESSAGES, "stream": stream}
+            if usage:
+                body["stream_options"] = {"include_usage": True}
+            reply = httpx2.post(f"{base_url}/chat/completions", json=body)
+            headers = {
+                name: value
+                for name, value in reply.headers.items()
+                if name.lower() not in ("content-length", "transfer-encoding", "connection")
+            }
+            replies[f"{stream} {usage}"] = {
+                "status": reply.status_code,
+                "headers": headers,
+                "body": base64.b64encode(reply.content).decode(),
+            }
+    return replies
+
+
+def replaying_client(replies: Mapping[str, Any]) -> openai.OpenAI:
+    """An SDK client answered from ``replies``, as the server answered the same request."""
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content)
+        stream = body.get("stream") is True
+        usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
+        reply = replies[f"{stream} {usage}"]
+        return httpx2.Response(
+            reply["status"], headers=reply["headers"], content=base64.b64decode(reply["body"])
+        )
+
+    transport = httpx2.MockTransport(answer)
+    return openai.OpenAI(
+        base_url="http://127.0.0.1:9/v1",
+        api_key="bench",
+        max_retries=0,
+        http_client=httpx2.Client(transport=transport),
+    )
+
+
+def run_calls(config: str, kind: str, calls: int, recorded: Path) -> None:
+    """The worker: ``WARMUP + calls`` calls of ``kind`` under ``config``, then exit at once
+    (no shutdown, no export: neither is a call's)."""
+    setup = json.loads(recorded.read_text())
+    provider = TracerProvider()
+    processor = BatchSpanProcessor(
+        CountingExporter(), max_queue_size=1_000_000, schedule_delay_millis=_NEVER_MS
+    )
+    provider.add_span_processor(processor)
+    wrap = instrument(config, provider, setup["span_attributes"])
+    client = replaying_client(setup["replies"])
+    run = wrap(kind, KINDS[kind])
+    with closedloop.context(**CONTEXT):
+        for _ in range(WARMUP + calls):
+            run(client)
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def count(config: str, kind: str, calls: int, recorded: Path) -> int:
+    """Instructions callgrind counts for one worker run."""
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        __file__,
+        "--worker",
+        config,
+        kind,
+        str(calls),
+        str(recorded),
+    ]
+    environment = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
+    found = _COLLECTED.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"the {config} {kind} worker failed:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def per_call(config: str, kind: str, recorded: Path) -> float:
+    return (count(config, kind, LONG, recorded) - count(config, kind, SHORT, recorded)) / (
+        LONG - SHORT
+    )
+
+
+def over(instructions: float, bare: float) -> str:
+    return f"{(instructions - bare) / 1000:+,.0f} K ({instructions / bare - 1:+.1%})"
+
+
+def table(result: Mapping[tuple[str, str], float]) -> Table:
+    shown = Table(title="Instructions per call over the bare call (callgrind)")
+    shown.add_column("per call")
+    for config in CONFIGS[1:]:
+        shown.add_column(config, justify="right")
+    for kind in KINDS:
+        bare = result[("bare", kind)]
+        cells = [over(result[(config, kind)], bare) for config in CONFIGS[1:]]
+        shown.add_row(f"{kind} (bare: {bare / 1e6:.2f} M)", *cells)
+    return shown
+
+
+def comparisons(result: Mapping[tuple[str, str], float]) -> list[str]:
+    """The overhead goals' two comparisons, in instructions."""
+    lines = []
+    for kind in KINDS:
+        default, anchor = result[("closedloop", kind)], result[("openai-v2", kind)]
+        off, span = result[("closedloop-capture-off", kind)], result[("bare-span", kind)]
+        lines.append(
+            f"{kind}: closedloop default {(default - anchor) / 1000:+,.0f} K vs openai-v2; "
+            f"capture off {(off - span) / 1000:+,.0f} K vs bare span"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        config, kind, calls, recorded = args.worker
+        run_calls(config, kind, int(calls), Path(recorded))
+    if shutil.which("valgrind") is None:
+        raise SystemExit(
+            "valgrind is not installed; it counts the instructions (apt install valgrind)"
+        )
+    console = Console(width=160)
+    with tempfile.TemporaryDirectory() as directory:
+        recorded = Path(directory) / "replies.json"
+        with OpenAICompatibleServer() as server:
+            setup = {
+                "replies": record_replies(server.base_url),
+                "span_attributes": capture_off_attributes(server.base_url),
+            }
+        recorded.write_text(json.dumps(setup))
+        jobs = [(config, kind) for kind in KINDS for config in CONFIGS]
+        console.print(
+            f"{len(jobs)} configurations x kinds, {WARMUP} warm-up calls, then {SHORT} and "
+            f"{LONG} calls under callgrind; instructions per call = difference / {LONG - SHORT}"
+        )
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            counted = pool.map(lambda job: per_call(*job, recorded), jobs)
+            result = dict(zip(jobs, counted, strict=True))
+    console.print(table(result))
+    for line in comparisons(result):
+        console.print(line)
+
+
+if __name__ == "__main__":
+    main()
