@@ -3,11 +3,13 @@
 The garbage collector can run ``__del__`` on any thread at any allocation, including while
 that thread holds a lock that ending a span needs (closedloop's counters, a span processor,
 an exporter's queue). ``queue.SimpleQueue.put`` is safe to call there; the work itself runs
-on one daemon thread, started with the instrumentation.
+on one daemon thread, started with the instrumentation and again in a forked child (threads
+do not survive ``fork``: without a new one, a child's abandoned streams would never end).
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -23,6 +25,7 @@ class DeferredWork:
         self._pending: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._start_lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        os.register_at_fork(after_in_child=self._after_fork)
 
     def start(self) -> None:
         """Start the worker (idempotent); called when instrumentation begins."""
@@ -43,9 +46,20 @@ class DeferredWork:
         self._pending.put(done.set)
         return done.wait(timeout_s)
 
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's pending actions are the parent's (their spans
+        would end twice), and its worker did not come along: a new queue, and a new worker
+        if the parent had one."""
+        self._pending = queue.SimpleQueue()
+        self._start_lock = threading.Lock()
+        if self._worker is not None:
+            self._worker = None
+            self.start()
+
     def _run(self) -> None:
+        pending = self._pending  # the queue of the process this worker was started in
         while True:
-            action = self._pending.get()
+            action = pending.get()
             try:
                 action()
             except Exception as error:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import os
 
 import openai
 import pytest
@@ -230,6 +232,33 @@ def test_abandoned_streams_end_their_span_exactly_once(server, exporter, instrum
     assert spans[0].attributes["gen_ai.response.id"].startswith("chatcmpl-")
     if how == "break_and_gc":
         assert closedloop.stats()["events"]["stream.ended_by_gc"] == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_ends_the_spans_of_its_abandoned_streams(server, exporter, instrumented):
+    """Threads do not survive fork: the child needs a worker of its own to end the span of a
+    stream it abandoned."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reports through the pipe and never returns into pytest
+        try:
+            client = client_for(server)
+            stream = client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            )
+            next(stream)
+            del stream
+            gc.collect()
+            idle = current().deferred.wait_idle(5.0)
+            names = [span.name for span in llm_spans(exporter)]
+            os.write(write_end, json.dumps({"idle": idle, "spans": names}).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as reader:
+        report = json.loads(reader.read() or "{}")
+    os.waitpid(pid, 0)
+    assert report == {"idle": True, "spans": ["chat gpt-4o-mini"]}
 
 
 def test_tool_calls_plain_and_streamed(server, exporter, instrumented):
