@@ -7,10 +7,12 @@ configuration runs in a process of its own under callgrind. It answers from the 
 server's replies, recorded once and replayed through ``httpx2.MockTransport``: no server,
 no sockets, no scheduler in the count. It runs twice, for ``SHORT`` and for ``LONG`` calls
 after the same warm-up, and the difference over ``LONG - SHORT`` calls is its instructions
-per call, with start-up and warm-up taken out. Garbage collection runs as it would in an
-app (its cost is part of a call's) and is counted whole collections at a time, so figures
-move by about 0.2 % from run to run. The batch processor never exports during a count
-(exporting is the same work for every configuration and is left out).
+per call, with start-up and warm-up taken out. After the warm-up every object is collected
+and frozen (``gc.freeze()``, as long-running apps do): the young generations are collected
+as usual, so a call's garbage is counted, but no full collection over the SDK's own heap
+lands in one run's calls and not the other's (one would move a figure by hundreds of
+thousands per call). Figures then move by about 0.1 % from run to run. The batch processor
+never exports during a count (exporting is the same work for every configuration).
 
 Instructions are not time: cache misses, which make up much of an instrumentation's cost
 inside a large SDK, are not counted. Use this to see a change's direction and size where
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import json
 import os
 import re
@@ -116,7 +119,11 @@ def run_calls(config: str, kind: str, calls: int, recorded: Path) -> None:
     client = replaying_client(setup["replies"])
     run = wrap(kind, KINDS[kind])
     with closedloop.context(**CONTEXT):
-        for _ in range(WARMUP + calls):
+        for _ in range(WARMUP):
+            run(client)
+        gc.collect()
+        gc.freeze()
+        for _ in range(calls):
             run(client)
     sys.stdout.flush()
     os._exit(0)
