@@ -325,12 +325,9 @@ class LLMCall:
             self._remember(response_id)
         if not self.recording:
             return
-        pending = self._pending
-        for key, value in values.items():  # ``_put`` inlined: this runs for every attribute
+        for key, value in values.items():
             if value is not None:
-                if key in pending:
-                    del pending[key]
-                pending[key] = value
+                self._put(key, value)
 
     def measured(self, model: Any, usage: TokenUsage | None, response_id: Any = None) -> None:
         """The response model and token usage of a call whose span is not recording, and

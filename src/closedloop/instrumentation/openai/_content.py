@@ -78,13 +78,7 @@ class ContentScrubber:
         if len(value) > self.remaining:
             return self._cut(value)
         self.remaining -= len(value)
-        if not value.isascii():  # ``clean``, inlined for the commonest (ASCII) text
-            value = _LONE_SURROGATE.sub("\ufffd", value)
-        if self.redactor is None:
-            return value
-        result = self.redactor.redact(value)
-        self.count += result.count
-        return result.text
+        return self._redact(clean(value))
 
     def _redact(self, value: str) -> str:
         if self.redactor is None:

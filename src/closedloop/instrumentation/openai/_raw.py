@@ -48,7 +48,7 @@ def finish_legacy(call: LLMCall, raw: Any, is_async: bool) -> Any:
     call.register(raw)
     if isinstance(parsed, (openai.Stream, openai.AsyncStream)):
         state = call.stream_state(False)
-        raw._parsed_by_type[raw._cast_to] = traced_stream(parsed, call, state, is_async, False)
+        raw._parsed_by_type[raw._cast_to] = traced_stream(parsed, call, state, is_async)
         return raw
     call.mark_done()
     call.record_response(parsed)
@@ -106,7 +106,7 @@ class _BodyTracer:
         if isinstance(value, (openai.Stream, openai.AsyncStream)):
             if self.parsed_proxy is None:
                 state = self.call.stream_state(False)
-                self.parsed_proxy = traced_stream(value, self.call, state, is_async, False)
+                self.parsed_proxy = traced_stream(value, self.call, state, is_async)
                 self.parsed_stream = self.parsed_proxy.stream_tracer
             return self.parsed_proxy
         if not self.call.ended:

@@ -24,14 +24,11 @@ from closedloop.instrumentation.openai._call import LLMCall, StreamState
 class StreamTracer:
     """What both proxies do with each item, kept apart from the proxy plumbing."""
 
-    __slots__ = ("call", "conceals", "state")
+    __slots__ = ("call", "state")
 
-    def __init__(self, call: LLMCall, state: StreamState, conceals: bool) -> None:
+    def __init__(self, call: LLMCall, state: StreamState) -> None:
         self.call = call
         self.state = state
-        # Whether closedloop changed the request (asked for usage): only then is there
-        # anything in the items to undo.
-        self.conceals = conceals
 
     def hide(self, item: Any) -> bool:
         """Observe ``item``; True if the caller must not see it (our own usage chunk).
@@ -41,16 +38,12 @@ class StreamTracer:
         """
         state = self.state
         try:
-            if state.content_started:
-                state.observe(item)
-            else:
-                state.observe(item)
-                if state.content_started:
-                    self.call.first_chunk()
+            started = state.content_started
+            state.observe(item)
+            if not started and state.content_started:
+                self.call.first_chunk()
         except Exception as error:
             health.record_failure("stream.observe", error)
-        if not self.conceals:
-            return False
         try:
             return state.conceal(item)
         except Exception as error:
@@ -203,11 +196,10 @@ def collecting_streams() -> Iterator[list[StreamTracer]]:
 
 
 def traced_stream(
-    stream: Any, call: LLMCall, state: StreamState, is_async: bool, asked_usage: bool
+    stream: Any, call: LLMCall, state: StreamState, is_async: bool
 ) -> TracedStream | AsyncTracedStream:
-    """The proxy the caller gets instead of ``stream``; feedback can be given with it.
-    ``asked_usage``: closedloop asked the stream for its usage, which the caller must not see."""
-    tracer = StreamTracer(call, state, asked_usage)
+    """The proxy the caller gets instead of ``stream``; feedback can be given with it."""
+    tracer = StreamTracer(call, state)
     opened = _opened.get()
     if opened is not None:
         opened.append(tracer)

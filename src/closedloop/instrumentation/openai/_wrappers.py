@@ -99,8 +99,7 @@ def _finish(request: _Request, result: Any, is_async: bool) -> Any:
         # Streams and unread bodies end where the caller finishes reading them.
         if isinstance(result, (openai.Stream, openai.AsyncStream)):
             call.set({attr.PROVIDER_REQUEST_ID: result.response.headers.get("x-request-id")})
-            asked = request.asked_usage
-            return traced_stream(result, call, call.stream_state(asked), is_async, asked)
+            return traced_stream(result, call, call.stream_state(request.asked_usage), is_async)
         if LegacyAPIResponse is not None and isinstance(result, LegacyAPIResponse):
             return finish_legacy(call, result, is_async)
         if isinstance(result, (openai.APIResponse, openai.AsyncAPIResponse)):
