@@ -1,4 +1,4 @@
-"""The fast path for possible numbers finds what libphonenumber's matcher finds.
+"""The fast paths for possible numbers find what libphonenumber's matcher finds.
 
 Windows are generated around the shape the fast path takes (" +1 415 555 2671) p") and
 every near miss of it: brackets, slashes, other separators, extensions, digits or leads
@@ -19,7 +19,9 @@ from closedloop.privacy._redaction._possible_numbers import (
     MAX_TRIES,
     parse_plus_number,
     possible_numbers,
+    surely_possible,
 )
+from closedloop.privacy._redaction.phones import PhoneRedactor
 
 DIGITS = st.text(alphabet="0123456789", min_size=1, max_size=5)
 # Before the "+": nothing, prose, or a digit or lead the matcher would read.
@@ -146,3 +148,49 @@ def test_without_the_parse_steps_parse_itself_gives_the_same_numbers(
     fast = matches(possible_numbers(window, region))
     monkeypatch.setattr(_possible_numbers, "HAS_PARSE_STEPS", False)
     assert matches(possible_numbers(window, region)) == fast != []
+
+
+@settings(max_examples=3000, deadline=None)
+@given(candidate=PLUS_NUMBERS)
+@example(candidate="+1 415 555 2671")
+@example(candidate="+44 0 20 7946 0958")  # a national prefix parse strips: not sure
+@example(candidate="+1 310 555 0123 4")  # too long for the US
+def test_a_surely_possible_number_is_possible(candidate: str) -> None:
+    # The region is left out: a "+" number is read the same from anywhere.
+    if surely_possible(candidate):
+        number = parse(candidate, "US")
+        assert number is not None
+        reason = phonenumbers.is_possible_number_with_reason(number)
+        assert reason == phonenumbers.ValidationResult.IS_POSSIBLE
+
+
+@pytest.mark.parametrize(
+    "candidate", ["+1 415 555 2671", "+44 20 7946 0958", "+49 30 901820", "+33 1 42 68 53 00"]
+)
+def test_common_international_numbers_are_surely_possible(candidate: str) -> None:
+    assert surely_possible(candidate)
+
+
+TEXTS = st.lists(WINDOWS, min_size=1, max_size=4).map("".join)
+
+
+class WithoutShortcut(PhoneRedactor):
+    """The phone redactor that asks libphonenumber's steps about every window."""
+
+    def _lone_plus_number(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=TEXTS, region=REGIONS)
+@example(text=" +1 415 555 2671) p", region="US")
+@example(text="1.4.2+201905281530 and +1 415 555 2671x", region="US")
+def test_the_lone_plus_number_shortcut_changes_no_verdict(text: str, region: str) -> None:
+    assert PhoneRedactor(region).detect(text) == WithoutShortcut(region).detect(text)
+
+
+def test_the_lone_plus_number_shortcut_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_possible_numbers.phonenumbers, "PhoneNumberMatcher", None)
+    monkeypatch.setattr(_possible_numbers, "parse_plus_number", None)
+    text = "Call +1 415 555 2671 or +44 20 7946 0958."
+    assert PhoneRedactor("US").detect(text) == ("Call <PHONE> or <PHONE>.", 2)

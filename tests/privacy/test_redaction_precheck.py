@@ -12,7 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from closedloop.privacy import RedactionPipeline, Redactor, default_redactors
-from closedloop.privacy._redaction._candidates import RedactorChain
+from closedloop.privacy._redaction._candidates import CandidateRedactor, RedactorChain
 from closedloop.privacy._redaction._detector import Detector, counts_of
 from closedloop.privacy._redaction.base import reaches_fixpoint
 from closedloop.privacy._redaction.secrets import _ALL_HINTS
@@ -112,3 +112,36 @@ def test_the_pipeline_redacts_as_if_every_detector_ran(text: str, region: str) -
 def test_a_secret_hint_is_tested_after_a_character_of_it() -> None:
     # Testing that character first is then only a shortcut: text without it lacks the hint.
     assert all(rare in hint for rare, hint in _ALL_HINTS)
+
+
+def zoned_detectors() -> list[CandidateRedactor]:
+    return [
+        detector
+        for detector in detectors("US")
+        if isinstance(detector, CandidateRedactor) and detector._zones is not None
+    ]
+
+
+def test_cards_and_ibans_are_searched_in_zones() -> None:
+    assert {repr(detector) for detector in zoned_detectors()} == {
+        "<built-in redactor cards>",
+        "<built-in redactor ibans>",
+    }
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=TEXTS.filter(str.isascii))
+@example(text=BENCHMARK_TEXT * 3)
+@example(text="IBAN GB82 WEST 1234 5698 7654 32 THEN GB82 WEST 1234 5698 7654 32")
+@example(text="x4111 1111 1111 1111 4111-1111-1111-1111")
+def test_searching_in_zones_finds_what_searching_everywhere_finds(text: str) -> None:
+    # Zones are taken in ASCII text only.
+    for detector in zoned_detectors():
+        everywhere = type(detector)(
+            "everywhere",
+            detector._candidates,
+            detector._placeholder,
+            detector._spans,
+            precheck=detector.precheck,
+        )
+        assert detector.detect(text) == everywhere.detect(text), detector

@@ -11,9 +11,15 @@ one ``re.sub`` pass, which costs one Python call per candidate and nothing more.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
-from closedloop.privacy._redaction._detector import Detector, Precheck, counts_of
+from closedloop.privacy._redaction._detector import (
+    Counts,
+    Detector,
+    Precheck,
+    counts_of,
+    shape_of,
+)
 from closedloop.privacy._redaction.base import Redactor, TextRange, replace_spans
 
 SpanFinder = Callable[[re.Match[str]], Sequence[TextRange]]
@@ -38,14 +44,21 @@ class _PartialCandidate(Exception):
     """A candidate of which only part is replaced: ``re.sub`` cannot resume inside it."""
 
 
+# How far past a zone the candidates' lookaheads read.
+_LOOKAHEAD = 2
+
+
 class CandidateRedactor(BuiltInRedactor):
     """Finds candidates with a regex and replaces the spans that ``spans`` keeps of each.
 
     ``spans`` maps a candidate match to the absolute spans to replace (none when validation
-    fails).
+    fails). ``zones``, a bytes pattern over an ASCII text's shape (see :mod:`._detector`),
+    finds where candidates can be: each one lies inside one match, of which it needs no more
+    than ``_LOOKAHEAD`` characters past the end. Then only those are searched, not the text
+    between them, which a pattern starting with a character class reads at about 5 µs per KB.
     """
 
-    __slots__ = ("_candidates", "_placeholder", "_spans")
+    __slots__ = ("_candidates", "_placeholder", "_spans", "_zones")
 
     def __init__(
         self,
@@ -55,19 +68,38 @@ class CandidateRedactor(BuiltInRedactor):
         spans: SpanFinder,
         *,
         precheck: Precheck,
+        zones: re.Pattern[bytes] | None = None,
     ) -> None:
         super().__init__(name, precheck)
         self._candidates = candidates
         self._placeholder = placeholder
         self._spans = spans
+        self._zones = zones
 
     def detect(self, text: str) -> tuple[str, int]:
+        if self._zones is not None and text.isascii():
+            spans = self._spans_in_zones(text, self._zones)
+            return replace_spans(text, spans, self._placeholder)
         # Nearly every candidate is replaced whole or kept whole, which one ``re.sub`` does
         # with one Python call per candidate; the rare other kind needs the search loop.
         try:
             return self._substitute(text)
         except _PartialCandidate:
-            return replace_spans(text, self._spans_to_replace(text), self._placeholder)
+            found: list[TextRange] = []
+            self._add_spans(text, self._candidates.search(text), len(text), found)
+            return replace_spans(text, found, self._placeholder)
+
+    def _spans_in_zones(self, text: str, zones: re.Pattern[bytes]) -> list[TextRange]:
+        """The spans to replace, searched for in the ``zones`` of an ASCII ``text``."""
+        found: list[TextRange] = []
+        search = self._candidates.search
+        for zone in zones.finditer(shape_of(text.encode("ascii"))):
+            start, end = zone.span()
+            end += _LOOKAHEAD  # a search's end may lie past the text's
+            match = search(text, start, end)
+            if match is not None:
+                self._add_spans(text, match, end, found)
+        return found
 
     def _substitute(self, text: str) -> tuple[str, int]:
         """Replace whole candidates; raises :class:`_PartialCandidate` at any other kind."""
@@ -87,18 +119,20 @@ class CandidateRedactor(BuiltInRedactor):
         redacted = self._candidates.sub(substitute, text)
         return (redacted, replaced) if replaced else (text, 0)
 
-    def _spans_to_replace(self, text: str) -> Iterator[TextRange]:
-        """Spans to replace, searching again after each candidate's last one."""
-        match = self._candidates.search(text)
+    def _add_spans(
+        self, text: str, match: re.Match[str] | None, end: int, found: list[TextRange]
+    ) -> None:
+        """Add the spans to replace from ``match`` to ``end``, searching again after each
+        candidate's last one."""
         last_end = 0
         while match is not None:
             for span in self._spans(match):
-                yield span
+                found.append(span)
                 last_end = span[1]
             # Resume after the last replacement: it can end before the candidate does (an IBAN
             # that swallowed the next word), and what follows may start another entity.
             match = self._candidates.search(
-                text, last_end if last_end > match.start() else match.end()
+                text, last_end if last_end > match.start() else match.end(), end
             )
 
 
@@ -170,16 +204,16 @@ class RedactorChain(BuiltInRedactor):
             for part in parts
         )
 
-    def _any_part_may_change(self, text: str, digits: int, others: int) -> bool:
+    def _any_part_may_change(self, text: str, digits: int, others: int, shape: bytes) -> bool:
         # A loop, not any(): no generator object for every text the pipeline sees.
         for precheck, _ in self._steps:  # noqa: SIM110
-            if precheck(text, digits, others):
+            if precheck(text, digits, others, shape):
                 return True
         return False
 
     def detect(self, text: str) -> tuple[str, int]:
         total = 0
-        counts: tuple[int, int] | None = None  # the current text's, shared by the parts
+        counts: Counts | None = None  # the current text's, shared by the parts
         for precheck, redact in self._steps:
             if counts is None:
                 counts = counts_of(text)
@@ -191,5 +225,5 @@ class RedactorChain(BuiltInRedactor):
         return text, total
 
 
-def _anything(text: str, digits: int, others: int) -> bool:
+def _anything(text: str, digits: int, others: int, shape: bytes) -> bool:
     return True

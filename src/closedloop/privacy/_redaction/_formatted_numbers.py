@@ -34,6 +34,7 @@ from closedloop.privacy._redaction._phone_metadata import (
     required,
 )
 from closedloop.privacy._redaction._phone_windows import MIN_DIGITS
+from closedloop.privacy._redaction.base import ascii_digit_count
 
 _DIGIT_GROUP = re.compile(r"\d+")
 _FIRST_GROUP = re.compile(r"(\\\d)")
@@ -44,6 +45,7 @@ _PLUS = re.compile("[([\uff08\uff3b]*[+\uff0b]")
 _BRACKETED = re.compile(r"\((\d+)\)")
 _PLUS_SIGNS = "+\uff0b"
 _BEFORE_PLUS = "\"'<>:=,\uff1a\uff1d\uff0c"  # and spaces, opening brackets, quotes
+_ASCII_INVALID_PUNCTUATION = "%$"  # "%" and the one ASCII currency sign
 _ID_SEPARATORS = ("-", ".", "/", "\uff0d", "\uff0e", "\uff0f")
 # The Unicode blocks in which libphonenumber treats a letter next to a number as a word.
 _LATIN_BLOCKS = (
@@ -111,11 +113,8 @@ class FormattedNumbers:
         """
         number, raw = match.number, match.raw_string
         possible = phonenumbers.is_possible_number_with_reason(number)
-        if (
-            possible != ValidationResult.IS_POSSIBLE
-            or _inside_word(text, match)
-            or _glued_plus(text, match, glued=glued)
-            or _followed_by_identifier(text, match.end)
+        if possible != ValidationResult.IS_POSSIBLE or _joined_to_its_surroundings(
+            text, match.start, match.end, raw[0], glued=glued
         ):
             return False
         written = _DIGIT_GROUP.findall(_ascii_digits(raw))
@@ -136,6 +135,15 @@ class FormattedNumbers:
         if len(expected) > 1 and written[-len(expected) :] == expected:
             return True
         return _has_bracketed_area_code(raw, plain, number.extension or "")
+
+    def accepts_plus_number(self, text: str, start: int, end: int, *, glued: bool) -> bool:
+        """:meth:`accepts` for ``text[start:end]``, a "+" and ASCII digit groups that make a
+        number whose reason is IS_POSSIBLE: only its surroundings and length are left to check
+        (a "+" is a lead, and such a number has no extension)."""
+        return (
+            not _joined_to_its_surroundings(text, start, end, "+", glued=glued)
+            and ascii_digit_count(text[start:end].encode("ascii")) >= MIN_DIGITS
+        )
 
 
 def _groups_written(fmt: phonenumbers.NumberFormat) -> tuple[tuple[int, int], ...]:
@@ -185,24 +193,33 @@ def _has_bracketed_area_code(raw: str, number: PhoneNumber, extension: str) -> b
     )
 
 
-def _inside_word(text: str, match: PhoneNumberMatch) -> bool:
+def _joined_to_its_surroundings(text: str, start: int, end: int, lead: str, *, glued: bool) -> bool:
+    """Whether the possible number ``text[start:end]``, which starts with ``lead``, is part
+    of a word, of something its "+" joins, or of an identifier."""
+    return (
+        _inside_word(text, start, end, lead)
+        or _glued_plus(text, start, lead, glued=glued)
+        or _followed_by_identifier(text, end)
+    )
+
+
+def _inside_word(text: str, start: int, end: int, lead: str) -> bool:
     """libphonenumber's check for a valid number, which leniency POSSIBLE skips."""
-    start, end = match.start, match.end
-    if start and match.raw_string[0] not in _LEADS:
+    if start and lead not in _LEADS:
         previous = text[start - 1]
         if _is_latin_letter(previous) or _is_invalid_punctuation(previous):
             return True
     return end < len(text) and (_is_latin_letter(text[end]) or _is_invalid_punctuation(text[end]))
 
 
-def _glued_plus(text: str, match: PhoneNumberMatch, *, glued: bool) -> bool:
-    """Whether the "+" that ``match`` starts with comes right after a character that makes
-    it part of something else (a digit, ".", a Latin letter), not a lead."""
-    if match.raw_string[0] not in _PLUS_SIGNS:
+def _glued_plus(text: str, start: int, lead: str, *, glued: bool) -> bool:
+    """Whether the "+" that a number starts with (``lead``) comes right after a character
+    that makes it part of something else (a digit, ".", a Latin letter), not a lead."""
+    if lead not in _PLUS_SIGNS:
         return False
-    if not match.start:
+    if not start:
         return glued
-    previous = text[match.start - 1]
+    previous = text[start - 1]
     return not (
         previous.isspace()
         or previous in _BEFORE_PLUS
@@ -219,13 +236,17 @@ def _followed_by_identifier(text: str, end: int) -> bool:
 
 
 def _is_latin_letter(char: str) -> bool:
+    if char.isascii():  # the common case, without libphonenumber's Unicode tables
+        return char.isalpha()
     if not is_letter(char) and Category.get(char) != Category.NON_SPACING_MARK:
         return False
     return Block.get(char) in _LATIN_BLOCKS
 
 
 def _is_invalid_punctuation(char: str) -> bool:
-    return char == "%" or Category.get(char) == Category.CURRENCY_SYMBOL
+    if char.isascii():
+        return char in _ASCII_INVALID_PUNCTUATION
+    return Category.get(char) == Category.CURRENCY_SYMBOL
 
 
 def _ascii_digits(text: str) -> str:

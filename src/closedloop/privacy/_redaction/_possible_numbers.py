@@ -18,13 +18,17 @@ candidate, so only then is it run. ASCII windows only: libphonenumber reads Unic
 
 The parse itself is mostly Unicode normalisation and RFC 3966 and extension handling, none of
 which can change a "+" and ASCII digit groups; ``parse_plus_number`` takes only the steps that
-can.
+can. Whether that number is possible depends only on its country code and the length of what
+follows, unless a national prefix is stripped: ``surely_possible`` answers from a table of
+lengths per country code, without building the number at all.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import phonenumbers
 from phonenumbers import (
@@ -34,7 +38,11 @@ from phonenumbers import (
     PhoneNumber,
     PhoneNumberMatch,
 )
-from phonenumbers.phonenumberutil import ValidationResult, region_code_for_country_code
+from phonenumbers.phonenumberutil import (
+    COUNTRY_CODE_TO_REGION_CODE,
+    ValidationResult,
+    region_code_for_country_code,
+)
 
 try:  # libphonenumber's internal steps: a release without them leaves its public parse
     from phonenumbers.phonenumberutil import (
@@ -67,9 +75,14 @@ _KEEP_PREFIX = (
 )
 
 
+def lone_plus_number(window: str) -> re.Match[str] | None:
+    """The shape of a window that holds a "+" number alone (its group 1), or None."""
+    return _PLUS_NUMBER.fullmatch(window) if window.isascii() else None
+
+
 def possible_numbers(window: str, region: str) -> Iterable[PhoneNumberMatch]:
     """What ``PhoneNumberMatcher(window, region, POSSIBLE, MAX_TRIES)`` yields."""
-    shape = _PLUS_NUMBER.fullmatch(window) if window.isascii() else None
+    shape = lone_plus_number(window)
     if shape is not None:
         candidate = shape.group(1)
         if ascii_digit_count(candidate.encode("ascii")) <= _MAX_BLOCK_DIGITS:
@@ -90,6 +103,63 @@ def _possible(candidate: str, region: str) -> PhoneNumber | None:
     return number
 
 
+def surely_possible(candidate: str) -> bool:
+    """True only if ``possible_numbers`` finds ``candidate`` (a ``lone_plus_number``) and
+    ``is_possible_number_with_reason`` calls its number IS_POSSIBLE; False if it may not.
+
+    False covers every case the table cannot settle: more than ``_MAX_BLOCK_DIGITS`` digits,
+    no country code, or a national prefix that parse may strip.
+    """
+    digits = _digits_after_plus(candidate)
+    if len(digits) > _MAX_BLOCK_DIGITS or not HAS_PARSE_STEPS:
+        return False
+    # As parse extracts it: the shortest of the first three digits' prefixes that is a
+    # country code (none starts with "0").
+    for size in (1, 2, 3):
+        if digits[:size] in _COUNTRY_CODES:
+            break
+    else:
+        return False
+    lengths = _country_lengths(digits[:size])
+    if lengths is None:
+        return False
+    national = digits[size:]
+    prefix = lengths.national_prefix
+    if prefix is not None and prefix.match(national):
+        return False
+    return len(national) in lengths.possible
+
+
+_COUNTRY_CODES = frozenset(map(str, COUNTRY_CODE_TO_REGION_CODE))
+
+
+class _CountryLengths(NamedTuple):
+    """What decides, for one country code, whether a "+" number is possible."""
+
+    national_prefix: re.Pattern[str] | None  # what parse may strip from the national number
+    possible: frozenset[int]  # national lengths that are IS_POSSIBLE, within parse's bounds
+
+
+@functools.cache  # one entry per country code: a few hundred at most
+def _country_lengths(code: str) -> _CountryLengths | None:
+    country_code = int(code)
+    metadata = _metadata(country_code, region_code_for_country_code(country_code))
+    if metadata is None:
+        return None
+    prefix = metadata.national_prefix_for_parsing
+    # Only the length of the national significant number counts, not its digits.
+    possible = frozenset(
+        length
+        for length in range(_MIN_NSN, _MAX_NSN + 1)
+        if _test_number_length("0" * length, metadata) == ValidationResult.IS_POSSIBLE
+    )
+    return _CountryLengths(re.compile(prefix) if prefix else None, possible)
+
+
+def _digits_after_plus(candidate: str) -> str:
+    return candidate[1:].replace(" ", "").replace(".", "").replace("-", "")
+
+
 def parse_plus_number(candidate: str, region: str) -> PhoneNumber | None:
     """``phonenumbers.parse(candidate, region, keep_raw_input=True)``, None where it raises,
     for a ``_PLUS_NUMBER`` candidate of at most ``_MAX_BLOCK_DIGITS`` digits.
@@ -101,7 +171,7 @@ def parse_plus_number(candidate: str, region: str) -> PhoneNumber | None:
     extension form needs a letter, "#", "~", "," or ";"; normalising it keeps its digits. The
     rest are libphonenumber's own steps after its "+" is stripped.
     """
-    digits = candidate[1:].replace(" ", "").replace(".", "").replace("-", "")
+    digits = _digits_after_plus(candidate)
     if len(digits) <= _MIN_NSN:
         return None  # too short after the "+"
     country_code, national = _extract_country_code(digits)

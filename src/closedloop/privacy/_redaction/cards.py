@@ -18,6 +18,7 @@ _CARD_RUN = re.compile(
 )
 _LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")  # digit sum of 2 * d
 _MIN_DIGITS, _MAX_DIGITS = 13, 19
+_RUN_SHAPE = b"0" * _MIN_DIGITS  # a run of digits, spaces and dashes in a text's shape
 
 
 def _luhn_digits(digits: str) -> tuple[bytes, bytes]:
@@ -75,5 +76,7 @@ redact_cards = CandidateRedactor(
     _CARD_RUN,
     "<CARD>",
     _card_spans,
-    precheck=lambda text, digits, others: digits >= _MIN_DIGITS,
+    precheck=lambda text, digits, others, shape: digits >= _MIN_DIGITS and _RUN_SHAPE in shape,
+    # A card is digits, spaces and dashes: "0"s in a text's shape, at least 13 in a row.
+    zones=re.compile(_RUN_SHAPE + b"+"),
 )

@@ -100,7 +100,7 @@ class EmailRedactor(BuiltInRedactor):
                 done = domain.end()
 
 
-def _has_at_sign(text: str, digits: int, others: int) -> bool:
+def _has_at_sign(text: str, digits: int, others: int, shape: bytes) -> bool:
     return "@" in text
 
 

@@ -6,8 +6,7 @@ import re
 import string
 
 from closedloop.privacy._redaction._candidates import CandidateRedactor
-from closedloop.privacy._redaction._detector import counts_of
-from closedloop.privacy._redaction.base import TextRange
+from closedloop.privacy._redaction.base import TextRange, ascii_digit_count
 
 # ISO 13616 registry countries plus those with widely used national IBAN formats.
 _IBAN_COUNTRY_CODES = (
@@ -64,13 +63,22 @@ class IbanRedactor(CandidateRedactor):
     def detect(self, text: str) -> tuple[str, int]:
         # Counted only once an IBAN is found: the pipeline's pre-check has ruled out most text.
         redacted, count = super().detect(text)
-        if count and not _enough_digits(text, *counts_of(text)):
+        if count and ascii_digit_count(text.encode("ascii", "ignore")) < _MIN_DIGITS:
             return text, 0
         return redacted, count
 
 
-def _enough_digits(text: str, digits: int, others: int) -> bool:
-    return digits >= _MIN_DIGITS
+def _may_hold_iban(text: str, digits: int, others: int, shape: bytes) -> bool:
+    # An IBAN starts with its country code and check digits: "AA00" in a text's shape.
+    return digits >= _MIN_DIGITS and b"AA00" in shape
 
 
-redact_ibans = IbanRedactor("ibans", _IBAN, "<IBAN>", _iban_spans, precheck=_enough_digits)
+redact_ibans = IbanRedactor(
+    "ibans",
+    _IBAN,
+    "<IBAN>",
+    _iban_spans,
+    precheck=_may_hold_iban,
+    # An IBAN is capitals, digits and spaces, "A"s and "0"s in a text's shape.
+    zones=re.compile(b"AA00[A0]*"),
+)

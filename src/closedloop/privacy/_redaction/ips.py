@@ -33,7 +33,7 @@ _IPV4 = re.compile(
 _DIGIT_DOT_DIGIT = re.compile(r"\.(?<=\d\.)\d", re.ASCII)
 
 
-def _may_hold_ipv6(text: str, digits: int, others: int) -> bool:
+def _may_hold_ipv6(text: str, digits: int, others: int, shape: bytes) -> bool:
     return ":" in text and _IPV6_HINT.search(text) is not None
 
 
@@ -47,7 +47,7 @@ def _ipv6_valid(address: str) -> bool:
     return True
 
 
-def _may_hold_ipv4(text: str, digits: int, others: int) -> bool:
+def _may_hold_ipv4(text: str, digits: int, others: int, shape: bytes) -> bool:
     return digits >= 4 and _DIGIT_DOT_DIGIT.search(text) is not None
 
 

@@ -30,7 +30,12 @@ from closedloop.privacy._redaction._phone_windows import (
     phone_runs,
     phone_windows,
 )
-from closedloop.privacy._redaction._possible_numbers import MAX_TRIES, possible_numbers
+from closedloop.privacy._redaction._possible_numbers import (
+    MAX_TRIES,
+    lone_plus_number,
+    possible_numbers,
+    surely_possible,
+)
 from closedloop.privacy._redaction.base import TextRange, replace_spans
 
 # Seven digits with at most a few separators between neighbours: every valid number in
@@ -50,7 +55,7 @@ _GROUPED = phonenumbers.Leniency.STRICT_GROUPING
 Verdicts = dict[tuple[str, int, int, bool, bool], tuple[TextRange, ...]]
 
 
-def _may_hold_phone(text: str, digits: int, others: int) -> bool:
+def _may_hold_phone(text: str, digits: int, others: int, shape: bytes) -> bool:
     # Any non-ASCII character might be a digit, so count them all before the Unicode regex.
     if digits + others < MIN_DIGITS:
         return False
@@ -146,14 +151,35 @@ class PhoneRedactor(Detector):
         key = (window_text, before, end - start, is_part, glued)
         spans = verdicts.get(key)
         if spans is None:
+            spans = self._lone_plus_number(window_text, before, end - start, glued=glued)
+        if spans is None:
             core = text[start:end]
             valid = self._national.may_hold_valid(core, whole=is_part)
             formatted = self._formatted.may_hold(core)
             spans = self._match(
                 window_text, before, end - start, valid=valid, formatted=formatted, glued=glued
             )
-            verdicts[key] = spans
+        verdicts[key] = spans
         return [(start + left, start + right) for left, right in spans]
+
+    def _lone_plus_number(
+        self, window: str, before: int, length: int, *, glued: bool
+    ) -> tuple[TextRange, ...] | None:
+        """:meth:`_match`'s verdict on the commonest window, a "+" number alone between
+        non-digits ("+1 415 555 2671"), when that number is a formatted one; None when
+        :meth:`_match` must decide. Such a number holds every digit of the window, so no
+        valid number can add to it, and nothing of libphonenumber's needs to run."""
+        shape = lone_plus_number(window)
+        if shape is None:
+            return None
+        start, end = shape.span(1)
+        if not (
+            before <= start < before + length
+            and surely_possible(shape.group(1))
+            and self._formatted.accepts_plus_number(window, start, end, glued=glued)
+        ):
+            return None
+        return ((start - before, end - before),)
 
     def _match(
         self, window: str, before: int, length: int, *, valid: bool, formatted: bool, glued: bool

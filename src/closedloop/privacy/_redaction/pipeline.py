@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 
-from closedloop.privacy._redaction._detector import Detector, Precheck, counts_of
+from closedloop.privacy._redaction._detector import Counts, Detector, Precheck, counts_of
 from closedloop.privacy._redaction.base import RedactionResult, Redactor, reaches_fixpoint
 from closedloop.privacy._redaction.cards import redact_cards
 from closedloop.privacy._redaction.emails import redact_emails
@@ -116,15 +116,15 @@ class RedactionPipeline:
         """
         if not text:
             return _EMPTY
-        digits, others = counts_of(text)
+        counts = counts_of(text)
         for start, (precheck, _, _) in enumerate(self._steps):
-            if precheck is None or precheck(text, digits, others):
-                return self._to_fixpoint(text, start, digits, others)
+            if precheck is None or precheck(text, *counts):
+                return self._to_fixpoint(text, start, counts)
         return RedactionResult(text, 0)  # most text: no pre-check passes, nothing to redact
 
-    def _to_fixpoint(self, text: str, start: int, digits: int, others: int) -> RedactionResult:
+    def _to_fixpoint(self, text: str, start: int, counts: Counts | None) -> RedactionResult:
         """The passes of :meth:`_redact` over text whose redactors before ``start`` have
-        rejected it (``digits`` and ``others``: its counts)."""
+        rejected it (``counts``: its counts)."""
         total = 0
         version = 0  # counts changes to the text
         # The version each redactor's output is final for (-1: not yet).
@@ -135,9 +135,9 @@ class RedactionPipeline:
                 if seen[index] == version:
                     continue
                 if precheck is not None:
-                    if digits < 0:
-                        digits, others = counts_of(text)
-                    if not precheck(text, digits, others):
+                    if counts is None:
+                        counts = counts_of(text)
+                    if not precheck(text, *counts):
                         seen[index] = version
                         continue
                 redacted, count = redact(text)
@@ -146,7 +146,7 @@ class RedactionPipeline:
                     seen[index] = version
                     continue
                 text = redacted
-                digits = -1
+                counts = None
                 version += 1
                 seen[index] = version if settles else version - 1
             if version == first:  # every redactor has seen this text and left it as it is

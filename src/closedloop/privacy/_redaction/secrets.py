@@ -96,7 +96,7 @@ def _holds(text: str, hints: tuple[_Hint, ...]) -> bool:
 _ALL_HINTS = tuple(hint for hints, _ in _KINDS for hint in hints)
 
 
-def _has_secret_hint(text: str, digits: int, others: int) -> bool:
+def _has_secret_hint(text: str, digits: int, others: int, shape: bytes) -> bool:
     # ``_holds(text, _ALL_HINTS)`` spelt out: a generator costs more than short text's tests.
     return (
         "_" in text

@@ -19,6 +19,11 @@ def _ssn_spans(match: re.Match[str]) -> tuple[TextRange, ...]:
     return ((start, end),)
 
 
-redact_ssns = CandidateRedactor(
-    "ssns", _SSN, "<SSN>", _ssn_spans, precheck=lambda text, digits, others: digits >= 9
-)
+_WRITTEN = b"0" * 11  # "123-45-6789" in a text's shape
+
+
+def _may_hold_ssn(text: str, digits: int, others: int, shape: bytes) -> bool:
+    return digits >= 9 and _WRITTEN in shape
+
+
+redact_ssns = CandidateRedactor("ssns", _SSN, "<SSN>", _ssn_spans, precheck=_may_hold_ssn)
