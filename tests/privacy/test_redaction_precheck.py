@@ -8,12 +8,19 @@ threshold, "@", ":", token prefixes), Unicode digits, full-width characters and 
 
 from __future__ import annotations
 
+import copy
+
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from closedloop.privacy import RedactionPipeline, Redactor, default_redactors
-from closedloop.privacy._redaction._candidates import CandidateRedactor, RedactorChain
+from closedloop.privacy._redaction._candidates import (
+    CandidateRedactor,
+    RedactorChain,
+    SubstitutingRedactor,
+)
 from closedloop.privacy._redaction._detector import Detector, counts_of
+from closedloop.privacy._redaction._zones import Zones
 from closedloop.privacy._redaction.base import reaches_fixpoint
 from closedloop.privacy._redaction.secrets import _ALL_HINTS
 
@@ -114,18 +121,20 @@ def test_a_secret_hint_is_tested_after_a_character_of_it() -> None:
     assert all(rare in hint for rare, hint in _ALL_HINTS)
 
 
-def zoned_detectors() -> list[CandidateRedactor]:
+def zoned_detectors() -> list[CandidateRedactor | SubstitutingRedactor]:
     return [
         detector
         for detector in detectors("US")
-        if isinstance(detector, CandidateRedactor) and detector._zones is not None
+        if isinstance(detector, CandidateRedactor | SubstitutingRedactor)
+        and detector._zones is not None
     ]
 
 
-def test_cards_and_ibans_are_searched_in_zones() -> None:
+def test_cards_ibans_and_ipv4_addresses_are_searched_in_zones() -> None:
     assert {repr(detector) for detector in zoned_detectors()} == {
         "<built-in redactor cards>",
         "<built-in redactor ibans>",
+        "<built-in redactor ipv4>",
     }
 
 
@@ -134,14 +143,17 @@ def test_cards_and_ibans_are_searched_in_zones() -> None:
 @example(text=BENCHMARK_TEXT * 3)
 @example(text="IBAN GB82 WEST 1234 5698 7654 32 THEN GB82 WEST 1234 5698 7654 32")
 @example(text="x4111 1111 1111 1111 4111-1111-1111-1111")
+@example(text="v1.2.3.4 10.0.12.7.5 192.168.1.1 255.255.255.255 1.2.3.4")
 def test_searching_in_zones_finds_what_searching_everywhere_finds(text: str) -> None:
     # Zones are taken in ASCII text only.
     for detector in zoned_detectors():
-        everywhere = type(detector)(
-            "everywhere",
-            detector._candidates,
-            detector._placeholder,
-            detector._spans,
-            precheck=detector.precheck,
-        )
+        everywhere = copy.copy(detector)
+        everywhere._zones = None
         assert detector.detect(text) == everywhere.detect(text), detector
+
+
+def test_zones_are_taken_in_ascii_text() -> None:
+    zones = Zones(b"0.0", b"[0.]*", before=2)
+    # Spaces are "0"s in the shape too.
+    assert zones.of("host 10.0.12.7 and 10.0.12.8.") == [(4, 17), (18, 31)]
+    assert zones.of("host 10.0.12.7 \u00e9") is None

@@ -18,8 +18,8 @@ from closedloop.privacy._redaction._detector import (
     Detector,
     Precheck,
     counts_of,
-    shape_of,
 )
+from closedloop.privacy._redaction._zones import Zones
 from closedloop.privacy._redaction.base import Redactor, TextRange, replace_spans
 
 SpanFinder = Callable[[re.Match[str]], Sequence[TextRange]]
@@ -32,8 +32,8 @@ class BuiltInRedactor(Detector):
 
     __slots__ = ("_name",)
 
-    def __init__(self, name: str, precheck: Precheck) -> None:
-        super().__init__(precheck)
+    def __init__(self, name: str, precheck: Precheck, *, reads_counts: bool = True) -> None:
+        super().__init__(precheck, reads_counts=reads_counts)
         self._name = name
 
     def __repr__(self) -> str:
@@ -44,18 +44,11 @@ class _PartialCandidate(Exception):
     """A candidate of which only part is replaced: ``re.sub`` cannot resume inside it."""
 
 
-# How far past a zone the candidates' lookaheads read.
-_LOOKAHEAD = 2
-
-
 class CandidateRedactor(BuiltInRedactor):
     """Finds candidates with a regex and replaces the spans that ``spans`` keeps of each.
 
     ``spans`` maps a candidate match to the absolute spans to replace (none when validation
-    fails). ``zones``, a bytes pattern over an ASCII text's shape (see :mod:`._detector`),
-    finds where candidates can be: each one lies inside one match, of which it needs no more
-    than ``_LOOKAHEAD`` characters past the end. Then only those are searched, not the text
-    between them, which a pattern starting with a character class reads at about 5 µs per KB.
+    fails). With ``zones``, only those are searched in ASCII text (see :mod:`._zones`).
     """
 
     __slots__ = ("_candidates", "_placeholder", "_spans", "_zones")
@@ -68,7 +61,7 @@ class CandidateRedactor(BuiltInRedactor):
         spans: SpanFinder,
         *,
         precheck: Precheck,
-        zones: re.Pattern[bytes] | None = None,
+        zones: Zones | None = None,
     ) -> None:
         super().__init__(name, precheck)
         self._candidates = candidates
@@ -77,9 +70,9 @@ class CandidateRedactor(BuiltInRedactor):
         self._zones = zones
 
     def detect(self, text: str) -> tuple[str, int]:
-        if self._zones is not None and text.isascii():
-            spans = self._spans_in_zones(text, self._zones)
-            return replace_spans(text, spans, self._placeholder)
+        zones = None if self._zones is None else self._zones.of(text)
+        if zones is not None:
+            return replace_spans(text, self._spans_in_zones(text, zones), self._placeholder)
         # Nearly every candidate is replaced whole or kept whole, which one ``re.sub`` does
         # with one Python call per candidate; the rare other kind needs the search loop.
         try:
@@ -89,13 +82,11 @@ class CandidateRedactor(BuiltInRedactor):
             self._add_spans(text, self._candidates.search(text), len(text), found)
             return replace_spans(text, found, self._placeholder)
 
-    def _spans_in_zones(self, text: str, zones: re.Pattern[bytes]) -> list[TextRange]:
-        """The spans to replace, searched for in the ``zones`` of an ASCII ``text``."""
+    def _spans_in_zones(self, text: str, zones: list[TextRange]) -> list[TextRange]:
+        """The spans to replace, searched for in ``zones`` of ``text``."""
         found: list[TextRange] = []
         search = self._candidates.search
-        for zone in zones.finditer(shape_of(text.encode("ascii"))):
-            start, end = zone.span()
-            end += _LOOKAHEAD  # a search's end may lie past the text's
+        for start, end in zones:
             match = search(text, start, end)
             if match is not None:
                 self._add_spans(text, match, end, found)
@@ -141,10 +132,11 @@ class SubstitutingRedactor(BuiltInRedactor):
 
     For entities whose replacement stays within their candidate, so the search can go on
     after each candidate as ``re.sub`` does. A string ``replacement`` replaces every
-    candidate, by ``re`` alone: for patterns that match only entities.
+    candidate, by ``re`` alone: for patterns that match only entities; with ``zones``, only
+    those are searched in ASCII text (see :mod:`._zones`).
     """
 
-    __slots__ = ("_candidates", "_replacement")
+    __slots__ = ("_candidates", "_replacement", "_zones")
 
     def __init__(
         self,
@@ -153,12 +145,21 @@ class SubstitutingRedactor(BuiltInRedactor):
         replacement: Replacement | str,
         *,
         precheck: Precheck,
+        zones: Zones | None = None,
     ) -> None:
+        if zones is not None and not isinstance(replacement, str):
+            raise TypeError("zones need a string replacement")
         super().__init__(name, precheck)
         self._candidates = candidates
         self._replacement = replacement
+        self._zones = zones
 
     def detect(self, text: str) -> tuple[str, int]:
+        zones = None if self._zones is None else self._zones.of(text)
+        if zones is not None and isinstance(self._replacement, str):
+            finditer = self._candidates.finditer
+            spans = [match.span() for start, end in zones for match in finditer(text, start, end)]
+            return replace_spans(text, spans, self._replacement)
         if isinstance(self._replacement, str):
             redacted, count = self._candidates.subn(self._replacement, text)
             return (redacted, count) if count else (text, 0)

@@ -29,6 +29,7 @@ _SHAPE = bytes.maketrans(b"0123456789 -" + string.ascii_uppercase.encode(), b"0"
 # is not taken.
 SHAPED_DIGITS = 9
 Counts = tuple[int, int, bytes]
+NO_COUNTS: Counts = (0, 0, b"")
 
 
 def counts_of(text: str) -> Counts:
@@ -52,17 +53,20 @@ class Detector(ABC):
     between all detectors.
     """
 
-    __slots__ = ("precheck",)
+    __slots__ = ("precheck", "reads_counts")
 
-    def __init__(self, precheck: Precheck) -> None:
+    def __init__(self, precheck: Precheck, *, reads_counts: bool = True) -> None:
         # False only if ``detect`` would leave the text unchanged.
         self.precheck = precheck
+        # False if the pre-check reads the text alone: then it gets ``NO_COUNTS``, and the
+        # pipeline need not count a text that only such pre-checks look at.
+        self.reads_counts = reads_counts
 
     @abstractmethod
     def detect(self, text: str) -> tuple[str, int]:
         """Replace the entities in ``text``, with no pre-check."""
 
     def __call__(self, text: str) -> tuple[str, int]:
-        if not self.precheck(text, *counts_of(text)):
+        if not self.precheck(text, *(counts_of(text) if self.reads_counts else NO_COUNTS)):
             return text, 0
         return self.detect(text)

@@ -34,7 +34,6 @@ from closedloop.privacy._redaction._phone_metadata import (
     required,
 )
 from closedloop.privacy._redaction._phone_windows import MIN_DIGITS
-from closedloop.privacy._redaction.base import ascii_digit_count
 
 _DIGIT_GROUP = re.compile(r"\d+")
 _FIRST_GROUP = re.compile(r"(\\\d)")
@@ -113,7 +112,7 @@ class FormattedNumbers:
         """
         number, raw = match.number, match.raw_string
         possible = phonenumbers.is_possible_number_with_reason(number)
-        if possible != ValidationResult.IS_POSSIBLE or _joined_to_its_surroundings(
+        if possible != ValidationResult.IS_POSSIBLE or joined_to_its_surroundings(
             text, match.start, match.end, raw[0], glued=glued
         ):
             return False
@@ -135,15 +134,6 @@ class FormattedNumbers:
         if len(expected) > 1 and written[-len(expected) :] == expected:
             return True
         return _has_bracketed_area_code(raw, plain, number.extension or "")
-
-    def accepts_plus_number(self, text: str, start: int, end: int, *, glued: bool) -> bool:
-        """:meth:`accepts` for ``text[start:end]``, a "+" and ASCII digit groups that make a
-        number whose reason is IS_POSSIBLE: only its surroundings and length are left to check
-        (a "+" is a lead, and such a number has no extension)."""
-        return (
-            not _joined_to_its_surroundings(text, start, end, "+", glued=glued)
-            and ascii_digit_count(text[start:end].encode("ascii")) >= MIN_DIGITS
-        )
 
 
 def _groups_written(fmt: phonenumbers.NumberFormat) -> tuple[tuple[int, int], ...]:
@@ -193,9 +183,10 @@ def _has_bracketed_area_code(raw: str, number: PhoneNumber, extension: str) -> b
     )
 
 
-def _joined_to_its_surroundings(text: str, start: int, end: int, lead: str, *, glued: bool) -> bool:
+def joined_to_its_surroundings(text: str, start: int, end: int, lead: str, *, glued: bool) -> bool:
     """Whether the possible number ``text[start:end]``, which starts with ``lead``, is part
-    of a word, of something its "+" joins, or of an identifier."""
+    of a word, of something its "+" joins, or of an identifier (see
+    :meth:`FormattedNumbers.accepts`)."""
     return (
         _inside_word(text, start, end, lead)
         or _glued_plus(text, start, lead, glued=glued)

@@ -122,21 +122,17 @@ _SPLITS = (
 _NON_DIGITS = re.compile(r"\D+")
 
 
-class Window(NamedTuple):
-    """Text that may hold phone numbers: a whole run, or a part of a long run.
+# Text that may hold phone numbers: where it starts and ends, and whether it is a part of a
+# long run rather than a whole run. In a part, only a number that is all of it counts: the
+# parts are cut to be numbers. Plain tuples, as there is one for nearly every number.
+Window = tuple[int, int, bool]
 
-    A run gets three characters of context after it (libphonenumber looks for ":MM" after a
-    time stamp); a part gets one, its separator, so the matcher cannot join it to the next
-    part. In a part, only a number that is all of it counts: the parts are cut to be numbers.
-    """
 
-    start: int
-    end: int
-    is_part: bool
-
-    @property
-    def context_after(self) -> int:
-        return 1 if self.is_part else 3
+def context_after(is_part: bool) -> int:
+    """Characters a window is read with after its end: three after a run (libphonenumber
+    looks for ":MM" after a time stamp), one after a part, its separator, so that the
+    matcher cannot join it to the next part."""
+    return 1 if is_part else 3
 
 
 def digit_count(text: str) -> int:
@@ -161,26 +157,29 @@ def phone_runs(text: str, start: int, end: int) -> Iterator[re.Match[str]]:
         position = run.end()
 
 
-def phone_windows(run: re.Match[str], *, edges_only: bool = False) -> Iterator[Window]:
+def phone_windows(run: re.Match[str], *, edges_only: bool = False) -> list[Window]:
     """The windows of one run; its extension's digits do not count towards its length.
 
     With ``edges_only``, a long run yields only the parts near its ends: when a replacement
     has just cut a run, only those can differ from the parts already looked at.
     """
     start, end = run.span()
-    number_end = run.start("extension") if run.group("extension") else end
-    digits = digit_count(run.string[start:number_end])
+    number_end = run.start("extension")  # -1 if the run has no extension
+    digits = digit_count(run.string[start : end if number_end < 0 else number_end])
     if digits < MIN_DIGITS:
-        return
+        return []
     if digits <= MAX_DIGITS:
-        yield Window(start, end, False)
-        return
+        return [(start, end, False)]
     text = run.group()
+    windows: list[Window] = []
     for split in _SPLITS:
         if any(needle in text for needle in split.needles):
             marked = text if split.marks is None else split.marks.sub("\x00", text)
-            for part in _parts(split.parts, marked, edges_only):
-                yield Window(run.start() + part.start(), run.start() + part.end(), is_part=True)
+            windows += (
+                (start + part.start(), start + part.end(), True)
+                for part in _parts(split.parts, marked, edges_only)
+            )
+    return windows
 
 
 def _parts(parts: re.Pattern[str], run: str, edges_only: bool) -> Iterator[re.Match[str]]:

@@ -103,14 +103,14 @@ def _possible(candidate: str, region: str) -> PhoneNumber | None:
     return number
 
 
-def surely_possible(candidate: str) -> bool:
-    """True only if ``possible_numbers`` finds ``candidate`` (a ``lone_plus_number``) and
-    ``is_possible_number_with_reason`` calls its number IS_POSSIBLE; False if it may not.
+def surely_possible(digits: str) -> bool:
+    """True only if ``possible_numbers`` finds the candidate of a ``lone_plus_number`` with
+    these ``digits`` (its ``plus_number_digits``) and ``is_possible_number_with_reason`` calls
+    its number IS_POSSIBLE; False if it may not.
 
     False covers every case the table cannot settle: more than ``_MAX_BLOCK_DIGITS`` digits,
     no country code, or a national prefix that parse may strip.
     """
-    digits = _digits_after_plus(candidate)
     if len(digits) > _MAX_BLOCK_DIGITS or not HAS_PARSE_STEPS:
         return False
     # As parse extracts it: the shortest of the first three digits' prefixes that is a
@@ -156,7 +156,8 @@ def _country_lengths(code: str) -> _CountryLengths | None:
     return _CountryLengths(re.compile(prefix) if prefix else None, possible)
 
 
-def _digits_after_plus(candidate: str) -> str:
+def plus_number_digits(candidate: str) -> str:
+    """The digits of a ``lone_plus_number``'s candidate."""
     return candidate[1:].replace(" ", "").replace(".", "").replace("-", "")
 
 
@@ -171,7 +172,7 @@ def parse_plus_number(candidate: str, region: str) -> PhoneNumber | None:
     extension form needs a letter, "#", "~", "," or ";"; normalising it keeps its digits. The
     rest are libphonenumber's own steps after its "+" is stripped.
     """
-    digits = _digits_after_plus(candidate)
+    digits = plus_number_digits(candidate)
     if len(digits) <= _MIN_NSN:
         return None  # too short after the "+"
     country_code, national = _extract_country_code(digits)

@@ -6,6 +6,7 @@ import re
 from itertools import accumulate
 
 from closedloop.privacy._redaction._candidates import CandidateRedactor
+from closedloop.privacy._redaction._zones import Zones
 from closedloop.privacy._redaction.base import TextRange
 
 # Groups of 3+ digits joined by one space or dash: "4111 1111 1111 1111", "3782-822463-10005".
@@ -78,5 +79,5 @@ redact_cards = CandidateRedactor(
     _card_spans,
     precheck=lambda text, digits, others, shape: digits >= _MIN_DIGITS and _RUN_SHAPE in shape,
     # A card is digits, spaces and dashes: "0"s in a text's shape, at least 13 in a row.
-    zones=re.compile(_RUN_SHAPE + b"+"),
+    zones=Zones(_RUN_SHAPE, b"0*"),
 )

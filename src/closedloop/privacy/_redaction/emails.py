@@ -104,4 +104,4 @@ def _has_at_sign(text: str, digits: int, others: int, shape: bytes) -> bool:
     return "@" in text
 
 
-redact_emails = EmailRedactor("emails", _has_at_sign)
+redact_emails = EmailRedactor("emails", _has_at_sign, reads_counts=False)

@@ -6,6 +6,7 @@ import re
 import string
 
 from closedloop.privacy._redaction._candidates import CandidateRedactor
+from closedloop.privacy._redaction._zones import Zones
 from closedloop.privacy._redaction.base import TextRange, ascii_digit_count
 
 # ISO 13616 registry countries plus those with widely used national IBAN formats.
@@ -80,5 +81,5 @@ redact_ibans = IbanRedactor(
     _iban_spans,
     precheck=_may_hold_iban,
     # An IBAN is capitals, digits and spaces, "A"s and "0"s in a text's shape.
-    zones=re.compile(b"AA00[A0]*"),
+    zones=Zones(b"AA00", b"[A0]*"),
 )

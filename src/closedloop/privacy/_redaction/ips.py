@@ -10,6 +10,7 @@ from closedloop.privacy._redaction._candidates import (
     SubstitutingRedactor,
     placeholder_if,
 )
+from closedloop.privacy._redaction._zones import Zones
 
 # A superset of IPv6 text (full, compressed, IPv4-suffixed); ``ipaddress`` decides.
 _IPV6 = re.compile(
@@ -57,5 +58,13 @@ redact_ips = RedactorChain(
     SubstitutingRedactor(
         "ipv6", _IPV6, placeholder_if(_ipv6_valid, "<IP>"), precheck=_may_hold_ipv6
     ),
-    SubstitutingRedactor("ipv4", _IPV4, "<IP>", precheck=_may_hold_ipv4),
+    SubstitutingRedactor(
+        "ipv4",
+        _IPV4,
+        "<IP>",
+        precheck=_may_hold_ipv4,
+        # An address holds a digit, "." and a digit: "0.0" in a text's shape. Its first
+        # octet may have two more digits before it; the rest is digits and dots.
+        zones=Zones(b"0.0", b"[0.]*", before=2),
+    ),
 )

@@ -21,11 +21,15 @@ from collections.abc import Iterable
 import phonenumbers
 
 from closedloop.privacy._redaction._detector import Detector
-from closedloop.privacy._redaction._formatted_numbers import FormattedNumbers
+from closedloop.privacy._redaction._formatted_numbers import (
+    FormattedNumbers,
+    joined_to_its_surroundings,
+)
 from closedloop.privacy._redaction._national_numbers import NationalNumbers
 from closedloop.privacy._redaction._phone_windows import (
     MIN_DIGITS,
     Window,
+    context_after,
     digit_count,
     phone_runs,
     phone_windows,
@@ -33,6 +37,7 @@ from closedloop.privacy._redaction._phone_windows import (
 from closedloop.privacy._redaction._possible_numbers import (
     MAX_TRIES,
     lone_plus_number,
+    plus_number_digits,
     possible_numbers,
     surely_possible,
 )
@@ -124,21 +129,22 @@ class PhoneRedactor(Detector):
         replacing B changes what A's window reads after it), hence the runs kept.
         """
         found: list[TextRange] = []
-        hit: list[TextRange] = []  # runs holding numbers
+        hit: list[int] = []  # where in ``scanned`` the runs holding numbers are
         scanned: list[TextRange] = []
         edges_only = bool(runs)
         for start, end in regions:
             for run in phone_runs(text, start, end):
+                hit_before = len(found)
+                for window in phone_windows(run, edges_only=edges_only):
+                    found += self._numbers(text, window, verdicts)
+                if len(found) > hit_before:
+                    hit.append(len(scanned))
                 scanned.append(run.span())
-                windows = phone_windows(run, edges_only=edges_only)
-                numbers = [
-                    span for window in windows for span in self._numbers(text, window, verdicts)
-                ]
-                if numbers:
-                    found += numbers
-                    hit.append(run.span())
-        every = sorted(_outside(runs, regions) + scanned)
-        changed = [_neighbourhood(every, bisect_left(every, run)) for run in hit]
+        outside = _outside(runs, regions)
+        if not outside:  # as in the first scan: the runs scanned are all there are, in order
+            return _union(found), [_neighbourhood(scanned, index) for index in hit], scanned
+        every = sorted(outside + scanned)
+        changed = [_neighbourhood(every, bisect_left(every, scanned[index])) for index in hit]
         return _union(found), changed, every
 
     def _numbers(self, text: str, window: Window, verdicts: Verdicts) -> list[TextRange]:
@@ -147,7 +153,7 @@ class PhoneRedactor(Detector):
         # not a digit (a run can start right after an extension), which it would read on.
         before = 1 if start and not text[start - 1].isdecimal() else 0
         glued = bool(start) and not before  # right after a digit: no "+" there is a lead
-        window_text = text[start - before : end + window.context_after]
+        window_text = text[start - before : end + context_after(is_part)]
         key = (window_text, before, end - start, is_part, glued)
         spans = verdicts.get(key)
         if spans is None:
@@ -173,10 +179,14 @@ class PhoneRedactor(Detector):
         if shape is None:
             return None
         start, end = shape.span(1)
+        digits = plus_number_digits(shape.group(1))
+        # What FormattedNumbers.accepts checks of such a number: that it is possible, has
+        # enough digits and stands apart from what surrounds it.
         if not (
             before <= start < before + length
-            and surely_possible(shape.group(1))
-            and self._formatted.accepts_plus_number(window, start, end, glued=glued)
+            and len(digits) >= MIN_DIGITS
+            and surely_possible(digits)
+            and not joined_to_its_surroundings(window, start, end, "+", glued=glued)
         ):
             return None
         return ((start - before, end - before),)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 
-from closedloop.privacy._redaction._detector import Counts, Detector, Precheck, counts_of
+from closedloop.privacy._redaction._detector import (
+    NO_COUNTS,
+    Counts,
+    Detector,
+    Precheck,
+    counts_of,
+)
 from closedloop.privacy._redaction.base import RedactionResult, Redactor, reaches_fixpoint
 from closedloop.privacy._redaction.cards import redact_cards
 from closedloop.privacy._redaction.emails import redact_emails
@@ -38,8 +44,9 @@ def default_redactors(phone_region: str = "US") -> list[Redactor]:
 _EMPTY = RedactionResult("", 0)
 _MAX_PASSES = 3  # a bound in case a custom redactor keeps rewriting its own output
 # What the pipeline runs for a redactor: a detector's pre-check (None for other redactors),
-# the redaction it guards, and whether running it on its own output changes nothing.
-_Step = tuple[Precheck | None, Redactor, bool]
+# whether that reads the text's counts, the redaction it guards, and whether running it on
+# its own output changes nothing.
+_Step = tuple[Precheck | None, bool, Redactor, bool]
 # Results remembered per text, for pipelines of built-in redactors only (a function of the
 # text alone): apps resend the same system prompt on every call and a conversation's
 # history on every turn, which is then redacted once, not once per call. Two bounds keep
@@ -52,8 +59,8 @@ _LONG_ENTRIES = 64
 
 def _step(redactor: Redactor) -> _Step:
     if isinstance(redactor, Detector):
-        return redactor.precheck, redactor.detect, reaches_fixpoint(redactor)
-    return None, redactor, reaches_fixpoint(redactor)
+        return redactor.precheck, redactor.reads_counts, redactor.detect, reaches_fixpoint(redactor)
+    return None, False, redactor, reaches_fixpoint(redactor)
 
 
 class RedactionPipeline:
@@ -112,32 +119,35 @@ class RedactionPipeline:
         the phone redactor (the costly one, which settles its own output) runs again only if
         another redactor changed the text after it. The built-in detectors' pre-checks share
         one count of the text's digits per version of it, so text without PII is rejected by
-        each detector in a substring test or two.
+        each detector in a substring test or two. They are counted only once a pre-check
+        reads them.
         """
         if not text:
             return _EMPTY
-        counts = counts_of(text)
-        for start, (precheck, _, _) in enumerate(self._steps):
-            if precheck is None or precheck(text, *counts):
+        counts: Counts | None = None
+        for start, (precheck, reads_counts, _, _) in enumerate(self._steps):
+            if precheck is None:
+                return self._to_fixpoint(text, start, counts)
+            passes, counts = _precheck_passes(precheck, reads_counts, text, counts)
+            if passes:
                 return self._to_fixpoint(text, start, counts)
         return RedactionResult(text, 0)  # most text: no pre-check passes, nothing to redact
 
     def _to_fixpoint(self, text: str, start: int, counts: Counts | None) -> RedactionResult:
         """The passes of :meth:`_redact` over text whose redactors before ``start`` have
-        rejected it (``counts``: its counts)."""
+        rejected it (``counts``: its counts, if taken)."""
         total = 0
         version = 0  # counts changes to the text
         # The version each redactor's output is final for (-1: not yet).
         seen = [0] * start + [-1] * (len(self._steps) - start)
         for _ in range(_MAX_PASSES):
             first = version
-            for index, (precheck, redact, settles) in enumerate(self._steps):
+            for index, (precheck, reads_counts, redact, settles) in enumerate(self._steps):
                 if seen[index] == version:
                     continue
                 if precheck is not None:
-                    if counts is None:
-                        counts = counts_of(text)
-                    if not precheck(text, *counts):
+                    passes, counts = _precheck_passes(precheck, reads_counts, text, counts)
+                    if not passes:
                         seen[index] = version
                         continue
                 redacted, count = redact(text)
@@ -155,3 +165,15 @@ class RedactionPipeline:
 
     def __repr__(self) -> str:
         return f"RedactionPipeline({list(self._redactors)!r})"
+
+
+def _precheck_passes(
+    precheck: Precheck, reads_counts: bool, text: str, counts: Counts | None
+) -> tuple[bool, Counts | None]:
+    """Whether ``precheck`` lets ``text`` through, and the text's counts (``counts`` if
+    taken), which are taken only for a pre-check that reads them."""
+    if not reads_counts:
+        return precheck(text, *NO_COUNTS), counts
+    if counts is None:
+        counts = counts_of(text)
+    return precheck(text, *counts), counts

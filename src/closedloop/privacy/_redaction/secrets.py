@@ -110,4 +110,4 @@ def _has_secret_hint(text: str, digits: int, others: int, shape: bytes) -> bool:
     )
 
 
-redact_secrets = SecretRedactor("secrets", _has_secret_hint)
+redact_secrets = SecretRedactor("secrets", _has_secret_hint, reads_counts=False)

@@ -1,0 +1,51 @@
+"""Where in an ASCII text a detector's candidates can be, found at memchr speed.
+
+A regex that starts with a character class (a digit, a capital) reads every character of the
+text, about 5 µs per KB, even where nothing comes close to a candidate. A text's shape (see
+:mod:`._detector`) turns the question into a search for a literal: a card is a run of 13 or
+more "0"s, an IBAN starts "AA00", an IPv4 address holds "0.0". A zone is a match of such a
+pattern over the shape, widened so that it holds every candidate that meets it; only the
+zones are then searched with the detector's own pattern.
+"""
+
+from __future__ import annotations
+
+import re
+
+from closedloop.privacy._redaction._detector import shape_of
+from closedloop.privacy._redaction.base import TextRange
+
+# How far past a zone the candidates' lookaheads read.
+_LOOKAHEAD = 2
+
+
+class Zones:
+    """Where a pattern over a text's shape matches: ``needle`` (a literal, which the search
+    skips to) and then ``rest``, each match widened by ``before`` characters (a candidate may
+    start that far before it) and by the lookahead after it.
+
+    Sound if every candidate lies inside one widened match; a search with ``pos`` still sees
+    the text before it, so lookbehinds read what they would in the whole text. Even where
+    zones are dense (a candidate every 150 characters) the search costs no more than reading
+    the whole text; where they are sparse, as in what is left after redaction, it costs next
+    to nothing.
+    """
+
+    __slots__ = ("_before", "_pattern")
+
+    def __init__(self, needle: bytes, rest: bytes = b"", *, before: int = 0) -> None:
+        self._pattern = re.compile(re.escape(needle) + rest)
+        self._before = before
+
+    def of(self, text: str) -> list[TextRange] | None:
+        """The zones of ``text``, or None if it is not ASCII (the shape drops the other
+        characters, so its positions would not be the text's)."""
+        if not text.isascii():
+            return None
+        before = self._before
+        shape = shape_of(text.encode("ascii"))
+        # A search's end may lie past the text's.
+        return [
+            (max(0, zone.start() - before), zone.end() + _LOOKAHEAD)
+            for zone in self._pattern.finditer(shape)
+        ]
