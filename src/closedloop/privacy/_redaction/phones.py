@@ -158,14 +158,14 @@ class PhoneRedactor(Detector):
         spans = verdicts.get(key)
         if spans is None:
             spans = self._lone_plus_number(window_text, before, end - start, glued=glued)
-        if spans is None:
-            core = text[start:end]
-            valid = self._national.may_hold_valid(core, whole=is_part)
-            formatted = self._formatted.may_hold(core)
-            spans = self._match(
-                window_text, before, end - start, valid=valid, formatted=formatted, glued=glued
-            )
-        verdicts[key] = spans
+            if spans is None:
+                core = text[start:end]
+                valid = self._national.may_hold_valid(core, whole=is_part)
+                formatted = self._formatted.may_hold(core)
+                spans = self._match(
+                    window_text, before, end - start, valid=valid, formatted=formatted, glued=glued
+                )
+            verdicts[key] = spans
         return [(start + left, start + right) for left, right in spans]
 
     def _lone_plus_number(
