@@ -124,12 +124,16 @@ class RedactionPipeline:
         """
         if not text:
             return _EMPTY
+        # Counted once a pre-check reads them; one that does not gets NO_COUNTS or these.
         counts: Counts | None = None
+        digits, others, shape = NO_COUNTS
         for start, (precheck, reads_counts, _, _) in enumerate(self._steps):
             if precheck is None:
                 return self._to_fixpoint(text, start, counts)
-            passes, counts = _precheck_passes(precheck, reads_counts, text, counts)
-            if passes:
+            if reads_counts and counts is None:
+                counts = counts_of(text)
+                digits, others, shape = counts
+            if precheck(text, digits, others, shape):
                 return self._to_fixpoint(text, start, counts)
         return RedactionResult(text, 0)  # most text: no pre-check passes, nothing to redact
 
@@ -146,8 +150,9 @@ class RedactionPipeline:
                 if seen[index] == version:
                     continue
                 if precheck is not None:
-                    passes, counts = _precheck_passes(precheck, reads_counts, text, counts)
-                    if not passes:
+                    if reads_counts and counts is None:
+                        counts = counts_of(text)
+                    if not precheck(text, *(NO_COUNTS if counts is None else counts)):
                         seen[index] = version
                         continue
                 redacted, count = redact(text)
@@ -165,15 +170,3 @@ class RedactionPipeline:
 
     def __repr__(self) -> str:
         return f"RedactionPipeline({list(self._redactors)!r})"
-
-
-def _precheck_passes(
-    precheck: Precheck, reads_counts: bool, text: str, counts: Counts | None
-) -> tuple[bool, Counts | None]:
-    """Whether ``precheck`` lets ``text`` through, and the text's counts (``counts`` if
-    taken), which are taken only for a pre-check that reads them."""
-    if not reads_counts:
-        return precheck(text, *NO_COUNTS), counts
-    if counts is None:
-        counts = counts_of(text)
-    return precheck(text, *counts), counts
