@@ -8,6 +8,7 @@ libphonenumber's own verdicts on ordinary text, and that redacting twice changes
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import string
@@ -220,6 +221,22 @@ def test_phones_match_libphonenumber_on_the_whole_text(text: str, region: str) -
     # numbers are data, split differently (see test_lists_of_numbers_are_redacted).
     assume(sum(char.isdigit() for char in text) <= 24)
     assert PhoneRedactor(region)(text) == whole_text_matcher(text, region)
+
+
+# Numbers around extensions: what follows a number found inside a run is read again, and an
+# extension ending in "#" may then take the digits after the run ("45#2015550123").
+EXTENSION_PIECES = [":30 ", "201.555.0123", " ext. 45", " x12", "#", "#2015550123", "- 45#", " "]
+
+
+def test_phones_match_libphonenumber_around_extensions() -> None:
+    redactor = PhoneRedactor("US")
+    texts = [
+        "".join(pieces)
+        for size in range(1, 5)
+        for pieces in itertools.product(EXTENSION_PIECES, repeat=size)
+    ]
+    assert [text for text in texts if redactor(text) != whole_text_matcher(text, "US")] == []
+    assert [text for text in texts if redactor(once := redactor(text)[0]) != (once, 0)] == []
 
 
 LONG_TEXTS = st.lists(

@@ -142,19 +142,17 @@ def digit_count(text: str) -> int:
     return len(_NON_DIGITS.sub("", text))
 
 
-def phone_runs(text: str, start: int, end: int) -> Iterator[re.Match[str]]:
-    """The runs of ``text`` between ``start`` and ``end`` (which no run may cross)."""
-    position = start
-    runs = _ASCII_RUN if text.isascii() else _RUN
-    while position < end:
-        if position and text[position - 1 : position + 1].isdecimal():
-            run = _CONTINUATION.match(text, position, end)  # after an extension
-        else:
-            run = runs.search(text, position, end)
-        if run is None:
-            return
-        yield run
-        position = run.end()
+def run_pattern(text: str) -> re.Pattern[str]:
+    """The pattern that finds the runs of ``text``: the faster one if it is ASCII."""
+    return _ASCII_RUN if text.isascii() else _RUN
+
+
+def next_run(text: str, position: int, end: int, runs: re.Pattern[str]) -> re.Match[str] | None:
+    """The first run of ``text`` from ``position`` that ends by ``end`` (which no run may
+    cross), found with ``runs``, the text's :func:`run_pattern`."""
+    if position and text[position - 1 : position + 1].isdecimal():
+        return _CONTINUATION.match(text, position, end)  # after an extension
+    return runs.search(text, position, end)
 
 
 def phone_windows(run: re.Match[str], *, edges_only: bool = False) -> list[Window]:

@@ -31,8 +31,9 @@ from closedloop.privacy._redaction._phone_windows import (
     Window,
     context_after,
     digit_count,
-    phone_runs,
+    next_run,
     phone_windows,
+    run_pattern,
 )
 from closedloop.privacy._redaction._possible_numbers import (
     MAX_TRIES,
@@ -126,26 +127,82 @@ class PhoneRedactor(Detector):
 
         Regions after the first scan of the whole text are runs just cut by replacements, or
         their neighbours. A neighbour may lie outside the regions scanned ("A ext. 42-B":
-        replacing B changes what A's window reads after it), hence the runs kept.
+        replacing B changes what A's window reads after it), hence the runs kept. A run
+        that libphonenumber reads on past its end (see :meth:`_read_on`) is kept as one run
+        with the run it reads into.
         """
         found: list[TextRange] = []
         hit: list[int] = []  # where in ``scanned`` the runs holding numbers are
         scanned: list[TextRange] = []
         edges_only = bool(runs)
+        pattern = run_pattern(text)
         for start, end in regions:
-            for run in phone_runs(text, start, end):
+            position = start
+            while (run := next_run(text, position, end, pattern)) is not None:
+                run_start = run.start()
                 hit_before = len(found)
-                for window in phone_windows(run, edges_only=edges_only):
+                windows = phone_windows(run, edges_only=edges_only)
+                for window in windows:
                     found += self._numbers(text, window, verdicts)
                 if len(found) > hit_before:
+                    if found[hit_before][1] < run.end() and len(windows) == 1 and not windows[0][2]:
+                        run = self._read_on(
+                            text,
+                            run,
+                            found,
+                            hit_before,
+                            end=end,
+                            pattern=pattern,
+                            verdicts=verdicts,
+                        )
                     hit.append(len(scanned))
-                scanned.append(run.span())
+                position = run.end()
+                scanned.append((run_start, position))
         outside = _outside(runs, regions)
         if not outside:  # as in the first scan: the runs scanned are all there are, in order
             return _union(found), [_neighbourhood(scanned, index) for index in hit], scanned
         every = sorted(outside + scanned)
         changed = [_neighbourhood(every, bisect_left(every, scanned[index])) for index in hit]
         return _union(found), changed, every
+
+    def _read_on(
+        self,
+        text: str,
+        run: re.Match[str],
+        found: list[TextRange],
+        first: int,
+        *,
+        end: int,
+        pattern: re.Pattern[str],
+        verdicts: Verdicts,
+    ) -> re.Match[str]:
+        """The last run that a whole ``run`` with numbers ``found[first:]`` is read on into,
+        with the numbers read there added to ``found``; ``run`` itself if none is.
+
+        libphonenumber goes on right after a number it found inside a candidate, so what
+        follows the number is read again and may be read past the candidate: in
+        "30 201.555.0123 ext. 45#" followed by "2015550123" the candidate is no number,
+        201.555.0123 is found inside it, and the next candidate is "45#201555012" (45 with an
+        extension). The window of ``run`` saw that candidate cut short, so what it found
+        there is dropped, and the candidate is read as a run of its own.
+        """
+        while True:
+            for index in range(first, len(found)):
+                after = next_run(text, found[index][1], end, pattern)
+                if after is not None and after.start() < run.end() < after.end():
+                    break
+            else:
+                return run
+            del found[index + 1 :]
+            first = len(found)
+            run = after
+            windows = phone_windows(run)
+            for window in windows:
+                found += self._numbers(text, window, verdicts)
+            if len(found) == first or found[first][1] >= run.end():
+                return run
+            if len(windows) != 1 or windows[0][2]:
+                return run
 
     def _numbers(self, text: str, window: Window, verdicts: Verdicts) -> list[TextRange]:
         start, end, is_part = window
