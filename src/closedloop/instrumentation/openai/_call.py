@@ -305,8 +305,7 @@ class LLMCall:
     def _put(self, key: str, value: AttributeValue) -> None:
         """Set ``key`` when the span ends; a key set again moves last, as on a span."""
         pending = self._pending
-        if key in pending:
-            del pending[key]
+        pending.pop(key, None)
         pending[key] = value
 
     def _set_json(self, content: Mapping[str, Any]) -> None:
@@ -325,9 +324,11 @@ class LLMCall:
             self._remember(response_id)
         if not self.recording:
             return
+        pending = self._pending
         for key, value in values.items():
-            if value is not None:
-                self._put(key, value)
+            if value is not None:  # as _put does, without a call per attribute
+                pending.pop(key, None)
+                pending[key] = value
 
     def measured(self, model: Any, usage: TokenUsage | None, response_id: Any = None) -> None:
         """The response model and token usage of a call whose span is not recording, and
