@@ -7,6 +7,7 @@ around the number, letters, full-width characters, too many digits.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 import phonenumbers
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from closedloop.privacy._redaction import _possible_numbers
+from closedloop.privacy._redaction import _formatted_numbers, _possible_numbers
 from closedloop.privacy._redaction._possible_numbers import (
     MAX_TRIES,
     parse_plus_number,
@@ -195,3 +196,19 @@ def test_the_lone_plus_number_shortcut_is_taken(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(_possible_numbers, "parse_plus_number", None)
     text = "Call +1 415 555 2671 or +44 20 7946 0958."
     assert PhoneRedactor("US").detect(text) == ("Call <PHONE> or <PHONE>.", 2)
+
+
+@pytest.mark.parametrize("glued", [False, True])
+def test_numbers_apart_from_their_surroundings_are_judged_as_every_check_judges_them(
+    glued: bool,
+) -> None:
+    characters = [chr(code) for code in range(128)] + ["", "é", "\u3000", "\uff08", "\uff09"]
+    number = "+1 415 555 2671"
+    differing = []
+    for before, after, rest in itertools.product(characters, characters, ["", "x", "1"]):
+        text = f"{before}{number}{after}{rest}"
+        start, end = len(before), len(before) + len(number)
+        fast = _formatted_numbers.joined_to_its_surroundings(text, start, end, "+", glued=glued)
+        if fast != _formatted_numbers._joined(text, start, end, "+", glued=glued):
+            differing.append((before, after))
+    assert differing == []

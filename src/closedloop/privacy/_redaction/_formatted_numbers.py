@@ -46,6 +46,11 @@ _PLUS_SIGNS = "+\uff0b"
 _BEFORE_PLUS = "\"'<>:=,\uff1a\uff1d\uff0c"  # and spaces, opening brackets, quotes
 _ASCII_INVALID_PUNCTUATION = "%$"  # "%" and the one ASCII currency sign
 _ID_SEPARATORS = ("-", ".", "/", "\uff0d", "\uff0e", "\uff0f")
+# Characters around a "+" number that join it to nothing (a test checks them against the
+# full checks): spaces and opening brackets before it, spaces, closing brackets and
+# sentence punctuation after it.
+_APART_BEFORE_PLUS = " \t\n\r([{"
+_APART_AFTER = " \t\n\r)]},;:!?"
 # The Unicode blocks in which libphonenumber treats a letter next to a number as a word.
 _LATIN_BLOCKS = (
     Block.BASIC_LATIN,
@@ -187,6 +192,20 @@ def joined_to_its_surroundings(text: str, start: int, end: int, lead: str, *, gl
     """Whether the possible number ``text[start:end]``, which starts with ``lead``, is part
     of a word, of something its "+" joins, or of an identifier (see
     :meth:`FormattedNumbers.accepts`)."""
+    # The commonest case first: "+" after a space or an opening bracket, and a space, a
+    # closing bracket or the end of the text after the number ("" is in any string).
+    if (
+        lead == "+"
+        and start
+        and text[start - 1] in _APART_BEFORE_PLUS
+        and text[end : end + 1] in _APART_AFTER
+    ):
+        return False
+    return _joined(text, start, end, lead, glued=glued)
+
+
+def _joined(text: str, start: int, end: int, lead: str, *, glued: bool) -> bool:
+    """:func:`joined_to_its_surroundings`, every check made."""
     return (
         _inside_word(text, start, end, lead)
         or _glued_plus(text, start, lead, glued=glued)

@@ -108,6 +108,8 @@ class PhoneRedactor(Detector):
                 return text, total
             text, count = replace_spans(text, numbers, _PLACEHOLDER)
             total += count
+            if changed == numbers:  # each number was a run of its own: only placeholders left
+                return text, total
             regions = _after_replacing(changed, numbers)
             # A window needs MIN_DIGITS digits of its region, which replacing usually leaves
             # none with: then the next scan would find nothing.
