@@ -147,7 +147,7 @@ class PhoneRedactor(Detector):
                 for window in windows:
                     found += self._numbers(text, window, verdicts)
                 if len(found) > hit_before:
-                    if found[hit_before][1] < run.end() and len(windows) == 1 and not windows[0][2]:
+                    if _ends_inside(run, windows, found, hit_before):
                         run = self._read_on(
                             text,
                             run,
@@ -178,8 +178,9 @@ class PhoneRedactor(Detector):
         pattern: re.Pattern[str],
         verdicts: Verdicts,
     ) -> re.Match[str]:
-        """The last run that a whole ``run`` with numbers ``found[first:]`` is read on into,
-        with the numbers read there added to ``found``; ``run`` itself if none is.
+        """The last run that ``run``, whose numbers ``found[first:]`` end inside it (see
+        :func:`_ends_inside`), is read on into, with the numbers read there added to
+        ``found``; ``run`` itself if none is.
 
         libphonenumber goes on right after a number it found inside a candidate, so what
         follows the number is read again and may be read past the candidate: in
@@ -201,9 +202,7 @@ class PhoneRedactor(Detector):
             windows = phone_windows(run)
             for window in windows:
                 found += self._numbers(text, window, verdicts)
-            if len(found) == first or found[first][1] >= run.end():
-                return run
-            if len(windows) != 1 or windows[0][2]:
+            if not _ends_inside(run, windows, found, first):
                 return run
 
     def _numbers(self, text: str, window: Window, verdicts: Verdicts) -> list[TextRange]:
@@ -283,6 +282,19 @@ class PhoneRedactor(Detector):
 
     def __repr__(self) -> str:
         return f"PhoneRedactor({self._region!r})"
+
+
+def _ends_inside(
+    run: re.Match[str], windows: list[Window], found: list[TextRange], first: int
+) -> bool:
+    """Whether ``run`` is one whole window whose first number, ``found[first]`` if any, ends
+    inside it: then libphonenumber reads on from that number (see ``_read_on``)."""
+    return (
+        len(found) > first
+        and found[first][1] < run.end()
+        and len(windows) == 1
+        and not windows[0][2]
+    )
 
 
 def _in_core(
