@@ -324,11 +324,9 @@ class LLMCall:
             self._remember(response_id)
         if not self.recording:
             return
-        pending = self._pending
         for key, value in values.items():
-            if value is not None:  # as _put does, without a call per attribute
-                pending.pop(key, None)
-                pending[key] = value
+            if value is not None:
+                self._put(key, value)
 
     def measured(self, model: Any, usage: TokenUsage | None, response_id: Any = None) -> None:
         """The response model and token usage of a call whose span is not recording, and
