@@ -9,8 +9,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from closedloop._text_memory import LONG_TEXT, SHORT_TEXT
 from closedloop.privacy import RedactionPipeline, RegexRedactor
-from closedloop.privacy._redaction.pipeline import _LONG_TEXT, _SHORT_TEXT
 
 PII = st.sampled_from(
     ["+1 415 555 2671", "ann.lee@example.com", "4111 1111 1111 1111", "10.0.12.7", " ", "a"]
@@ -28,7 +28,7 @@ def test_remembered_results_equal_fresh_ones(texts: list[str]) -> None:
 
 def test_texts_at_each_size_bound_are_redacted_alike() -> None:
     remembering, fresh = RedactionPipeline(), RedactionPipeline(remember=False)
-    for size in (_SHORT_TEXT, _SHORT_TEXT + 1, _LONG_TEXT, _LONG_TEXT + 1):
+    for size in (SHORT_TEXT, SHORT_TEXT + 1, LONG_TEXT, LONG_TEXT + 1):
         text = ("call +1 415 555 2671 " * (size // 20 + 1))[:size]
         for _ in range(2):
             assert remembering.redact(text) == fresh.redact(text)

@@ -27,6 +27,7 @@ from closedloop.instrumentation._client_metrics import ClientMetrics
 from closedloop.instrumentation._settings import InstrumentationSettings
 from closedloop.instrumentation.openai._call import Hooks, Operation
 from closedloop.instrumentation.openai._chat import ChatCompletions
+from closedloop.instrumentation.openai._content import written_messages
 from closedloop.instrumentation.openai._embeddings import Embeddings
 from closedloop.instrumentation.openai._responses import Responses
 from closedloop.instrumentation.openai._stream_usage import StreamUsagePolicy
@@ -102,6 +103,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # subclassing
             settings,
             StreamUsagePolicy(settings.stream_usage),
             ClientMetrics(active.meter_provider),
+            written_messages(settings.redactor),
         )
         runtime = current()
         runtime.deferred.start()

@@ -35,7 +35,12 @@ from closedloop.instrumentation._client_metrics import ClientMetrics, MetricAttr
 from closedloop.instrumentation._context import current_call_context, generation_started
 from closedloop.instrumentation._observer import current_observer
 from closedloop.instrumentation._settings import InstrumentationSettings
-from closedloop.instrumentation.openai._content import ContentScrubber, EncodedJson, to_json
+from closedloop.instrumentation.openai._content import (
+    ContentScrubber,
+    EncodedJson,
+    WrittenMessages,
+    to_json,
+)
 from closedloop.instrumentation.openai._stream_usage import (
     StreamUsagePolicy,
     base_url,
@@ -177,6 +182,8 @@ class Hooks:
     settings: InstrumentationSettings
     stream_usage: StreamUsagePolicy
     metrics: ClientMetrics
+    # One-text messages already written with the settings' redactor (None: write each anew).
+    written: WrittenMessages | None = None
     endpoints: EndpointCache = field(default_factory=EndpointCache)
 
 
@@ -246,7 +253,7 @@ class LLMCall:
         if operation.operation_name == "chat":  # a generation: what call_id() names
             generation_started(self._layer, self._span_context)
         self.scrubber = (
-            ContentScrubber(settings.redactor, settings.max_content_chars)
+            ContentScrubber(settings.redactor, settings.max_content_chars, hooks.written)
             if self.recording and settings.capture_content
             else None
         )

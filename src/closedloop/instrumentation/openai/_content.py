@@ -14,6 +14,7 @@ from typing import Any
 
 from openai.types.chat import ChatCompletionMessage
 
+from closedloop._text_memory import TextMemory
 from closedloop.privacy import RedactionPipeline
 
 # Whether a type is a Mapping, per type: an ABC ``isinstance`` check on an SDK model costs
@@ -58,14 +59,21 @@ class ContentScrubber:
     app sends, and one huge input cannot crowd the output off the span.
     """
 
-    __slots__ = ("count", "limit", "redactor", "remaining", "truncated")
+    __slots__ = ("count", "limit", "redactor", "remaining", "truncated", "written")
 
-    def __init__(self, redactor: RedactionPipeline | None, limit: int) -> None:
+    def __init__(
+        self,
+        redactor: RedactionPipeline | None,
+        limit: int,
+        written: WrittenMessages | None = None,
+    ) -> None:
         self.redactor = redactor
         self.count = 0
         self.limit = limit
         self.remaining = limit
         self.truncated = False
+        # One-text messages already written with ``redactor`` (None: write each anew).
+        self.written = written
 
     def section(self) -> ContentScrubber:
         """Start the next content attribute with a full budget."""
@@ -213,9 +221,6 @@ def _tool_response(scrubber: ContentScrubber, content: Any) -> str:
     return " ".join(part.get("content", "") for part in content_parts(scrubber, content))
 
 
-_ROLE_AND_TEXT = frozenset({"role", "content"})
-
-
 def chat_message(scrubber: ContentScrubber, message: Any) -> dict[str, Any]:
     """One Chat Completions message (request or response side) as a semconv message; the
     one-text messages most calls carry take ``_text_message``'s way round this."""
@@ -255,7 +260,7 @@ def _text_message(message: Any) -> tuple[str, str] | None:
     without refusal, tool calls or name. None for anything else."""
     kind = type(message)
     if kind is dict:
-        if message.keys() <= _ROLE_AND_TEXT:
+        if len(message) == 2:  # with both strings below: exactly "role" and "content"
             role, content = message.get("role"), message.get("content")
             if type(role) is str and role != "tool" and type(content) is str:
                 return role, content
@@ -272,9 +277,40 @@ def _text_message(message: Any) -> tuple[str, str] | None:
 
 def _open_text_message(scrubber: ContentScrubber, role: str, text: str) -> str:
     """``to_json(chat_message(...))`` of a one-text message, written directly, without
-    its closing brace (an answer adds its finish reason first)."""
-    content = _string(scrubber.text(text))
-    return f'{{"role":{_string(role)},"parts":[{{"type":"text","content":{content}}}]'
+    its closing brace (an answer adds its finish reason first). A message written before
+    is taken as it was written when the budget holds all of it, as it then would again."""
+    written = scrubber.written
+    if written is not None and len(text) <= scrubber.remaining:
+        fragment, count = written(text, role)
+        scrubber.remaining -= len(text)
+        scrubber.count += count
+        return fragment
+    return _text_message_fragment(role, scrubber.text(text))
+
+
+def _text_message_fragment(role: str, content: str) -> str:
+    return f'{{"role":{_string(role)},"parts":[{{"type":"text","content":{_string(content)}}}]'
+
+
+# One-text messages as ``_open_text_message`` writes them, with their redaction counts.
+WrittenMessages = TextMemory[tuple[str, int]]
+
+
+def written_messages(redactor: RedactionPipeline | None) -> WrittenMessages | None:
+    """A memory of one-text messages written with ``redactor``, per (text, role): apps send
+    the system prompt on every call and the whole conversation on every turn. None when
+    the redactor's results may change from call to call (not a function of the text)."""
+    if redactor is not None and not redactor.remembers:
+        return None
+
+    def write(text: str, role: str) -> tuple[str, int]:
+        if redactor is None:
+            return _text_message_fragment(role, clean(text)), 0
+        # Not through the pipeline's own memory: this one keeps the text already.
+        result = redactor.redact_anew(clean(text))
+        return _text_message_fragment(role, result.text), result.count
+
+    return TextMemory(write)
 
 
 def chat_messages_json(scrubber: ContentScrubber, messages: Iterable[Any]) -> EncodedJson | None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from closedloop._text_memory import TextMemory
 from closedloop.privacy._redaction._detector import (
     NO_COUNTS,
     Counts,
@@ -47,14 +47,6 @@ _MAX_PASSES = 3  # a bound in case a custom redactor keeps rewriting its own out
 # whether that reads the text's counts, the redaction it guards, and whether running it on
 # its own output changes nothing.
 _Step = tuple[Precheck | None, bool, Redactor, bool]
-# Results remembered per text, for pipelines of built-in redactors only (a function of the
-# text alone): apps resend the same system prompt on every call and a conversation's
-# history on every turn, which is then redacted once, not once per call. Two bounds keep
-# the memory at a few MB: many short texts, few long ones; longer texts are not kept.
-_SHORT_TEXT = 1_024
-_SHORT_ENTRIES = 2_048
-_LONG_TEXT = 32_768
-_LONG_ENTRIES = 64
 
 
 def _step(redactor: Redactor) -> _Step:
@@ -73,7 +65,7 @@ class RedactionPipeline:
     redacted once. Other redactors may depend on more than the text, so they run every time.
     """
 
-    __slots__ = ("_long", "_redactors", "_short", "_steps")
+    __slots__ = ("_memory", "_redactors", "_steps")
 
     def __init__(
         self,
@@ -89,25 +81,32 @@ class RedactionPipeline:
             if not callable(redactor):
                 raise TypeError(f"redactor {redactor!r} is not callable as redactor(text)")
         self._steps = tuple(map(_step, self._redactors))
-        self._short: Callable[[str], RedactionResult] | None = None
-        self._long: Callable[[str], RedactionResult] | None = None
+        # Results per text, kept only for a function of the text alone: built-in redactors.
+        self._memory: TextMemory[RedactionResult] | None = None
         if remember and all(isinstance(r, (Detector, RegexRedactor)) for r in self._redactors):
-            self._short = functools.lru_cache(maxsize=_SHORT_ENTRIES)(self._redact)
-            self._long = functools.lru_cache(maxsize=_LONG_ENTRIES)(self._redact)
+            self._memory = TextMemory(self._redact_untagged)
 
     @property
     def redactors(self) -> tuple[Redactor, ...]:
         return self._redactors
 
+    @property
+    def remembers(self) -> bool:
+        """True when a text's result depends on the text alone, and is remembered."""
+        return self._memory is not None
+
     def redact(self, text: str) -> RedactionResult:
         """Redact ``text``: remembered for a text seen recently, else :meth:`_redact`."""
-        if self._short is None or self._long is None or type(text) is not str:
+        if self._memory is None or type(text) is not str:
             return self._redact(text)
-        size = len(text)
-        if size <= _SHORT_TEXT:
-            return self._short(text)
-        if size <= _LONG_TEXT:
-            return self._long(text)
+        return self._memory(text)
+
+    def _redact_untagged(self, text: str, tag: str) -> RedactionResult:
+        return self._redact(text)
+
+    def redact_anew(self, text: str) -> RedactionResult:
+        """Redact ``text`` without the memory of recent texts: for callers that remember
+        what they make of the result themselves."""
         return self._redact(text)
 
     def _redact(self, text: str) -> RedactionResult:
