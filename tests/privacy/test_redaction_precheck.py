@@ -116,6 +116,33 @@ def test_the_pipeline_redacts_as_if_every_detector_ran(text: str, region: str) -
     assert RedactionPipeline(phone_region=region).redact(text) == every.redact(text)
 
 
+@settings(max_examples=1500, deadline=None)
+@given(text=TEXTS, region=REGIONS)
+@example(text="+683 4002", region="US")  # 7 digits, the fewest of a phone number
+@example(text="1.2.3.4", region="US")  # 4 digits, the fewest of an IPv4 address
+def test_a_detector_rejects_text_with_fewer_digits_than_it_needs(text: str, region: str) -> None:
+    # The pipeline does not ask it about such text, so its pre-check must say no to it.
+    digits, others, shape = counts_of(text)
+    for detector in detectors(region):
+        if digits + others < detector.min_digits:
+            assert not detector.precheck(text, digits, others, shape), detector
+
+
+def test_the_detectors_that_need_digits_say_so() -> None:
+    needs = {repr(detector): detector.min_digits for detector in detectors("US")}
+    assert needs == {
+        "<built-in redactor secrets>": 0,
+        "<built-in redactor emails>": 0,
+        "<built-in redactor ibans>": 10,
+        "<built-in redactor cards>": 13,
+        "<built-in redactor ssns>": 9,
+        "<built-in redactor ips>": 0,  # its IPv6 part needs none
+        "<built-in redactor ipv6>": 0,
+        "<built-in redactor ipv4>": 4,
+        repr(detectors("US")[-1]): 7,  # phones
+    }
+
+
 def test_a_secret_hint_is_tested_after_a_character_of_it() -> None:
     # Testing that character first is then only a shortcut: text without it lacks the hint.
     assert all(rare in hint for rare, hint in _ALL_HINTS)

@@ -32,8 +32,10 @@ class BuiltInRedactor(Detector):
 
     __slots__ = ("_name",)
 
-    def __init__(self, name: str, precheck: Precheck, *, reads_counts: bool = True) -> None:
-        super().__init__(precheck, reads_counts=reads_counts)
+    def __init__(
+        self, name: str, precheck: Precheck, *, reads_counts: bool = True, min_digits: int = 0
+    ) -> None:
+        super().__init__(precheck, reads_counts=reads_counts, min_digits=min_digits)
         self._name = name
 
     def __repr__(self) -> str:
@@ -61,9 +63,10 @@ class CandidateRedactor(BuiltInRedactor):
         spans: SpanFinder,
         *,
         precheck: Precheck,
+        min_digits: int = 0,
         zones: Zones | None = None,
     ) -> None:
-        super().__init__(name, precheck)
+        super().__init__(name, precheck, min_digits=min_digits)
         self._candidates = candidates
         self._placeholder = placeholder
         self._spans = spans
@@ -145,11 +148,12 @@ class SubstitutingRedactor(BuiltInRedactor):
         replacement: Replacement | str,
         *,
         precheck: Precheck,
+        min_digits: int = 0,
         zones: Zones | None = None,
     ) -> None:
         if zones is not None and not isinstance(replacement, str):
             raise TypeError("zones need a string replacement")
-        super().__init__(name, precheck)
+        super().__init__(name, precheck, min_digits=min_digits)
         self._candidates = candidates
         self._replacement = replacement
         self._zones = zones
@@ -197,7 +201,8 @@ class RedactorChain(BuiltInRedactor):
     __slots__ = ("_steps", "parts")
 
     def __init__(self, name: str, *parts: Redactor) -> None:
-        super().__init__(name, self._any_part_may_change)
+        fewest = min(part.min_digits if isinstance(part, Detector) else 0 for part in parts)
+        super().__init__(name, self._any_part_may_change, min_digits=fewest)
         self.parts = parts
         # Each part's pre-check and redaction; a part that is no detector may change any text.
         self._steps: tuple[tuple[Precheck, Redactor], ...] = tuple(

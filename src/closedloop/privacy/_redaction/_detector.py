@@ -53,14 +53,20 @@ class Detector(ABC):
     between all detectors.
     """
 
-    __slots__ = ("precheck", "reads_counts")
+    __slots__ = ("min_digits", "precheck", "reads_counts")
 
-    def __init__(self, precheck: Precheck, *, reads_counts: bool = True) -> None:
+    def __init__(
+        self, precheck: Precheck, *, reads_counts: bool = True, min_digits: int = 0
+    ) -> None:
         # False only if ``detect`` would leave the text unchanged.
         self.precheck = precheck
         # False if the pre-check reads the text alone: then it gets ``NO_COUNTS``, and the
         # pipeline need not count a text that only such pre-checks look at.
         self.reads_counts = reads_counts
+        # The pre-check rejects every text with fewer digits (ASCII digits and non-ASCII
+        # characters together, any of which may be a digit); 0: text without any may pass.
+        # The pipeline does not even ask it about such text.
+        self.min_digits = min_digits
 
     @abstractmethod
     def detect(self, text: str) -> tuple[str, int]:

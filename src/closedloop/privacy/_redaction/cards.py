@@ -78,6 +78,7 @@ redact_cards = CandidateRedactor(
     "<CARD>",
     _card_spans,
     precheck=lambda text, digits, others, shape: digits >= _MIN_DIGITS and _RUN_SHAPE in shape,
+    min_digits=_MIN_DIGITS,
     # A card is digits, spaces and dashes: "0"s in a text's shape, at least 13 in a row.
     zones=Zones(_RUN_SHAPE, b"0*"),
 )

@@ -80,6 +80,7 @@ redact_ibans = IbanRedactor(
     "<IBAN>",
     _iban_spans,
     precheck=_may_hold_iban,
+    min_digits=_MIN_DIGITS,
     # An IBAN is capitals, digits and spaces, "A"s and "0"s in a text's shape.
     zones=Zones(b"AA00", b"[A0]*"),
 )

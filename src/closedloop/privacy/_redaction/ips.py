@@ -48,8 +48,11 @@ def _ipv6_valid(address: str) -> bool:
     return True
 
 
+_IPV4_MIN_DIGITS = 4
+
+
 def _may_hold_ipv4(text: str, digits: int, others: int, shape: bytes) -> bool:
-    return digits >= 4 and _DIGIT_DOT_DIGIT.search(text) is not None
+    return digits >= _IPV4_MIN_DIGITS and _DIGIT_DOT_DIGIT.search(text) is not None
 
 
 # IPv6 first: the IPv4 pattern would otherwise take the suffix of "::ffff:192.0.2.1".
@@ -63,6 +66,7 @@ redact_ips = RedactorChain(
         _IPV4,
         "<IP>",
         precheck=_may_hold_ipv4,
+        min_digits=_IPV4_MIN_DIGITS,
         # An address holds a digit, "." and a digit: "0.0" in a text's shape. Its first
         # octet may have two more digits before it; the rest is digits and dots.
         zones=Zones(b"0.0", b"[0.]*", before=2),

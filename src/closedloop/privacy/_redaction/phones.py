@@ -82,7 +82,7 @@ class PhoneRedactor(Detector):
     reaches_fixpoint = True
 
     def __init__(self, region: str = "US") -> None:
-        super().__init__(_may_hold_phone)
+        super().__init__(_may_hold_phone, min_digits=MIN_DIGITS)
         region = region.upper()
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(

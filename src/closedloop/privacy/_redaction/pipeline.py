@@ -65,7 +65,7 @@ class RedactionPipeline:
     redacted once. Other redactors may depend on more than the text, so they run every time.
     """
 
-    __slots__ = ("_memory", "_redactors", "_steps")
+    __slots__ = ("_few_digit_scan", "_fewest", "_memory", "_redactors", "_scan", "_steps")
 
     def __init__(
         self,
@@ -81,6 +81,14 @@ class RedactionPipeline:
             if not callable(redactor):
                 raise TypeError(f"redactor {redactor!r} is not callable as redactor(text)")
         self._steps = tuple(map(_step, self._redactors))
+        # The first pass asks the pre-checks in order: all of them (with their index), or
+        # for text with fewer digits than any detector that needs digits, only the others.
+        needs = [r.min_digits if isinstance(r, Detector) else 0 for r in self._redactors]
+        self._scan = tuple((index, step[0]) for index, step in enumerate(self._steps))
+        self._fewest = min((need for need in needs if need), default=0)
+        self._few_digit_scan = tuple(
+            item for item, need in zip(self._scan, needs, strict=True) if not need
+        )
         # Results per text, kept only for a function of the text alone: built-in redactors.
         self._memory: TextMemory[RedactionResult] | None = None
         if remember and all(isinstance(r, (Detector, RegexRedactor)) for r in self._redactors):
@@ -123,10 +131,11 @@ class RedactionPipeline:
         """
         if not text:
             return _EMPTY
-        # Nearly every text reaches a pre-check that reads them (the third, the IBANs').
+        # Counted first: the counts choose the pre-checks to ask, and most of those read them.
         counts = counts_of(text)
         digits, others, shape = counts
-        for start, (precheck, _, _, _) in enumerate(self._steps):
+        scan = self._scan if digits + others >= self._fewest else self._few_digit_scan
+        for start, precheck in scan:
             if precheck is None or precheck(text, digits, others, shape):
                 return self._to_fixpoint(text, start, counts)
         return RedactionResult(text, 0)  # most text: no pre-check passes, nothing to redact

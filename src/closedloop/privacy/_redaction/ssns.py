@@ -20,10 +20,13 @@ def _ssn_spans(match: re.Match[str]) -> tuple[TextRange, ...]:
 
 
 _WRITTEN = b"0" * 11  # "123-45-6789" in a text's shape
+_MIN_DIGITS = 9
 
 
 def _may_hold_ssn(text: str, digits: int, others: int, shape: bytes) -> bool:
-    return digits >= 9 and _WRITTEN in shape
+    return digits >= _MIN_DIGITS and _WRITTEN in shape
 
 
-redact_ssns = CandidateRedactor("ssns", _SSN, "<SSN>", _ssn_spans, precheck=_may_hold_ssn)
+redact_ssns = CandidateRedactor(
+    "ssns", _SSN, "<SSN>", _ssn_spans, precheck=_may_hold_ssn, min_digits=_MIN_DIGITS
+)
