@@ -1,4 +1,5 @@
-"""Redaction cost: a typical chat turn, µs per KB of different texts, and large prompts.
+"""Redaction cost: a typical chat turn, µs per KB of different texts, a conversation's
+message content, and large prompts.
 
 Redaction is closedloop's largest per-byte cost, and text full of digits or PII is where a
 detector goes slow, so each kind of text is measured on its own. Large prompts are sent
@@ -22,6 +23,11 @@ from rich.table import Table
 import closedloop
 from _overhead_worker import MESSAGES, MODEL, CountingExporter
 from closedloop.instrumentation._settings import DEFAULT_MAX_CONTENT_CHARS
+from closedloop.instrumentation.openai._content import (
+    ContentScrubber,
+    chat_messages_json,
+    written_messages,
+)
 from closedloop.privacy import RedactionPipeline
 
 KB, MB = 1024, 1024 * 1024
@@ -123,6 +129,46 @@ def redaction_table(turn_us: float, seen_us: float, per_kb: dict[str, float]) ->
         goal = f"< {PII_GOAL_US_PER_KB:.0f} µs/KB" if pii_dense else ""
         met = verdict(us_per_kb < PII_GOAL_US_PER_KB) if pii_dense else ""
         table.add_row(name, f"{us_per_kb:.1f} µs/KB", goal, met)
+    return table
+
+
+def conversation(turns: int) -> list[dict[str, str]]:
+    """A system prompt and ``turns`` questions and answers, as an app resends them."""
+    messages = [MESSAGES[0]]
+    for turn in range(turns):
+        messages.append(
+            {"role": "user", "content": f"Question {turn}: my parcel from Monday is not here."}
+        )
+        messages.append(
+            {
+                "role": "assistant",
+                "content": f"Sorry about that! Order {turn} left on Friday; "
+                "the carrier expects to deliver it within 2 working days.",
+            }
+        )
+    return messages
+
+
+def conversation_table(turn_counts: tuple[int, ...] = (0, 5, 20)) -> Table:
+    """µs to write the input messages attribute of a call that resends a conversation:
+    every message written anew (as before closedloop remembered written messages) and
+    taken from that memory (as on an app's next turn, less its two new messages)."""
+    pipeline = RedactionPipeline()
+    table = Table(title="Input messages of a conversation, µs per call (best of 5)")
+    for column in ("messages", "written anew", "remembered"):
+        table.add_column(column, justify="right")
+    for turns in turn_counts:
+        messages = conversation(turns)
+        written = written_messages(pipeline)
+        anew = best_us(
+            lambda m=messages: chat_messages_json(ContentScrubber(pipeline, UNCAPPED), m)
+        )
+        remembered = best_us(
+            lambda m=messages, w=written: chat_messages_json(
+                ContentScrubber(pipeline, UNCAPPED, w), m
+            )
+        )
+        table.add_row(str(len(messages)), f"{anew:.1f}", f"{remembered:.1f}")
     return table
 
 

@@ -45,6 +45,7 @@ from _overhead_redaction import (
     PII_GOAL_US_PER_KB,
     TEXTS,
     TURN_GOAL_US,
+    conversation_table,
     large_prompt_table,
     redaction_costs,
     redaction_table,
@@ -360,6 +361,7 @@ def main() -> None:
         console.print(overhead_table(one_cpu, rounds, labels, "One process, CPU time"))
         turn_us, seen_us, per_kb = redaction_costs()
         console.print(redaction_table(turn_us, seen_us, per_kb))
+        console.print(conversation_table())
         for line in goal_lines(result, cpu, labels, turn_us, per_kb):
             console.print(line)
         for line in overhead_goals(one_wall, labels, "one process, wall time"):
