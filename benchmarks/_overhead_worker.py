@@ -99,13 +99,13 @@ def in_span(tracer: Tracer, call: Call, attributes: Mapping[str, Any]) -> Call:
     return run
 
 
-def capture_off_attributes(base_url: str) -> dict[str, dict[str, Any]]:
-    """The attributes closedloop with content capture off puts on each kind of call's span:
-    what the bare span carries, so the comparison is like for like."""
+def recorded_attributes(config: str, base_url: str) -> dict[str, dict[str, Any]]:
+    """The attributes ``config`` puts on each kind of call's span. openai-v2 patches the SDK
+    for good: record its attributes in a process of its own."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    closedloop.instrument(tracer_provider=provider, user_hash_key="bench", capture_content=False)
+    instrument(config, provider, {})
     client = openai.OpenAI(base_url=base_url, api_key="bench", max_retries=0)
     attributes = {}
     try:
@@ -122,6 +122,12 @@ def capture_off_attributes(base_url: str) -> dict[str, dict[str, Any]]:
         closedloop.uninstrument()
         provider.shutdown()
     return attributes
+
+
+def capture_off_attributes(base_url: str) -> dict[str, dict[str, Any]]:
+    """The attributes closedloop with content capture off puts on each kind of call's span:
+    what the bare span carries, so the comparison is like for like."""
+    return recorded_attributes("closedloop-capture-off", base_url)
 
 
 def instrument(

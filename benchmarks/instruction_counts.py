@@ -14,6 +14,11 @@ lands in one run's calls and not the other's (one would move a figure by hundred
 thousands per call). Figures then move by about 0.1 % from run to run. The batch processor
 never exports during a count (exporting is the same work for every configuration).
 
+Each instrumentation's span attributes cost instructions in OTel's SDK (each one is checked
+and stored on its own), so two more configurations carry exactly the attributes openai-v2
+and closedloop's defaults put on their spans, on a hand-written span, set in one batch: the
+least any instrumentation recording them pays. Over that floor is each one's own work.
+
 Instructions are not time: cache misses, which make up much of an instrumentation's cost
 inside a large SDK, are not counted. Use this to see a change's direction and size where
 the timed benchmark cannot, not instead of it. Needs valgrind; ``make bench-instructions``.
@@ -40,6 +45,7 @@ import httpx2
 import openai
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind, Tracer
 from rich.console import Console
 from rich.table import Table
 
@@ -50,9 +56,11 @@ from _overhead_worker import (
     KINDS,
     MESSAGES,
     MODEL,
+    Call,
     CountingExporter,
     capture_off_attributes,
     instrument,
+    recorded_attributes,
 )
 from closedloop.testing import OpenAICompatibleServer
 
@@ -60,6 +68,8 @@ WARMUP = 30
 SHORT, LONG = 50, 250
 _COLLECTED = re.compile(r"Collected : (\d+)")
 _NEVER_MS = 24 * 3600 * 1000  # the batch processor's export delay: no export while counting
+# Hand-written spans carrying what each instrumentation records: floor -> whose attributes.
+FLOORS = {"openai-v2 attributes": "openai-v2", "closedloop attributes": "closedloop"}
 
 
 def record_replies(base_url: str) -> dict[str, Any]:
@@ -106,6 +116,17 @@ def replaying_client(replies: Mapping[str, Any]) -> openai.OpenAI:
     )
 
 
+def in_span_with(tracer: Tracer, call: Call, attributes: Mapping[str, Any]) -> Call:
+    """The call in a hand-written span that gets ``attributes`` in one batch at its end."""
+
+    def run(client: openai.OpenAI) -> None:
+        with tracer.start_as_current_span(f"chat {MODEL}", kind=SpanKind.CLIENT) as span:
+            call(client)
+            span.set_attributes(attributes)
+
+    return run
+
+
 def run_calls(config: str, kind: str, calls: int, recorded: Path) -> None:
     """The worker: ``WARMUP + calls`` calls of ``kind`` under ``config``, then exit at once
     (no shutdown, no export: neither is a call's)."""
@@ -115,9 +136,12 @@ def run_calls(config: str, kind: str, calls: int, recorded: Path) -> None:
         CountingExporter(), max_queue_size=1_000_000, schedule_delay_millis=_NEVER_MS
     )
     provider.add_span_processor(processor)
-    wrap = instrument(config, provider, setup["span_attributes"])
     client = replaying_client(setup["replies"])
-    run = wrap(kind, KINDS[kind])
+    if config in FLOORS:
+        attributes = setup["floor_attributes"][FLOORS[config]][kind]
+        run = in_span_with(provider.get_tracer("benchmark"), KINDS[kind], attributes)
+    else:
+        run = instrument(config, provider, setup["span_attributes"])(kind, KINDS[kind])
     with closedloop.context(**CONTEXT):
         for _ in range(WARMUP):
             run(client)
@@ -127,6 +151,16 @@ def run_calls(config: str, kind: str, calls: int, recorded: Path) -> None:
             run(client)
     sys.stdout.flush()
     os._exit(0)
+
+
+def attributes_in_own_process(config: str, base_url: str) -> dict[str, dict[str, Any]]:
+    """``recorded_attributes`` of ``config``, in a process of its own (see there)."""
+    command = [sys.executable, __file__, "--attributes", config, base_url]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"recording {config}'s span attributes failed:\n{done.stderr[-2000:]}")
+    attributes: dict[str, dict[str, Any]] = json.loads(done.stdout)
+    return attributes
 
 
 def count(config: str, kind: str, calls: int, recorded: Path) -> int:
@@ -173,6 +207,28 @@ def table(result: Mapping[tuple[str, str], float]) -> Table:
     return shown
 
 
+def own_work_table(
+    result: Mapping[tuple[str, str], float], floor_attributes: Mapping[str, Any]
+) -> Table:
+    """Each instrumentation's instructions over its floor: its own work, attributes aside."""
+    shown = Table(
+        title="Own work per call: instructions over a hand-written span with the same attributes"
+    )
+    shown.add_column("per call")
+    for config in FLOORS.values():
+        shown.add_column(f"{config}: floor over bare", justify="right")
+        shown.add_column(f"{config}: own work", justify="right")
+    for kind in KINDS:
+        bare = result[("bare", kind)]
+        cells = []
+        for floor, config in FLOORS.items():
+            count = len(floor_attributes[config][kind])
+            cells.append(f"{(result[(floor, kind)] - bare) / 1000:+,.0f} K ({count} attributes)")
+            cells.append(f"{(result[(config, kind)] - result[(floor, kind)]) / 1000:+,.0f} K")
+        shown.add_row(kind, *cells)
+    return shown
+
+
 def comparisons(result: Mapping[tuple[str, str], float]) -> list[str]:
     """The overhead goals' two comparisons, in instructions."""
     lines = []
@@ -191,10 +247,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--attributes", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         config, kind, calls, recorded = args.worker
         run_calls(config, kind, int(calls), Path(recorded))
+    if args.attributes:
+        config, base_url = args.attributes
+        print(json.dumps(recorded_attributes(config, base_url)))
+        return
     if shutil.which("valgrind") is None:
         raise SystemExit(
             "valgrind is not installed; it counts the instructions (apt install valgrind)"
@@ -206,9 +267,13 @@ def main() -> None:
             setup = {
                 "replies": record_replies(server.base_url),
                 "span_attributes": capture_off_attributes(server.base_url),
+                "floor_attributes": {
+                    config: attributes_in_own_process(config, server.base_url)
+                    for config in FLOORS.values()
+                },
             }
         recorded.write_text(json.dumps(setup))
-        jobs = [(config, kind) for kind in KINDS for config in CONFIGS]
+        jobs = [(config, kind) for kind in KINDS for config in (*CONFIGS, *FLOORS)]
         console.print(
             f"{len(jobs)} configurations x kinds, {WARMUP} warm-up calls, then {SHORT} and "
             f"{LONG} calls under callgrind; instructions per call = difference / {LONG - SHORT}"
@@ -219,6 +284,7 @@ def main() -> None:
     console.print(table(result))
     for line in comparisons(result):
         console.print(line)
+    console.print(own_work_table(result, setup["floor_attributes"]))
 
 
 if __name__ == "__main__":
