@@ -18,6 +18,8 @@ Each instrumentation's span attributes cost instructions in OTel's SDK (each one
 and stored on its own), so two more configurations carry exactly the attributes openai-v2
 and closedloop's defaults put on their spans, on a hand-written span, set in one batch: the
 least any instrumentation recording them pays. Over that floor is each one's own work.
+closedloop asks a stream for its token usage only where that is known to be safe (OpenAI's and
+Azure's hosts, not the local server), so one more stream configuration asks as it would there.
 
 Instructions are not time: cache misses, which make up much of an instrumentation's cost
 inside a large SDK, are not counted. Use this to see a change's direction and size where
@@ -70,6 +72,8 @@ _COLLECTED = re.compile(r"Collected : (\d+)")
 _NEVER_MS = 24 * 3600 * 1000  # the batch processor's export delay: no export while counting
 # Hand-written spans carrying what each instrumentation records: floor -> whose attributes.
 FLOORS = {"openai-v2 attributes": "openai-v2", "closedloop attributes": "closedloop"}
+# closedloop's defaults as on OpenAI's hosts: streams asked for their usage chunk.
+ASKING_USAGE = "closedloop asking usage"
 
 
 def record_replies(base_url: str) -> dict[str, Any]:
@@ -140,6 +144,11 @@ def run_calls(config: str, kind: str, calls: int, recorded: Path) -> None:
     if config in FLOORS:
         attributes = setup["floor_attributes"][FLOORS[config]][kind]
         run = in_span_with(provider.get_tracer("benchmark"), KINDS[kind], attributes)
+    elif config == ASKING_USAGE:
+        closedloop.instrument(
+            tracer_provider=provider, user_hash_key="bench", stream_usage="always"
+        )
+        run = KINDS[kind]
     else:
         run = instrument(config, provider, setup["span_attributes"])(kind, KINDS[kind])
     with closedloop.context(**CONTEXT):
@@ -274,6 +283,7 @@ def main() -> None:
             }
         recorded.write_text(json.dumps(setup))
         jobs = [(config, kind) for kind in KINDS for config in (*CONFIGS, *FLOORS)]
+        jobs.append((ASKING_USAGE, "stream"))
         console.print(
             f"{len(jobs)} configurations x kinds, {WARMUP} warm-up calls, then {SHORT} and "
             f"{LONG} calls under callgrind; instructions per call = difference / {LONG - SHORT}"
@@ -285,6 +295,13 @@ def main() -> None:
     for line in comparisons(result):
         console.print(line)
     console.print(own_work_table(result, setup["floor_attributes"]))
+    bare = result[("bare", "stream")]
+    asking, anchor = result[(ASKING_USAGE, "stream")], result[("openai-v2", "stream")]
+    console.print(
+        "stream, closedloop's defaults as on OpenAI's hosts (the usage chunk asked for, a "
+        f"'usage' field on every chunk): {over(asking, bare)} over the bare call; "
+        f"openai-v2, which never asks: {over(anchor, bare)}"
+    )
 
 
 if __name__ == "__main__":
