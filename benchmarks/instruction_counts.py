@@ -11,7 +11,7 @@ per call, with start-up and warm-up taken out. After the warm-up every object is
 and frozen (``gc.freeze()``, as long-running apps do): the young generations are collected
 as usual, so a call's garbage is counted, but no full collection over the SDK's own heap
 lands in one run's calls and not the other's (one would move a figure by hundreds of
-thousands per call). Figures then move by about 0.1 % from run to run. The batch processor
+thousands per call). Figures then move by 0.1-0.2 % from run to run. The batch processor
 never exports during a count (exporting is the same work for every configuration).
 
 Each instrumentation's span attributes cost instructions in OTel's SDK (each one is checked
