@@ -9,12 +9,15 @@ Configurations, each timed against the local OpenAI-compatible server:
                           attributes closedloop sets with capture off (same keys, values)
 Each configuration runs in a process of its own (this script with ``--worker``), once per
 round, in an order reversed every other round and rotated every two, so none always goes
-first or after the same neighbour. A configuration's overhead in a round is its median per-call
-time minus the same round's bare median (and likewise its 10th percentile); the table
-shows the median of those over the rounds. Two clocks: wall time per call (what the caller
+first or after the same neighbour. A configuration's overhead in a round is its median
+per-call time minus the same round's bare median (and likewise its 10th percentile); the tables
+show the median of those over the rounds. Two clocks: wall time per call (what the caller
 waits, the local server's replies included), and the CPU time of the calling thread per
 call (what the instrumentation itself costs the caller: no server, no export thread), which
-varies far less between processes. Workers share one hash seed. Then the issue's goals,
+varies far less between processes. Workers share one hash seed. Each goal is judged on
+those medians, and on the two compared configurations' difference in each round: the median
+difference and its 95 % confidence interval (a sign test), met or NOT MET only when the
+interval says so, otherwise undecided (rounds swing by more than the goals' margins). Then
 redaction cost, and calls with large prompts.
 
 openai-v2 lives only in the benchmark environment: run ``make bench`` (it builds
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -38,6 +42,7 @@ from typing import Any
 import openai
 from rich.console import Console
 from rich.table import Table
+from scipy.stats import quantile_test
 
 import closedloop
 from _overhead_interleaved import run_interleaved
@@ -64,6 +69,7 @@ from closedloop.testing import OpenAICompatibleServer
 ROOT = Path(__file__).resolve().parent.parent
 ANCHOR = "opentelemetry-instrumentation-openai-v2"
 CAPTURE_OFF_MARGIN_US = 30.0  # issue 15: capture off within this of a bare span
+CONFIDENCE = 0.95
 
 
 @dataclass
@@ -131,13 +137,30 @@ def round_order(index: int) -> list[str]:
 
 @dataclass
 class Overhead:
-    """Median over rounds of (configuration - same round's bare), µs."""
+    """Median over rounds of (configuration - same round's bare), µs, and that gap in each
+    round (rounds pair configurations: the same round's bare is subtracted from each)."""
 
     median: float
     p10: float
+    gaps: list[float]
 
     def __str__(self) -> str:
         return f"{self.median:+.0f} ({self.p10:+.0f}) µs"
+
+
+def paired(ours: Overhead, theirs: Overhead, margin_us: float) -> tuple[str, str, str]:
+    """Whether ``ours`` costs at most ``margin_us`` more than ``theirs``, judged on their
+    difference in each round: its median, the 95 % confidence interval of that median (a
+    sign test, which assumes nothing about the noise), and the verdict. Rounds swing by
+    more than the margins, so a verdict the interval does not settle is undecided."""
+    differences = [a - b for a, b in zip(ours.gaps, theirs.gaps, strict=True)]
+    median = f"{statistics.median(differences):+.0f}"
+    interval = quantile_test(differences, q=0, p=0.5).confidence_interval(CONFIDENCE)
+    low, high = float(interval.low), float(interval.high)
+    if math.isnan(low) or math.isnan(high):
+        return median, f"too few rounds ({len(differences)})", "undecided"
+    word = "met" if high <= margin_us else "NOT MET" if low > margin_us else "undecided"
+    return median, f"{low:+.0f} to {high:+.0f}", word
 
 
 def overheads(rounds: list[Round], cpu: bool = False) -> dict[tuple[str, str], Overhead]:
@@ -150,7 +173,7 @@ def overheads(rounds: list[Round], cpu: bool = False) -> dict[tuple[str, str], O
             p10 = [one.cpu_p10 if cpu else one.p10 for one in rounds]
             medians = [one[key] - one[bare] for one in median]
             p10s = [one[key] - one[bare] for one in p10]
-            result[key] = Overhead(statistics.median(medians), statistics.median(p10s))
+            result[key] = Overhead(statistics.median(medians), statistics.median(p10s), medians)
     return result
 
 
@@ -170,7 +193,7 @@ def interleaved_overheads(
             for clock, result in enumerate((wall, cpu)):
                 gaps = [one[clock] - base[clock] for one, base in zip(ours, bare, strict=True)]
                 tenth = statistics.quantiles(gaps, n=10)[0] if len(gaps) > 1 else gaps[0]
-                result[(config, kind)] = Overhead(statistics.median(gaps), tenth)
+                result[(config, kind)] = Overhead(statistics.median(gaps), tenth, gaps)
     return wall, cpu
 
 
@@ -264,38 +287,45 @@ def overhead_table(
 
 
 def overhead_goals(
-    result: dict[tuple[str, str], Overhead], labels: dict[str, str], clock: str
-) -> list[str]:
-    """The two overhead goals judged on one clock, with the numbers they were judged on."""
-    cheaper, close = [], []
-    for kind, label in labels.items():
-        ours, anchor = result[("closedloop", kind)].median, result[("openai-v2", kind)].median
-        cheaper.append(f"{label} {verdict(ours <= anchor)} ({ours:+.0f} vs {anchor:+.0f} µs)")
-        off = result[("closedloop-capture-off", kind)].median
-        span = result[("bare-span", kind)].median
-        close.append(
-            f"{label} {verdict(off - span <= CAPTURE_OFF_MARGIN_US)} "
-            f"({off:+.0f} vs {span:+.0f} µs: {off - span:+.0f})"
-        )
-    return [
-        f"{clock}: closedloop default ≤ openai-v2: " + "; ".join(cheaper),
-        f"{clock}: capture off within {CAPTURE_OFF_MARGIN_US:.0f} µs of bare span: "
-        + "; ".join(close),
-    ]
+    clocks: dict[str, dict[tuple[str, str], Overhead]], labels: dict[str, str]
+) -> Table:
+    """The two overhead goals on each clock: the medians' point comparison, and the
+    verdict on the paired per-round differences."""
+    goals = {
+        "default ≤ openai-v2": ("closedloop", "openai-v2", 0.0),
+        f"capture off ≤ bare span + {CAPTURE_OFF_MARGIN_US:.0f} µs": (
+            "closedloop-capture-off",
+            "bare-span",
+            CAPTURE_OFF_MARGIN_US,
+        ),
+    }
+    table = Table(
+        title="Overhead goals: medians over rounds, and each round's difference "
+        f"({CONFIDENCE:.0%} confidence interval of its median, sign test)"
+    )
+    for column in ("goal", "clock", "call", "medians, µs", "on medians"):
+        table.add_column(column, no_wrap=True)
+    for column in ("paired difference, µs", "its CI, µs", "paired verdict"):
+        table.add_column(column, justify="right")
+    for goal, (ours, theirs, margin_us) in goals.items():
+        for clock, result in clocks.items():
+            for kind, label in labels.items():
+                mine, other = result[(ours, kind)], result[(theirs, kind)]
+                table.add_row(
+                    goal,
+                    clock,
+                    label,
+                    f"{mine.median:+.0f} vs {other.median:+.0f}",
+                    verdict(mine.median - other.median <= margin_us),
+                    *paired(mine, other, margin_us),
+                )
+    return table
 
 
-def goal_lines(
-    result: dict[tuple[str, str], Overhead],
-    cpu: dict[tuple[str, str], Overhead],
-    labels: dict[str, str],
-    turn_us: float,
-    per_kb: dict[str, float],
-) -> list[str]:
-    """The issue's goals, each with the numbers it was judged on."""
+def redaction_goal_lines(turn_us: float, per_kb: dict[str, float]) -> list[str]:
+    """The redaction goals, each with the numbers it was judged on."""
     pii = max(value for name, value in per_kb.items() if TEXTS[name][1])
     return [
-        *overhead_goals(result, labels, "wall time"),
-        *overhead_goals(cpu, labels, "caller's CPU"),
         f"typical turn redaction < {TURN_GOAL_US:.0f} µs: {verdict(turn_us < TURN_GOAL_US)} "
         f"({turn_us:.1f} µs)",
         f"PII-dense redaction < {PII_GOAL_US_PER_KB:.0f} µs/KB: "
@@ -362,11 +392,14 @@ def main() -> None:
         turn_us, seen_us, per_kb = redaction_costs()
         console.print(redaction_table(turn_us, seen_us, per_kb))
         console.print(conversation_table())
-        for line in goal_lines(result, cpu, labels, turn_us, per_kb):
-            console.print(line)
-        for line in overhead_goals(one_wall, labels, "one process, wall time"):
-            console.print(line)
-        for line in overhead_goals(one_cpu, labels, "one process, CPU"):
+        clocks = {
+            "wall": result,
+            "caller's CPU": cpu,
+            "one process, wall": one_wall,
+            "one process, CPU": one_cpu,
+        }
+        console.print(overhead_goals(clocks, labels))
+        for line in redaction_goal_lines(turn_us, per_kb):
             console.print(line)
         console.print(large_prompt_table(server.base_url, args.large_calls))
 
