@@ -18,6 +18,9 @@ Each instrumentation's span attributes cost instructions in OTel's SDK (each one
 and stored on its own), so two more configurations carry exactly the attributes openai-v2
 and closedloop's defaults put on their spans, on a hand-written span, set in one batch: the
 least any instrumentation recording them pays. Over that floor is each one's own work.
+A stream as long as a real answer's (200 chunks more) is counted too: per chunk, the openai
+SDK itself costs far more than any instrumentation, and an instrumentation's work per chunk
+shows there rather than in a short stream's fixed costs.
 closedloop asks a stream for its token usage only where that is known to be safe (OpenAI's and
 Azure's hosts, not the local server), so one more stream configuration asks as it would there.
 
@@ -68,6 +71,12 @@ from closedloop.testing import OpenAICompatibleServer
 
 WARMUP = 30
 SHORT, LONG = 50, 250
+# A stream as long as a real answer's: the local server echoes the user message one word per
+# chunk, so a 200-word message makes 200 chunks more. Each such call is ten times the
+# instructions of the short stream's, so it is counted over fewer calls.
+LONG_STREAM = "long-stream"
+LONG_STREAM_WORDS = 200
+LONG_STREAM_CALLS = (8, 5, 25)  # warm-up, short run, long run
 _COLLECTED = re.compile(r"Collected : (\d+)")
 _NEVER_MS = 24 * 3600 * 1000  # the batch processor's export delay: no export while counting
 # Hand-written spans carrying what each instrumentation records: floor -> whose attributes.
@@ -76,13 +85,13 @@ FLOORS = {"openai-v2 attributes": "openai-v2", "closedloop attributes": "closedl
 ASKING_USAGE = "closedloop asking usage"
 
 
-def record_replies(base_url: str) -> dict[str, Any]:
-    """The server's replies to each request the configurations send (with and without a
-    stream usage request), as JSON: status, headers, base64 body."""
+def record_replies(base_url: str, messages: list[dict[str, str]]) -> dict[str, Any]:
+    """The server's replies to ``messages`` as each configuration sends them (with and
+    without a stream usage request), as JSON: status, headers, base64 body."""
     replies = {}
     for stream in (False, True):
         for usage in (False, True) if stream else (False,):
-            body: dict[str, Any] = {"model": MODEL, "messages": MESSAGES, "stream": stream}
+            body: dict[str, Any] = {"model": MODEL, "messages": messages, "stream": stream}
             if usage:
                 body["stream_options"] = {"include_usage": True}
             reply = httpx2.post(f"{base_url}/chat/completions", json=body)
@@ -97,6 +106,11 @@ def record_replies(base_url: str) -> dict[str, Any]:
                 "body": base64.b64encode(reply.content).decode(),
             }
     return replies
+
+
+def long_stream_messages() -> list[dict[str, str]]:
+    """Messages the local server answers with a stream of ``LONG_STREAM_WORDS`` chunks more."""
+    return [MESSAGES[0], {"role": "user", "content": " ".join(["word"] * LONG_STREAM_WORDS)}]
 
 
 def replaying_client(replies: Mapping[str, Any]) -> openai.OpenAI:
@@ -140,7 +154,12 @@ def run_calls(config: str, kind: str, calls: int, recorded: Path) -> None:
         CountingExporter(), max_queue_size=1_000_000, schedule_delay_millis=_NEVER_MS
     )
     provider.add_span_processor(processor)
-    client = replaying_client(setup["replies"])
+    warmup = WARMUP
+    if kind == LONG_STREAM:  # the stream call, answered with the long stream
+        client = replaying_client(setup["long_replies"])
+        kind, warmup = "stream", LONG_STREAM_CALLS[0]
+    else:
+        client = replaying_client(setup["replies"])
     if config in FLOORS:
         attributes = setup["floor_attributes"][FLOORS[config]][kind]
         run = in_span_with(provider.get_tracer("benchmark"), KINDS[kind], attributes)
@@ -152,7 +171,7 @@ def run_calls(config: str, kind: str, calls: int, recorded: Path) -> None:
     else:
         run = instrument(config, provider, setup["span_attributes"])(kind, KINDS[kind])
     with closedloop.context(**CONTEXT):
-        for _ in range(WARMUP):
+        for _ in range(warmup):
             run(client)
         gc.collect()
         gc.freeze()
@@ -195,8 +214,9 @@ def count(config: str, kind: str, calls: int, recorded: Path) -> int:
 
 
 def per_call(config: str, kind: str, recorded: Path) -> float:
-    return (count(config, kind, LONG, recorded) - count(config, kind, SHORT, recorded)) / (
-        LONG - SHORT
+    short, long = LONG_STREAM_CALLS[1:] if kind == LONG_STREAM else (SHORT, LONG)
+    return (count(config, kind, long, recorded) - count(config, kind, short, recorded)) / (
+        long - short
     )
 
 
@@ -209,7 +229,7 @@ def table(result: Mapping[tuple[str, str], float]) -> Table:
     shown.add_column("per call")
     for config in CONFIGS[1:]:
         shown.add_column(config, justify="right")
-    for kind in KINDS:
+    for kind in (*KINDS, LONG_STREAM):
         bare = result[("bare", kind)]
         cells = [over(result[(config, kind)], bare) for config in CONFIGS[1:]]
         shown.add_row(f"{kind} (bare: {bare / 1e6:.2f} M)", *cells)
@@ -241,7 +261,7 @@ def own_work_table(
 def comparisons(result: Mapping[tuple[str, str], float]) -> list[str]:
     """The overhead goals' two comparisons, in instructions."""
     lines = []
-    for kind in KINDS:
+    for kind in (*KINDS, LONG_STREAM):
         default, anchor = result[("closedloop", kind)], result[("openai-v2", kind)]
         off, span = result[("closedloop-capture-off", kind)], result[("bare-span", kind)]
         lines.append(
@@ -274,7 +294,8 @@ def main() -> None:
         recorded = Path(directory) / "replies.json"
         with OpenAICompatibleServer() as server:
             setup = {
-                "replies": record_replies(server.base_url),
+                "replies": record_replies(server.base_url, MESSAGES),
+                "long_replies": record_replies(server.base_url, long_stream_messages()),
                 "span_attributes": capture_off_attributes(server.base_url),
                 "floor_attributes": {
                     config: attributes_in_own_process(config, server.base_url)
@@ -284,9 +305,13 @@ def main() -> None:
         recorded.write_text(json.dumps(setup))
         jobs = [(config, kind) for kind in KINDS for config in (*CONFIGS, *FLOORS)]
         jobs.append((ASKING_USAGE, "stream"))
+        jobs += [(config, LONG_STREAM) for config in CONFIGS]
+        warmup, short, long = LONG_STREAM_CALLS
         console.print(
             f"{len(jobs)} configurations x kinds, {WARMUP} warm-up calls, then {SHORT} and "
-            f"{LONG} calls under callgrind; instructions per call = difference / {LONG - SHORT}"
+            f"{LONG} calls under callgrind; instructions per call = difference / {LONG - SHORT} "
+            f"({LONG_STREAM}, {LONG_STREAM_WORDS} chunks more: {warmup}, then {short} and "
+            f"{long})"
         )
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             counted = pool.map(lambda job: per_call(*job, recorded), jobs)
