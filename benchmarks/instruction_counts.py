@@ -18,7 +18,7 @@ Each instrumentation's span attributes cost instructions in OTel's SDK (each one
 and stored on its own), so two more configurations carry exactly the attributes openai-v2
 and closedloop's defaults put on their spans, on a hand-written span, set in one batch: the
 least any instrumentation recording them pays. Over that floor is each one's own work.
-A stream as long as a real answer's (200 chunks more) is counted too: per chunk, the openai
+A stream as long as a real answer's (100 chunks more) is counted too: per chunk, the openai
 SDK itself costs far more than any instrumentation, and an instrumentation's work per chunk
 shows there rather than in a short stream's fixed costs.
 closedloop asks a stream for its token usage only where that is known to be safe (OpenAI's and
@@ -72,11 +72,12 @@ from closedloop.testing import OpenAICompatibleServer
 WARMUP = 30
 SHORT, LONG = 50, 250
 # A stream as long as a real answer's: the local server echoes the user message one word per
-# chunk, so a 200-word message makes 200 chunks more. Each such call is ten times the
-# instructions of the short stream's, so it is counted over fewer calls.
+# chunk, so a 100-word message makes 100 chunks more. Each such call is six times the
+# instructions of the short stream's, so it is counted over fewer calls. A run's count moves
+# by about 10 M whatever its length: over 60 calls, 0.2 M per call.
 LONG_STREAM = "long-stream"
-LONG_STREAM_WORDS = 200
-LONG_STREAM_CALLS = (8, 5, 25)  # warm-up, short run, long run
+LONG_STREAM_WORDS = 100
+LONG_STREAM_CALLS = (8, 5, 65)  # warm-up, short run, long run
 _COLLECTED = re.compile(r"Collected : (\d+)")
 _NEVER_MS = 24 * 3600 * 1000  # the batch processor's export delay: no export while counting
 # Hand-written spans carrying what each instrumentation records: floor -> whose attributes.
