@@ -72,7 +72,7 @@ from closedloop.testing import OpenAICompatibleServer
 WARMUP = 30
 SHORT, LONG = 50, 250
 # A stream as long as a real answer's: the local server echoes the user message one word per
-# chunk, so a 100-word message makes 100 chunks more. Each such call is six times the
+# chunk, so a 100-word message makes 100 chunks more. Each such call is five times the
 # instructions of the short stream's, so it is counted over fewer calls. A run's count moves
 # by about 10 M whatever its length: over 60 calls, 0.2 M per call.
 LONG_STREAM = "long-stream"
