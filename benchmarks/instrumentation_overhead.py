@@ -10,8 +10,8 @@ Configurations, each timed against the local OpenAI-compatible server:
 Each configuration runs in a process of its own (this script with ``--worker``), once per
 round, in an order reversed every other round and rotated every two, so none always goes
 first or after the same neighbour. A configuration's overhead in a round is its median
-per-call time minus the same round's bare median (and likewise its 10th percentile); the tables
-show the median of those over the rounds. Two clocks: wall time per call (what the caller
+per-call time minus the same round's bare median (and likewise its 10th percentile); the
+tables show the median of those over the rounds. Two clocks: wall time per call (what the caller
 waits, the local server's replies included), and the CPU time of the calling thread per
 call (what the instrumentation itself costs the caller: no server, no export thread), which
 varies far less between processes. Workers share one hash seed. Each goal is judged on
@@ -137,12 +137,15 @@ def round_order(index: int) -> list[str]:
 
 @dataclass
 class Overhead:
-    """Median over rounds of (configuration - same round's bare), µs, and that gap in each
-    round (rounds pair configurations: the same round's bare is subtracted from each)."""
+    """A configuration's gap to the same round's bare call in each round, µs (rounds pair
+    configurations: the same round's bare is subtracted from each), and the p10 figure."""
 
-    median: float
-    p10: float
     gaps: list[float]
+    p10: float
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.gaps)
 
     def __str__(self) -> str:
         return f"{self.median:+.0f} ({self.p10:+.0f}) µs"
@@ -173,7 +176,7 @@ def overheads(rounds: list[Round], cpu: bool = False) -> dict[tuple[str, str], O
             p10 = [one.cpu_p10 if cpu else one.p10 for one in rounds]
             medians = [one[key] - one[bare] for one in median]
             p10s = [one[key] - one[bare] for one in p10]
-            result[key] = Overhead(statistics.median(medians), statistics.median(p10s), medians)
+            result[key] = Overhead(medians, statistics.median(p10s))
     return result
 
 
@@ -193,7 +196,7 @@ def interleaved_overheads(
             for clock, result in enumerate((wall, cpu)):
                 gaps = [one[clock] - base[clock] for one, base in zip(ours, bare, strict=True)]
                 tenth = statistics.quantiles(gaps, n=10)[0] if len(gaps) > 1 else gaps[0]
-                result[(config, kind)] = Overhead(statistics.median(gaps), tenth, gaps)
+                result[(config, kind)] = Overhead(gaps, tenth)
     return wall, cpu
 
 
