@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -33,10 +34,38 @@ def collector_binary() -> Path:
     )
 
 
+def _ephemeral_ports() -> range:
+    """The range the kernel hands out to outgoing connections and to bind(0)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+_EPHEMERAL = _ephemeral_ports()
+_PICKABLE = [port for port in range(10_000, 30_000) if port not in _EPHEMERAL]
+_handed_out: set[int] = set()
+_picker = random.Random()  # apart from the global one, which tests seed
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on, for a server a test starts later. Picked outside the
+    ephemeral range and never twice in a run: a port from bind(0) is released before the
+    server binds it, and any outgoing connection (Jaeger's, the collector's) may take it
+    meanwhile."""
+    for _ in range(200):
+        port = _picker.choice(_PICKABLE)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port found outside the ephemeral range in 200 tries")
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
