@@ -234,6 +234,24 @@ def test_abandoned_streams_end_their_span_exactly_once(server, exporter, instrum
         assert closedloop.stats()["events"]["stream.ended_by_gc"] == 1
 
 
+def test_a_stream_looped_over_unnamed_is_traced_to_its_end(server, exporter, instrumented):
+    """``for chunk in create(...)`` keeps only the iterator the loop got, so that must keep
+    the proxy alive: collecting the proxy would end the span at the first chunk."""
+    client = client_for(server)
+    texts = []
+    for chunk in client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True
+    ):
+        gc.collect()
+        assert current().deferred.wait_idle()
+        assert not llm_spans(exporter), "the span ended before the stream did"
+        texts.extend(choice.delta.content or "" for choice in chunk.choices)
+    attributes = only_span(exporter).attributes
+    output = json.loads(attributes["gen_ai.output.messages"])[0]["parts"][0]["content"]
+    assert output == "".join(texts).replace("ann@example.com", "<EMAIL>")
+    assert "stream.ended_by_gc" not in closedloop.stats()["events"]
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_ends_the_spans_of_its_abandoned_streams(server, exporter, instrumented):
     """Threads do not survive fork: the child needs a worker of its own to end the span of a

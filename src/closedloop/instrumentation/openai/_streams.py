@@ -74,21 +74,29 @@ class TracedStream(wrapt.ObjectProxy[Any]):
     def stream_tracer(self) -> StreamTracer:
         return self._self_tracer
 
-    def __iter__(self) -> TracedStream:
-        return self
-
-    def __next__(self) -> Any:
+    def __iter__(self) -> Iterator[Any]:
+        # A generator, as the SDK's own ``Stream.__iter__``: resuming it per item costs
+        # less than calling ``__next__`` through the proxy. It holds the proxy, which a
+        # ``for`` loop over ``create(...)`` would otherwise let go (ending the span).
+        tracer = self._self_tracer
+        next_item = self.__wrapped__.__next__
+        hide = tracer.hide
         while True:
             try:
-                item = self.__wrapped__.__next__()
+                item = next_item()
             except StopIteration:
-                self._self_tracer.finish()
-                raise
+                tracer.finish()
+                return
             except BaseException as error:
-                self._self_tracer.finish(error)
+                tracer.finish(error)
                 raise
-            if not self._self_tracer.hide(item):
-                return item
+            if not hide(item):
+                yield item
+
+    def __next__(self) -> Any:
+        for item in self:  # a loop is the common case: next() pays for a generator
+            return item
+        raise StopIteration
 
     def __enter__(self) -> TracedStream:
         self.__wrapped__.__enter__()
