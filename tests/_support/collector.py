@@ -44,7 +44,10 @@ def _ephemeral_ports() -> range:
 
 
 _EPHEMERAL = _ephemeral_ports()
-_PICKABLE = [port for port in range(10_000, 30_000) if port not in _EPHEMERAL]
+# Where the kernel's range covers them all, they are still better than bind(0)'s.
+_PICKABLE = [port for port in range(10_000, 30_000) if port not in _EPHEMERAL] or [
+    *range(10_000, 30_000)
+]
 _handed_out: set[int] = set()
 _picker = random.Random()  # apart from the global one, which tests seed
 
