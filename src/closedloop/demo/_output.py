@@ -121,7 +121,8 @@ def decision(console: Console, result: CompareResult) -> None:
     console.print(
         "95 % intervals; statistics per customer (ratio of per-customer sums); the "
         "primary metric at alpha = 0.05, guardrails Holm-corrected. Latency is wall time "
-        "measured on this machine: it alone changes from run to run.",
+        "measured on this machine: it changes from run to run, and with it the other "
+        "guardrails' Holm-corrected p and whether the verdict names latency.",
         style="dim",
     )
     for name in _SHOWN:
