@@ -63,13 +63,17 @@ def numeric_csv(size: int) -> str:
 
 def distinct_pii(size: int) -> str:
     """E-mails, phone numbers, SSNs, IPs and tokens, each one different: nothing is reused."""
-    lines = []
-    for index in range(size // 150 + 1):
-        lines.append(
+    lines: list[str] = []
+    length = index = 0
+    while length < size:
+        line = (
             f"Customer {index} (user{index}@example.com, +1 415 555 {index % 10000:04d}) "
             f"SSN {100 + index % 800}-{10 + index % 89}-{1000 + index % 9000}, "
             f"host 10.{index % 250}.{index // 250 % 250}.7 token sk-{index:032d}. "
         )
+        lines.append(line)
+        length += len(line)
+        index += 1
     return "".join(lines)[:size]
 
 
@@ -104,7 +108,7 @@ def redaction_costs() -> tuple[float, float, dict[str, float]]:
     per_kb = {}
     for name, (make, _, _) in TEXTS.items():
         text = make(size)
-        per_kb[name] = best_us(lambda text=text: first_time.redact(text)) * KB / size
+        per_kb[name] = best_us(lambda text=text: first_time.redact(text)) * KB / len(text)
     return turn, seen, per_kb
 
 
