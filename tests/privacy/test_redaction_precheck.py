@@ -22,6 +22,7 @@ from closedloop.privacy._redaction._candidates import (
 from closedloop.privacy._redaction._detector import Detector, counts_of
 from closedloop.privacy._redaction._zones import Zones
 from closedloop.privacy._redaction.base import reaches_fixpoint
+from closedloop.privacy._redaction.cards import redact_cards
 from closedloop.privacy._redaction.secrets import _ALL_HINTS
 
 # Fake credentials are split so that secret scanners do not flag this file.
@@ -170,6 +171,8 @@ def test_cards_ibans_and_ipv4_addresses_are_searched_in_zones() -> None:
 @example(text=BENCHMARK_TEXT * 3)
 @example(text="IBAN GB82 WEST 1234 5698 7654 32 THEN GB82 WEST 1234 5698 7654 32")
 @example(text="x4111 1111 1111 1111 4111-1111-1111-1111")
+@example(text="call +1 415 555 2671, card 12 4111 1111 1111 1111, 4111  1111 1111 1111 1111")
+@example(text="4111-1111-1111-1111-4111 1111 1111 1111 12 378282246310005 37 8282 2463 1000 5")
 @example(text="v1.2.3.4 10.0.12.7.5 192.168.1.1 255.255.255.255 1.2.3.4")
 def test_searching_in_zones_finds_what_searching_everywhere_finds(text: str) -> None:
     # Zones are taken in ASCII text only.
@@ -177,6 +180,27 @@ def test_searching_in_zones_finds_what_searching_everywhere_finds(text: str) -> 
         everywhere = copy.copy(detector)
         everywhere._zones = None
         assert detector.detect(text) == everywhere.detect(text), detector
+
+
+# Digit groups with the separators that decide what a card is: one space or dash joins groups,
+# two end a run, other characters end it too.
+DIGIT_GROUPS = st.lists(
+    st.tuples(
+        st.text(alphabet="0123456789", min_size=1, max_size=6),
+        st.sampled_from(["", " ", "-", "  ", " -", "--", ".", "+", "x", "/"]),
+    ),
+    max_size=10,
+).map(lambda groups: "".join(digits + separator for digits, separator in groups))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=DIGIT_GROUPS)
+@example(text="+1 415 555 2671 4111 1111 1111 1111")
+@example(text="12 4111-1111-1111-1111 3")
+def test_cards_in_zones_are_the_cards_found_everywhere(text: str) -> None:
+    everywhere = copy.copy(redact_cards)
+    everywhere._zones = None
+    assert redact_cards.detect(text) == everywhere.detect(text)
 
 
 def test_zones_are_taken_in_ascii_text() -> None:
