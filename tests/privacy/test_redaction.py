@@ -24,7 +24,9 @@ from closedloop.privacy import (
     RegexRedactor,
     default_redactors,
     redact_emails,
+    redact_ssns,
 )
+from closedloop.privacy._redaction.base import replace_spans
 from closedloop.testing import OpenAICompatibleServer
 
 # Fake credentials are split so that secret scanners do not flag this file.
@@ -571,3 +573,48 @@ def test_prompts_and_feedback_comments_lose_the_whole_address(
     assert comment.events[0].attributes["gen_ai.evaluation.explanation"] == (
         "Helpful! Reply to <EMAIL> or <EMAIL>"
     )
+
+
+# The SSA's rules applied to each dash-anchored candidate in Python: the reference for the
+# pattern that encodes them.
+_SSN_CANDIDATE = re.compile(r"-(?<=\d{3}-)(?<![\w-]\d{3}-)\d\d-\d{4}(?!\w|-\d)", re.ASCII)
+
+
+def _ssns_by_the_rules(text: str) -> tuple[str, int]:
+    spans = []
+    for match in _SSN_CANDIDATE.finditer(text):
+        area, group, serial = text[match.start() - 3 : match.end()].split("-")
+        never_issued = area in ("000", "666") or area[0] == "9" or group == "00"
+        if not (never_issued or serial == "0000"):
+            spans.append((match.start() - 3, match.end()))
+    return replace_spans(text, spans, "<SSN>")
+
+
+def _digits(size: int, edge_cases: list[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.sampled_from(edge_cases), st.text(alphabet=string.digits, min_size=size, max_size=size)
+    )
+
+
+# SSN-shaped numbers, often with what the rules turn down (area 000, 666, 9xx, group 00,
+# serial 0000) or next to what makes them no SSN, among other digit groups.
+SSN_SHAPED = st.builds(
+    "{}-{}-{}".format,
+    _digits(3, ["000", "666", "900", "999", "899", "665", "667", "001"]),
+    _digits(2, ["00", "01", "10"]),
+    _digits(4, ["0000", "0001", "1000"]),
+)
+SSN_LIKE = st.lists(
+    st.one_of(
+        SSN_SHAPED,
+        st.text(alphabet=string.digits, min_size=1, max_size=5),
+        st.sampled_from(["-", "--", " ", "a", ".", "1"]),
+    ),
+    max_size=8,
+).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=SSN_LIKE)
+def test_ssns_replaced_are_those_the_ssa_rules_allow(text: str) -> None:
+    assert redact_ssns.detect(text) == _ssns_by_the_rules(text)
