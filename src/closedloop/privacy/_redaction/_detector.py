@@ -24,7 +24,7 @@ Precheck = Callable[[str, int, int, bytes], bool]
 # "A": a card needs 13 such "0"s in a row and an IBAN starts "AA00", which a substring search
 # finds at memchr speed, where a regex starting with a digit costs about 5 µs per KB. Dropping
 # the other characters can only join runs, never split one, so a pre-check stays sound.
-_SHAPE = bytes.maketrans(b"0123456789 -" + string.ascii_uppercase.encode(), b"0" * 12 + b"A" * 26)
+SHAPE = bytes.maketrans(b"0123456789 -" + string.ascii_uppercase.encode(), b"0" * 12 + b"A" * 26)
 # The fewest digits of any entity whose pre-check reads the shape (an SSN's): with fewer, it
 # is not taken.
 SHAPED_DIGITS = 9
@@ -42,8 +42,8 @@ def counts_of(text: str) -> Counts:
 
 
 def shape_of(ascii_text: bytes) -> bytes:
-    """The shape of a text's ASCII characters (see ``_SHAPE``)."""
-    return ascii_text.translate(_SHAPE)
+    """The shape of a text's ASCII characters (see ``SHAPE``)."""
+    return ascii_text.translate(SHAPE)
 
 
 class Detector(ABC):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from closedloop.privacy._redaction._detector import shape_of
+from closedloop.privacy._redaction._detector import SHAPE
 from closedloop.privacy._redaction.base import TextRange
 
 # How far past a zone the candidates' lookaheads read.
@@ -35,11 +35,11 @@ class Zones:
     __slots__ = ("_before", "_pattern", "_shape")
 
     def __init__(
-        self, needle: bytes, rest: bytes = b"", *, before: int = 0, shape: bytes | None = None
+        self, needle: bytes, rest: bytes = b"", *, before: int = 0, shape: bytes = SHAPE
     ) -> None:
         self._pattern = re.compile(re.escape(needle) + rest)
         self._before = before
-        # A translation table of the detector's own, where the text's shape says too little.
+        # The text's shape, or a table of the detector's own where that says too little.
         self._shape = shape
 
     def of(self, text: str) -> list[TextRange] | None:
@@ -48,8 +48,7 @@ class Zones:
         if not text.isascii():
             return None
         before = self._before
-        ascii_text = text.encode("ascii")
-        shape = shape_of(ascii_text) if self._shape is None else ascii_text.translate(self._shape)
+        shape = text.encode("ascii").translate(self._shape)
         # A search's end may lie past the text's.
         return [
             (max(0, zone.start() - before), zone.end() + _LOOKAHEAD)
