@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from closedloop.privacy._redaction import _formatted_numbers, _possible_numbers
+from closedloop.privacy._redaction import _formatted_numbers, _possible_numbers, phones
 from closedloop.privacy._redaction._possible_numbers import (
     MAX_TRIES,
     parse_plus_number,
@@ -176,7 +176,14 @@ def test_common_international_numbers_are_surely_possible(candidate: str) -> Non
 TEXTS = st.lists(WINDOWS, min_size=1, max_size=4).map("".join)
 
 
-class WithoutShortcut(PhoneRedactor):
+class WithoutRunShortcut(PhoneRedactor):
+    """The phone redactor that looks at the windows of every run."""
+
+    def _is_apart_plus_number(self, *args: object, **kwargs: object) -> bool:
+        return False
+
+
+class WithoutShortcut(WithoutRunShortcut):
     """The phone redactor that asks libphonenumber's steps about every window."""
 
     def _lone_plus_number(self, *args: object, **kwargs: object) -> None:
@@ -196,6 +203,49 @@ def test_the_lone_plus_number_shortcut_is_taken(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(_possible_numbers, "parse_plus_number", None)
     text = "Call +1 415 555 2671 or +44 20 7946 0958."
     assert PhoneRedactor("US").detect(text) == ("Call <PHONE> or <PHONE>.", 2)
+
+
+def test_a_plus_number_apart_skips_its_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(phones, "phone_windows", None)
+    text = "Call +1 415 555 2671 or\n+44 20 7946 0958, {+49 30 901820}"
+    assert PhoneRedactor("US").detect(text) == ("Call <PHONE> or\n<PHONE>, {<PHONE>}", 3)
+
+
+# Every ASCII character, none, and non-ASCII ones: a space, a full-width bracket and plus,
+# an Arabic-Indic digit, a Latin letter.
+AROUND = ["", *map(chr, range(128)), "\u3000", "\uff08", "\uff0b", "\u0661", "é"]
+
+
+# What may follow: nothing, a letter (after "." an identifier), a Unicode digit, a digit the
+# run reaches after three separators, an extension.
+@pytest.mark.parametrize("rest", ["", "a", "\u0661", "  5", "ext 5"])
+def test_a_plus_number_between_any_characters_is_judged_as_its_windows_judge_it(
+    rest: str,
+) -> None:
+    with_shortcut, without = PhoneRedactor("US"), WithoutRunShortcut("US")
+    differing = []
+    for before, after in itertools.product(AROUND, AROUND):
+        # Possible but not valid (area code 761 is unassigned): only its format makes it one.
+        text = f"{before}+1 761 217 6614{after}{rest}"
+        if with_shortcut.detect(text) != without.detect(text):
+            differing.append((before, after))
+    assert differing == []
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    parts=st.lists(
+        st.tuples(st.sampled_from(AROUND), PLUS_NUMBERS, st.sampled_from(AROUND)),
+        min_size=1,
+        max_size=4,
+    ),
+    region=REGIONS,
+)
+def test_plus_numbers_apart_are_judged_as_their_windows_judge_them(
+    parts: list[tuple[str, str, str]], region: str
+) -> None:
+    text = "".join(before + number + after for before, number, after in parts)
+    assert PhoneRedactor(region).detect(text) == WithoutRunShortcut(region).detect(text)
 
 
 @pytest.mark.parametrize("glued", [False, True])

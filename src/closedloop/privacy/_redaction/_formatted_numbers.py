@@ -49,8 +49,8 @@ _ID_SEPARATORS = ("-", ".", "/", "\uff0d", "\uff0e", "\uff0f")
 # Characters around a "+" number that join it to nothing (a test checks them against the
 # full checks): spaces and opening brackets before it, spaces, closing brackets and
 # sentence punctuation after it.
-_APART_BEFORE_PLUS = " \t\n\r([{"
-_APART_AFTER = " \t\n\r)]},;:!?"
+APART_BEFORE_PLUS = " \t\n\r([{"
+APART_AFTER = " \t\n\r)]},;:!?"
 # The Unicode blocks in which libphonenumber treats a letter next to a number as a word.
 _LATIN_BLOCKS = (
     Block.BASIC_LATIN,
@@ -197,8 +197,8 @@ def joined_to_its_surroundings(text: str, start: int, end: int, lead: str, *, gl
     if (
         lead == "+"
         and start
-        and text[start - 1] in _APART_BEFORE_PLUS
-        and text[end : end + 1] in _APART_AFTER
+        and text[start - 1] in APART_BEFORE_PLUS
+        and text[end : end + 1] in APART_AFTER
     ):
         return False
     return _joined(text, start, end, lead, glued=glued)

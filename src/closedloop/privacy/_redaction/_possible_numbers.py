@@ -62,9 +62,11 @@ _POSSIBLE = phonenumbers.Leniency.POSSIBLE
 # Failed parses libphonenumber may try per window (the whole candidate, then the parts it
 # splits it into); ordinary text needs a few, the bound caps what a crafted window costs.
 MAX_TRIES = 16
-# A character that cannot start a candidate (no digit, bracket or plus), a "+" and digit
-# groups joined by one space, dash or dot, then no digit.
-_PLUS_NUMBER = re.compile(r"[^0-9(\[+]?(\+[0-9]+(?:[ .-][0-9]+)*)[^0-9]*", re.ASCII)
+# A "+" and digit groups joined by one space, dash or dot.
+PLUS_NUMBER = r"\+[0-9]+(?:[ .-][0-9]+)*"
+# A window holding one: a character that cannot start a candidate (no digit, bracket or
+# plus) or none, the number, then no digit.
+_PLUS_NUMBER = re.compile(f"[^0-9(\\[+]?({PLUS_NUMBER})[^0-9]*", re.ASCII)
 _MAX_BLOCK_DIGITS = 20  # the matcher's longest digit block, and fewer blocks than it allows
 _MIN_NSN, _MAX_NSN = 2, 17  # libphonenumber's bounds on a national significant number
 # Lengths for which parse keeps the national prefix: the rest may be a short number.

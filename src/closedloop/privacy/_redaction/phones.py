@@ -22,6 +22,8 @@ import phonenumbers
 
 from closedloop.privacy._redaction._detector import Detector
 from closedloop.privacy._redaction._formatted_numbers import (
+    APART_AFTER,
+    APART_BEFORE_PLUS,
     FormattedNumbers,
     joined_to_its_surroundings,
 )
@@ -37,6 +39,7 @@ from closedloop.privacy._redaction._phone_windows import (
 )
 from closedloop.privacy._redaction._possible_numbers import (
     MAX_TRIES,
+    PLUS_NUMBER,
     lone_plus_number,
     plus_number_digits,
     possible_numbers,
@@ -51,6 +54,15 @@ from closedloop.privacy._redaction.base import TextRange, replace_spans
 _PHONE_HINT = re.compile(r"\d(?:\D{0,4}\d){6}")
 _ASCII_PHONE_HINT = re.compile(_PHONE_HINT.pattern, re.ASCII)
 _PLACEHOLDER = "<PHONE>"
+# A "+" number whose run's window (a character of context before it, three after) has the
+# shape of ``lone_plus_number`` and whose neighbours ``joined_to_its_surroundings`` accepts
+# at a glance: a character before it that sets it apart (no bracket: a run that starts at
+# the "+" has none before it), one after it that does (or the end), and no digit or
+# non-ASCII character in the context after it.
+_APART_PLUS_NUMBER = re.compile(
+    f"(?<=[{re.escape(APART_BEFORE_PLUS)}]){PLUS_NUMBER}"
+    f"(?=[{re.escape(APART_AFTER)}]|\\Z)(?![\\s\\S]{{0,2}}[^\\x00-/:-\\x7f])"
+)
 # Replacing a number changes the run it was in (now two runs, maybe short ones), so the
 # redactor looks at those runs and their neighbours again, until its output is a fixpoint.
 _DIGIT = re.compile(r"\d")
@@ -143,10 +155,12 @@ class PhoneRedactor(Detector):
             while (run := next_run(text, position, end, pattern)) is not None:
                 run_start = run.start()
                 hit_before = len(found)
-                windows = phone_windows(run, edges_only=edges_only)
-                for window in windows:
-                    found += self._numbers(text, window, verdicts)
-                if len(found) > hit_before:
+                if self._is_apart_plus_number(text, run):
+                    found.append((run_start, run.end()))
+                else:
+                    windows = phone_windows(run, edges_only=edges_only)
+                    for window in windows:
+                        found += self._numbers(text, window, verdicts)
                     if _ends_inside(run, windows, found, hit_before):
                         run = self._read_on(
                             text,
@@ -157,6 +171,7 @@ class PhoneRedactor(Detector):
                             pattern=pattern,
                             verdicts=verdicts,
                         )
+                if len(found) > hit_before:
                     hit.append(len(scanned))
                 position = run.end()
                 scanned.append((run_start, position))
@@ -225,6 +240,18 @@ class PhoneRedactor(Detector):
                 )
             verdicts[key] = spans
         return [(start + left, start + right) for left, right in spans]
+
+    def _is_apart_plus_number(self, text: str, run: re.Match[str]) -> bool:
+        """Whether ``run`` is a "+" number that :meth:`_lone_plus_number` finds in the run's
+        window with its first checks alone: the commonest run, decided without building its
+        window. (A run has the seven digits that check asks for, or an extension, which no
+        such number has.)"""
+        number = _APART_PLUS_NUMBER.match(text, run.start())
+        return (
+            number is not None
+            and number.end() == run.end()
+            and surely_possible(plus_number_digits(number.group()))
+        )
 
     def _lone_plus_number(
         self, window: str, before: int, length: int, *, glued: bool
