@@ -23,6 +23,7 @@ from closedloop.privacy._redaction._detector import Detector, counts_of
 from closedloop.privacy._redaction._zones import Zones
 from closedloop.privacy._redaction.base import reaches_fixpoint
 from closedloop.privacy._redaction.cards import redact_cards
+from closedloop.privacy._redaction.ibans import redact_ibans
 from closedloop.privacy._redaction.secrets import _ALL_HINTS
 
 # Fake credentials are split so that secret scanners do not flag this file.
@@ -206,6 +207,33 @@ DIGIT_GROUPS = st.lists(
 @example(text="12 4111-1111-1111-1111 3")
 def test_cards_in_zones_are_the_cards_found_everywhere(text: str) -> None:
     assert redact_cards.detect(text) == searching_everywhere(redact_cards).detect(text)
+
+
+# IBANs and near misses: valid ones and made-up codes, grouped by one or more spaces or dashes
+# or not at all, after prose whose capitals and digits are spaced like an IBAN's start
+# ("SSN 123-45-6789", "AB 12").
+IBAN_LIKE = st.lists(
+    st.one_of(
+        st.sampled_from(
+            ["GB82 WEST 1234 5698 7654 32", "DE89 3704 0044 0532 0130 00", "NL91ABNA0417164300"]
+        ),
+        st.text(alphabet="ABGSNW0123456789", min_size=2, max_size=8),
+        st.sampled_from(["SSN ", "AB 12", "IBAN ", "gb82", "x", "."]),
+    ).flatmap(
+        lambda part: st.sampled_from([" ", "", "-", "  ", " - "]).map(
+            lambda separator: part.replace(" ", separator) + " "
+        )
+    ),
+    max_size=6,
+).map("".join)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=IBAN_LIKE)
+@example(text="SSN 123-45-6789 IBAN GB82 WEST 1234 5698 7654 32")
+@example(text="GB82-WEST-1234-5698-7654-32 GB82  WEST 1234 5698 7654 32")
+def test_ibans_in_zones_are_the_ibans_found_everywhere(text: str) -> None:
+    assert redact_ibans.detect(text) == searching_everywhere(redact_ibans).detect(text)
 
 
 def test_zones_are_taken_in_ascii_text() -> None:

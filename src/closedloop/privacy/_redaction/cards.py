@@ -6,7 +6,7 @@ import re
 from itertools import accumulate
 
 from closedloop.privacy._redaction._candidates import CandidateRedactor
-from closedloop.privacy._redaction._zones import Zones
+from closedloop.privacy._redaction._zones import SEPARATED_SHAPE, Zones
 from closedloop.privacy._redaction.base import TextRange
 
 # Groups of 3+ digits joined by one space or dash: "4111 1111 1111 1111", "3782-822463-10005".
@@ -20,9 +20,6 @@ _CARD_RUN = re.compile(
 _LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")  # digit sum of 2 * d
 _MIN_DIGITS, _MAX_DIGITS = 13, 19
 _RUN_SHAPE = b"0" * _MIN_DIGITS  # a run of digits, spaces and dashes in a text's shape
-# The zones' own shape keeps separators apart from digits: in the text's shape a phone number
-# such as "+1 415 555 2671" is 14 "0"s in a row, like a card, though it has 11 digits.
-_ZONE_SHAPE = bytes.maketrans(b"0123456789 ", b"0000000000-")
 
 
 def _luhn_digits(digits: str) -> tuple[bytes, bytes]:
@@ -83,7 +80,8 @@ redact_cards = CandidateRedactor(
     precheck=lambda text, digits, others, shape: digits >= _MIN_DIGITS and _RUN_SHAPE in shape,
     min_digits=_MIN_DIGITS,
     # A card starts with 13 digits, the first three in a row, each group after a single
-    # space or dash: "000" then ten "0"s, each maybe after a "-", in the zones' shape. The
-    # zone then takes the rest of the run (one character-class loop, cheap on long runs).
-    zones=Zones(b"000", b"(?:-?0){10}[0-]*", shape=_ZONE_SHAPE),
+    # space or dash: "000" then ten "0"s, each maybe after a "-", in a shape where spaces
+    # are "-"s. The zone then takes the rest of the run (one character-class loop, cheap on
+    # long runs).
+    zones=Zones(b"000", b"(?:-?0){10}[0-]*", shape=SEPARATED_SHAPE),
 )

@@ -6,7 +6,7 @@ import re
 import string
 
 from closedloop.privacy._redaction._candidates import CandidateRedactor
-from closedloop.privacy._redaction._zones import Zones
+from closedloop.privacy._redaction._zones import SEPARATED_SHAPE, Zones
 from closedloop.privacy._redaction.base import TextRange, ascii_digit_count
 
 # ISO 13616 registry countries plus those with widely used national IBAN formats.
@@ -81,6 +81,7 @@ redact_ibans = IbanRedactor(
     _iban_spans,
     precheck=_may_hold_iban,
     min_digits=_MIN_DIGITS,
-    # An IBAN is capitals, digits and spaces, "A"s and "0"s in a text's shape.
-    zones=Zones(b"AA00", b"[A0]*"),
+    # An IBAN is capitals, digits and spaces: "AA00" (its country code and check digits, with
+    # no space between them), then "A"s, "0"s and "-"s in a shape where spaces are "-"s.
+    zones=Zones(b"AA00", b"[A0-]*", shape=SEPARATED_SHAPE),
 )
