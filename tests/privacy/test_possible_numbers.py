@@ -76,6 +76,8 @@ def matches(
 @example(window=" +44 20 7946 0958.", region="GB")
 @example(window="+1 2012-01-02 08:0", region="US")  # a time stamp, then ":MM" cut short
 @example(window=" +1 415 555 2671 x", region="US")
+@example(window="\n+1 415 555 2671\n+1", region="US")  # a list of numbers
+@example(window=" +1 415 555 2671+12", region="US")
 def test_the_fast_path_finds_what_the_matcher_finds(window: str, region: str) -> None:
     expected = phonenumbers.PhoneNumberMatcher(
         window, region, leniency=phonenumbers.Leniency.POSSIBLE, max_tries=MAX_TRIES
@@ -207,8 +209,9 @@ def test_the_lone_plus_number_shortcut_is_taken(monkeypatch: pytest.MonkeyPatch)
 
 def test_a_plus_number_apart_skips_its_windows(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(phones, "phone_windows", None)
-    text = "Call +1 415 555 2671 or\n+44 20 7946 0958, {+49 30 901820}"
-    assert PhoneRedactor("US").detect(text) == ("Call <PHONE> or\n<PHONE>, {<PHONE>}", 3)
+    text = "Call +1 415 555 2671 or\n+44 20 7946 0958, {+49 30 901820}\n+1 415 555 2672\n+1 2"
+    redacted = "Call <PHONE> or\n<PHONE>, {<PHONE>}\n<PHONE>\n+1 2"
+    assert PhoneRedactor("US").detect(text) == (redacted, 4)
 
 
 # Every ASCII character, none, and non-ASCII ones: a space, a full-width bracket and plus,
@@ -217,8 +220,8 @@ AROUND = ["", *map(chr, range(128)), "\u3000", "\uff08", "\uff0b", "\u0661", "é
 
 
 # What may follow: nothing, a letter (after "." an identifier), a Unicode digit, a digit the
-# run reaches after three separators, an extension.
-@pytest.mark.parametrize("rest", ["", "a", "\u0661", "  5", "ext 5"])
+# run reaches after three separators, an extension, the next number of a list.
+@pytest.mark.parametrize("rest", ["", "a", "\u0661", "  5", "ext 5", "+1 761 217 6615"])
 def test_a_plus_number_between_any_characters_is_judged_as_its_windows_judge_it(
     rest: str,
 ) -> None:

@@ -7,11 +7,13 @@ the window shape that dominates real text, an international number alone between
 
 - its candidate pattern (a lead or digit first, digit blocks of at most 20 digits joined by
   punctuation, an extension only with digits) finds exactly the number: nothing before the
-  "+" can start a candidate, and nothing after it, which holds no digit, can continue one;
+  "+" can start a candidate, and nothing after it can continue one, as it holds no digit
+  but those after another "+", which no candidate runs across;
 - its pre-checks pass: no "/" (dates, a second number), no brackets (bracket matching,
-  publication pages), no digit after the number (a time stamp's ":MM");
+  publication pages), no digit right after the number (a time stamp's ":MM");
 - then it parses the number (``keep_raw_input``) and keeps it if possible, clearing the raw
-  input fields; after it, no digit is left to start another candidate.
+  input fields; after it, at most a "+" and two digits are left ("+1 415 555 2671\n+1" in a
+  list of numbers), too short for any number to parse.
 
 Only if that parse fails or the number is not possible does the matcher look inside the
 candidate, so only then is it run. ASCII windows only: libphonenumber reads Unicode digits.
@@ -64,9 +66,12 @@ _POSSIBLE = phonenumbers.Leniency.POSSIBLE
 MAX_TRIES = 16
 # A "+" and digit groups joined by one space, dash or dot.
 PLUS_NUMBER = r"\+[0-9]+(?:[ .-][0-9]+)*"
+# What may follow it to its window's end: ASCII characters but digits and "+", then maybe a
+# "+" with at most two digits (the start of the next number in a list).
+PLUS_NUMBER_AFTER = r"[\x00-*,-/:-\x7f]*(?:\+[0-9]{0,2})?"
 # A window holding one: a character that cannot start a candidate (no digit, bracket or
-# plus) or none, the number, then no digit.
-_PLUS_NUMBER = re.compile(f"[^0-9(\\[+]?({PLUS_NUMBER})[^0-9]*", re.ASCII)
+# plus) or none, the number, then what may follow it.
+_PLUS_NUMBER = re.compile(f"[^0-9(\\[+]?({PLUS_NUMBER}){PLUS_NUMBER_AFTER}", re.ASCII)
 _MAX_BLOCK_DIGITS = 20  # the matcher's longest digit block, and fewer blocks than it allows
 _MIN_NSN, _MAX_NSN = 2, 17  # libphonenumber's bounds on a national significant number
 # Lengths for which parse keeps the national prefix: the rest may be a short number.

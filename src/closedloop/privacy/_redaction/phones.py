@@ -40,6 +40,7 @@ from closedloop.privacy._redaction._phone_windows import (
 from closedloop.privacy._redaction._possible_numbers import (
     MAX_TRIES,
     PLUS_NUMBER,
+    PLUS_NUMBER_AFTER,
     lone_plus_number,
     plus_number_digits,
     possible_numbers,
@@ -54,15 +55,13 @@ from closedloop.privacy._redaction.base import TextRange, replace_spans
 _PHONE_HINT = re.compile(r"\d(?:\D{0,4}\d){6}")
 _ASCII_PHONE_HINT = re.compile(_PHONE_HINT.pattern, re.ASCII)
 _PLACEHOLDER = "<PHONE>"
-# A "+" number whose run's window (a character of context before it, three after) has the
-# shape of ``lone_plus_number`` and whose neighbours ``joined_to_its_surroundings`` accepts
-# at a glance: a character before it that sets it apart (no bracket: a run that starts at
-# the "+" has none before it), one after it that does (or the end), and no digit or
-# non-ASCII character in the context after it.
+# A "+" number whose neighbours ``joined_to_its_surroundings`` accepts at a glance: a
+# character before it that sets it apart (no bracket: a run that starts at the "+" has none
+# before it), and one after it that does, or the end.
 _APART_PLUS_NUMBER = re.compile(
-    f"(?<=[{re.escape(APART_BEFORE_PLUS)}]){PLUS_NUMBER}"
-    f"(?=[{re.escape(APART_AFTER)}]|\\Z)(?![\\s\\S]{{0,2}}[^\\x00-/:-\\x7f])"
+    f"(?<=[{re.escape(APART_BEFORE_PLUS)}]){PLUS_NUMBER}(?=[{re.escape(APART_AFTER)}]|\\Z)"
 )
+_AFTER_PLUS_NUMBER = re.compile(PLUS_NUMBER_AFTER)
 # Replacing a number changes the run it was in (now two runs, maybe short ones), so the
 # redactor looks at those runs and their neighbours again, until its output is a fixpoint.
 _DIGIT = re.compile(r"\d")
@@ -247,9 +246,12 @@ class PhoneRedactor(Detector):
         window. (A run has the seven digits that check asks for, or an extension, which no
         such number has.)"""
         number = _APART_PLUS_NUMBER.match(text, run.start())
+        end = run.end()
         return (
             number is not None
-            and number.end() == run.end()
+            and number.end() == end
+            # What follows it in its window, as ``lone_plus_number`` takes it.
+            and _AFTER_PLUS_NUMBER.fullmatch(text, end, end + context_after(False)) is not None
             and surely_possible(plus_number_digits(number.group()))
         )
 
