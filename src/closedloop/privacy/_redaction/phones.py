@@ -9,7 +9,8 @@ libphonenumber costs about 30 µs per candidate it parses, so it is handed only 
 :mod:`._phone_windows` (bounded in size, found in one linear scan) that the sound checks of
 :mod:`._national_numbers` and :mod:`._formatted_numbers` let through, and each window's
 verdict is kept for the rest of the call: repeated data costs one parse. Verdicts are not
-kept between calls, as they would hold the numbers of past requests in memory.
+kept between calls, as they would hold the numbers of past requests in memory. The commonest
+run, a "+" number set apart from its neighbours, is judged from the run alone, with no window.
 """
 
 from __future__ import annotations
